@@ -1,0 +1,20 @@
+"""LightningDataModules of the zoo, one per dataset. This package never imports ``zoo``."""
+
+from datamodules._paths import DATA_DIR_ENV, DatasetNotFoundError, data_dir, resolve_root
+from datamodules.mnist import (
+    EmbeddedMNISTDataModule,
+    FashionMNISTDataModule,
+    MNISTDataModule,
+    add_pixel_noise,
+)
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DatasetNotFoundError",
+    "data_dir",
+    "resolve_root",
+    "MNISTDataModule",
+    "FashionMNISTDataModule",
+    "EmbeddedMNISTDataModule",
+    "add_pixel_noise",
+]

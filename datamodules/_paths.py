@@ -1,0 +1,47 @@
+"""Where datasets live: ``root`` arguments, the ``ZOO_DATA_DIR`` environment variable, clear missing-data errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+DATA_DIR_ENV = "ZOO_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """The data directory: ``$ZOO_DATA_DIR`` if set, else ``./data``."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "./data")
+
+
+def resolve_root(root: Optional[str]) -> Path:
+    """Resolve a datamodule ``root``.
+
+    ``None`` means :func:`data_dir`. A string may name the data directory as ``$ZOO_DATA_DIR`` (as the shipped
+    configs do, e.g. ``$ZOO_DATA_DIR/mnist-5k``); when the variable is unset it stands for ``./data``.
+    """
+    if root is None:
+        return data_dir()
+    text = str(root)
+    for form in ("${" + DATA_DIR_ENV + "}", "$" + DATA_DIR_ENV):
+        text = text.replace(form, str(data_dir()))
+    return Path(os.path.expanduser(os.path.expandvars(text)))
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are missing; the message names the directory, the files and how to get them."""
+
+
+def missing_files_error(
+    name: str, directory: Path, expected: Sequence[str], how_to_get: str
+) -> DatasetNotFoundError:
+    """Build the error raised when ``expected`` files of dataset ``name`` are not in ``directory``."""
+    missing = [f for f in expected if not (directory / f).exists()]
+    listing = "\n".join(f"  - {f}" + ("   (missing)" if f in missing else "") for f in expected)
+    return DatasetNotFoundError(
+        f"{name} not found in {directory.resolve()}.\n"
+        f"Expected files:\n{listing}\n"
+        f"How to fix: {how_to_get}\n"
+        f"The data directory is the datamodule's `root` (default: ${DATA_DIR_ENV}, else ./data)."
+    )

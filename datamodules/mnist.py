@@ -1,0 +1,293 @@
+"""MNIST-family datamodules (MNIST, Fashion-MNIST, the embedded MNIST-mini) with the pixel-noise protocols.
+
+The images are read once with torchvision's datasets and kept as tensors, so batches need no per-image PIL work.
+Pixel noise follows "How Can We Be So Dense?" (Ahmad & Scheinkman, 2019, section 4): ``int(784 * eta)``
+distinct random pixels of each image are set to ``mean + 2 * std``.
+
+- ``noise_protocol="paper"``: pixels in [0, 1] get the value, then the image is normalized.
+- ``noise_protocol="blog"``: the image is normalized first, then the pixels get the same value.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets
+from torchvision.transforms import v2
+
+from datamodules._paths import missing_files_error, resolve_root
+
+NoiseProtocol = Literal["paper", "blog"]
+NoiseSplit = Literal["test", "val", "train", "all"]
+
+
+def add_pixel_noise(images: Tensor, eta: float, value: float, generator: torch.Generator) -> Tensor:
+    """Return a copy of ``images`` (N, C, H, W) with ``int(H * W * eta)`` distinct pixels per image set to ``value``.
+
+    The same pixel positions are used across channels. The positions depend only on ``generator``'s state.
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"noise level eta must be in [0, 1], got {eta}")
+    n, c, h, w = images.shape
+    k = int(h * w * eta)
+    noisy = images.clone()
+    if k == 0 or n == 0:
+        return noisy
+    positions = torch.rand(n, h * w, generator=generator).argsort(dim=1)[:, :k]
+    flat = noisy.view(n, c, h * w)
+    flat.scatter_(2, positions.unsqueeze(1).expand(n, c, k), value)
+    return noisy
+
+
+class ImageTensorDataset(Dataset):
+    """Images ``(N, C, H, W)`` and labels ``(N,)`` held in memory, with an optional per-image transform."""
+
+    def __init__(self, images: Tensor, labels: Tensor, transform: Optional[Callable[[Tensor], Tensor]] = None):
+        if len(images) != len(labels):
+            raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[index]
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST digits (28x28 grey) from torchvision's on-disk layout ``<root>/MNIST/raw/*-ubyte``.
+
+    Batches are ``(x, y)``: ``x`` float ``(N, 1, 28, 28)`` (normalized unless ``normalize=False``), ``y`` long ``(N,)``.
+
+    Args:
+        root: data directory (default ``$ZOO_DATA_DIR``, else ``./data``); ``$ZOO_DATA_DIR`` may appear in it.
+        download: fetch the files with torchvision when they are missing.
+        batch_size: batch size of every loader.
+        num_workers: DataLoader workers.
+        val_fraction: fraction of the training file held out for validation (seeded split).
+        seed: seed of the train/val split and of the pixel noise.
+        normalize: subtract the dataset mean and divide by its std.
+        noise: pixel-noise level eta in [0, 1] (0: no noise).
+        noise_protocol: ``"paper"`` or ``"blog"`` (see the module docstring).
+        noise_split: which split gets the noise: ``"test"`` (default), ``"val"``, ``"train"`` or ``"all"``.
+        augment: random affine jitter (10 degrees, 10 % shift) on training images.
+        first_epoch_batch_size: a different batch size for epoch 0 only (the sparse nets use 4); needs
+            ``Trainer(reload_dataloaders_every_n_epochs=1)``.
+    """
+
+    dataset_class: type[datasets.MNIST] = datasets.MNIST
+    mean: float = 0.1307
+    std: float = 0.3081
+    num_classes: int = 10
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        download: bool = False,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        normalize: bool = True,
+        noise: float = 0.0,
+        noise_protocol: NoiseProtocol = "paper",
+        noise_split: NoiseSplit = "test",
+        augment: bool = False,
+        first_epoch_batch_size: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if noise_protocol not in ("paper", "blog"):
+            raise ValueError(f"noise_protocol must be 'paper' or 'blog', got {noise_protocol!r}")
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"noise must be in [0, 1], got {noise}")
+        self.save_hyperparameters()
+        self.train_set: Optional[ImageTensorDataset] = None
+        self.val_set: Optional[ImageTensorDataset] = None
+        self.test_set: Optional[ImageTensorDataset] = None
+        self.train_file_size = 0
+
+    # ------------------------------------------------------------------ files
+    @property
+    def root(self) -> Path:
+        return resolve_root(self.hparams.root)
+
+    @property
+    def noise_value(self) -> float:
+        """The value a noisy pixel gets: ``mean + 2 * std`` (0.1307 + 2 * 0.3081 = 0.7469 for MNIST)."""
+        return self.mean + 2 * self.std
+
+    @property
+    def dataset_name(self) -> str:
+        """``MNIST``, or ``MNIST-5k`` for a training file of 5,000 images (never reported as MNIST)."""
+        name = self.dataset_class.__name__
+        full = 60000
+        if self.train_file_size and self.train_file_size != full:
+            n = self.train_file_size
+            name += f"-{n // 1000}k" if n % 1000 == 0 else f" ({n} training images)"
+        return name
+
+    def _raw_files(self) -> list[str]:
+        return [Path(url).stem for url, _ in self.dataset_class.resources]
+
+    def _missing_error(self) -> FileNotFoundError:
+        raw = Path(self.root) / self.dataset_class.__name__ / "raw"
+        return missing_files_error(
+            self.dataset_class.__name__,
+            raw,
+            self._raw_files(),
+            f"pass --data.init_args.download true (needs internet), or copy the uncompressed IDX files "
+            f"into {raw}, or point ZOO_DATA_DIR / --data.init_args.root at a directory holding "
+            f"{self.dataset_class.__name__}/raw/.",
+        )
+
+    def _load(self, train: bool, download: bool = False) -> tuple[Tensor, Tensor]:
+        try:
+            ds = self.dataset_class(str(self.root), train=train, download=download)
+        except RuntimeError as err:
+            if "not found" in str(err).lower():
+                raise self._missing_error() from err
+            raise
+        images = ds.data.unsqueeze(1).float().div_(255.0)
+        return images, ds.targets.long()
+
+    def prepare_data(self) -> None:
+        if self.hparams.download:
+            try:
+                for train in (True, False):
+                    self.dataset_class(str(self.root), train=train, download=True)
+            except Exception as err:  # network failures come in many types
+                raise self._missing_error() from err
+
+    # ------------------------------------------------------------------ splits
+    def _noisy(self, images: Tensor, split: str) -> Tensor:
+        """Normalize ``images`` in [0, 1] and add the configured noise if ``split`` gets it."""
+        hp = self.hparams
+        gets_noise = hp.noise > 0 and hp.noise_split in (split, "all")
+        generator = torch.Generator().manual_seed(hp.seed + {"train": 0, "val": 1, "test": 2}[split])
+        if gets_noise and hp.noise_protocol == "paper":
+            images = add_pixel_noise(images, hp.noise, self.noise_value, generator)
+        if hp.normalize:
+            images = (images - self.mean) / self.std
+        if gets_noise and hp.noise_protocol == "blog":
+            images = add_pixel_noise(images, hp.noise, self.noise_value, generator)
+        return images
+
+    def train_transform(self) -> Optional[Callable[[Tensor], Tensor]]:
+        if not self.hparams.augment:
+            return None
+        background = (0.0 - self.mean) / self.std if self.hparams.normalize else 0.0
+        return v2.RandomAffine(degrees=10, translate=(0.1, 0.1), fill=background)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        hp = self.hparams
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            images, labels = self._load(train=True)
+            self.train_file_size = len(images)
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(hp.seed))
+            n_val = int(round(len(images) * hp.val_fraction))
+            val_idx, train_idx = order[:n_val], order[n_val:]
+            self.train_set = ImageTensorDataset(
+                self._noisy(images[train_idx], "train"), labels[train_idx], self.train_transform()
+            )
+            self.val_set = ImageTensorDataset(self._noisy(images[val_idx], "val"), labels[val_idx])
+        if stage in (None, "test", "predict") and self.test_set is None:
+            images, labels = self._load(train=False)
+            self.test_set = ImageTensorDataset(self._noisy(images, "test"), labels)
+            if not self.train_file_size:
+                self.train_file_size = self._train_file_size()
+
+    def _train_file_size(self) -> int:
+        path = Path(self.root) / self.dataset_class.__name__ / "raw" / self._raw_files()[0]
+        if not path.exists():
+            return 0
+        with open(path, "rb") as f:
+            header = f.read(8)
+        return int.from_bytes(header[4:8], "big")
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, dataset: Optional[Dataset], shuffle: bool, batch_size: Optional[int] = None) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run for this split")
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        batch_size = self.hparams.batch_size
+        first = self.hparams.first_epoch_batch_size
+        if first is not None and (self.trainer is None or self.trainer.current_epoch == 0):
+            batch_size = first
+        return self._loader(self.train_set, shuffle=True, batch_size=batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def describe(self) -> dict:
+        """Dataset facts for a checkpoint manifest (call after ``setup``)."""
+        return {
+            "dataset": self.dataset_name,
+            "train_file_size": self.train_file_size,
+            "train_size": len(self.train_set) if self.train_set is not None else None,
+            "val_size": len(self.val_set) if self.val_set is not None else None,
+            "test_size": len(self.test_set) if self.test_set is not None else None,
+        }
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    """Fashion-MNIST (Xiao et al., 2017) from ``<root>/FashionMNIST/raw/*-ubyte``; same options as MNIST."""
+
+    dataset_class = datasets.FashionMNIST
+    mean = 0.2860
+    std = 0.3530
+
+
+class EmbeddedMNISTDataModule(MNISTDataModule):
+    """MNIST-mini, shipped inside the package so the quick-start runs offline.
+
+    1,000 real MNIST training images (100 per class, taken from MNIST-5k) and the first 1,000 images of the
+    real MNIST test set, in torchvision's layout. Too small for reportable figures: use it to try the zoo.
+    ``root`` is ignored; the files are unpacked to a temporary directory on first use.
+    """
+
+    _extracted: Optional[Path] = None
+
+    @property
+    def root(self) -> Path:
+        if EmbeddedMNISTDataModule._extracted is None or not EmbeddedMNISTDataModule._extracted.exists():
+            target = Path(tempfile.mkdtemp(prefix="zoo-mnist-mini-")) / "MNIST" / "raw"
+            target.mkdir(parents=True)
+            package = resources.files("datamodules") / "embedded" / "mnist-mini"
+            for name in self._raw_files():
+                with resources.as_file(package / f"{name}.gz") as gz, gzip.open(gz, "rb") as src:
+                    with open(target / name, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+            EmbeddedMNISTDataModule._extracted = target.parent.parent
+        return EmbeddedMNISTDataModule._extracted
+
+    @property
+    def dataset_name(self) -> str:
+        return "MNIST-mini (embedded)"

@@ -1,0 +1,199 @@
+"""The ``zoo`` command.
+
+``zoo fit|validate|test|predict`` are LightningCLI subcommands (``-c/--config``, ``--print_config``, ``--model``,
+``--data``, ``--trainer.*``, ``--ckpt_path``, ``--seed_everything``); ``-c`` also takes a zoo entry name.
+``zoo models`` lists the entries, ``zoo evaluate <entry>`` re-measures shipped weights, and
+``zoo export <entry> --ckpt_path <ckpt>`` turns a trained checkpoint into shipped weights and a manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
+import zoo.models  # noqa: F401  (registers the models for --model <Name>)
+from zoo import registry
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class ZooCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that keeps the best and the last checkpoint.
+
+    Unless ``monitor`` is given, it watches the model's ``checkpoint_monitor`` (``val/acc`` for classifiers) in
+    the model's ``checkpoint_mode``. At the end of ``fit`` it prints the best checkpoint and its score.
+    """
+
+    def __init__(
+        self,
+        dirpath: Optional[str] = None,
+        filename: Optional[str] = "best-{epoch}-{step}",
+        monitor: Optional[str] = None,
+        mode: str = "min",
+        save_last: Optional[bool] = True,
+        save_top_k: int = 1,
+        every_n_epochs: Optional[int] = None,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath, filename=filename, monitor=monitor, mode=mode, save_last=save_last,
+            save_top_k=save_top_k, every_n_epochs=every_n_epochs, auto_insert_metric_name=False,
+        )
+        self._monitor_given = monitor is not None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not self._monitor_given:
+            self.monitor = getattr(pl_module, "checkpoint_monitor", None)
+            self.mode = getattr(pl_module, "checkpoint_mode", "min")
+            self.kth_value = torch.tensor(math.inf if self.mode == "min" else -math.inf)
+        super().setup(trainer, pl_module, stage)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.best_model_path:
+            score = self.best_model_score
+            shown = f"{self.monitor}={float(score):.4f}" if score is not None else ""
+            rank_zero_info(f"best checkpoint: {self.best_model_path} {shown}".rstrip())
+        if self.last_model_path:
+            rank_zero_info(f"last checkpoint: {self.last_model_path}")
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it)."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(ZooCheckpoint, "checkpoint")
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=False,
+            help="after `fit`, test the best checkpoint on the test set and print its metrics",
+        )
+
+    def after_fit(self) -> None:
+        if self.config_init[self.subcommand].get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+
+
+def resolve_entry_configs(argv: list[str]) -> list[str]:
+    """Replace ``-c <entry>`` / ``--config <entry>`` by the entry's YAML path when no such file exists."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        value_index = None
+        if arg in ("-c", "--config") and i + 1 < len(out):
+            value_index = i + 1
+        elif arg.startswith("--config="):
+            name = arg.split("=", 1)[1]
+            if not Path(name).exists() and name in registry.entries():
+                out[i] = "--config=" + str(registry.get(name).config_path)
+            continue
+        if value_index is not None:
+            name = out[value_index]
+            if not Path(name).exists():
+                if name in registry.entries():
+                    out[value_index] = str(registry.get(name).config_path)
+                elif not name.endswith((".yaml", ".yml", ".json")):
+                    registry.get(name)  # raises with the list of known entries
+    return out
+
+
+def cli_main(args: Optional[list[str]] = None) -> ZooCLI:
+    """Run a LightningCLI subcommand (``args`` without the program name)."""
+    args = resolve_entry_configs(sys.argv[1:] if args is None else args)
+    return ZooCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        parser_kwargs={"prog": "zoo", "description": "lightning-zoo: train and evaluate zoo models"},
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def format_metric(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+
+
+def headline_metric(manifest: Optional[dict[str, Any]]) -> str:
+    if not manifest:
+        return "-"
+    metrics = manifest.get("metrics", {})
+    for key in ("test/acc", "test/nll", "test/rmse", "test/ce_per_seq", "test/perplexity", "test/loss"):
+        if key in metrics:
+            return f"{key}={format_metric(metrics[key])} ({manifest.get('data', {}).get('dataset', '?')})"
+    return "-"
+
+
+def cmd_models(ns: argparse.Namespace) -> int:
+    rows = [("entry", "model", "datamodule", "shipped metric")]
+    for name, entry in registry.entries().items():
+        rows.append((name, entry.model_class.rsplit(".", 1)[-1], entry.datamodule_class.rsplit(".", 1)[-1],
+                     headline_metric(entry.manifest())))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_evaluate(ns: argparse.Namespace) -> int:
+    from zoo import hub
+
+    measured, recorded = hub.evaluate(ns.entry)
+    print(f"{ns.entry}: metrics on the test set, measured now beside the manifest's")
+    print(f"{'metric':<24}{'measured':>12}{'manifest':>12}")
+    for key in sorted(set(measured) | set(recorded)):
+        print(f"{key:<24}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}")
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from zoo import hub
+
+    manifest = hub.export(ns.entry, ns.ckpt_path, fit_command=ns.command, notes=ns.notes)
+    print(f"wrote {manifest['weights']} (sha256 {manifest['sha256'][:12]}...) with metrics {manifest['metrics']}")
+    return 0
+
+
+def zoo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,predict,models,evaluate,export}")
+    for name in LIGHTNING_SUBCOMMANDS:
+        sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)")
+    sub.add_parser("models", help="list the zoo's entries").set_defaults(func=cmd_models)
+    p = sub.add_parser("evaluate", help="re-measure an entry's shipped weights on its real test set")
+    p.add_argument("entry")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("export", help="write shipped weights + manifest from a Lightning checkpoint")
+    p.add_argument("entry")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--command", required=True, help="the exact `zoo fit ...` command that trained it")
+    p.add_argument("--notes", default="")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS or (argv and argv[0].startswith("-") and argv[0] != "-h"
+                                                     and argv[0] != "--help"):
+        cli_main(argv)
+        return 0
+    ns = zoo_parser().parse_args(argv)
+    if not getattr(ns, "func", None):
+        zoo_parser().print_help()
+        return 0
+    try:
+        return ns.func(ns)
+    except (registry.UnknownEntryError, FileNotFoundError, RuntimeError, ValueError) as err:
+        print(f"zoo {ns.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Shipped weights: export a trained checkpoint to safetensors + manifest, load it back after checking its hash.
+
+Weights are stored in safetensors, so loading them cannot run code. The manifest ``checkpoints/<entry>.json``
+records the model class and hyperparameters, the dataset and its sizes, the sha256 of the weights, the metrics
+measured on the real test set and the commands that produced them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from zoo import registry
+from zoo.models.base import ZooModule
+
+TRUSTED_PREFIXES = ("zoo.", "datamodules.")
+
+
+class CheckpointError(RuntimeError):
+    """A shipped checkpoint is missing, corrupt, or names code the zoo does not trust."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_trusted(class_path: str, base: type) -> type:
+    """Import ``class_path`` if it lives in the zoo's own packages and subclasses ``base``."""
+    if not class_path.startswith(TRUSTED_PREFIXES):
+        raise CheckpointError(
+            f"refusing to import {class_path!r}: a manifest may only name classes in {TRUSTED_PREFIXES}; "
+            f"the manifest is not from this zoo or was edited"
+        )
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as err:
+        raise CheckpointError(f"cannot import {class_path!r} named by the manifest: {err}") from err
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise CheckpointError(f"{class_path!r} is not a {base.__name__}")
+    return cls
+
+
+def plain_hparams(hparams: Any) -> dict[str, Any]:
+    """Hyperparameters as JSON-ready values, without Lightning's private keys."""
+    out = {}
+    for key, value in dict(hparams).items():
+        if key.startswith("_"):
+            continue
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def test_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """Run ``trainer.test`` on CPU and return the logged metrics as floats."""
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    results = trainer.test(model, datamodule=datamodule, verbose=False)
+    return {k: float(v) for k, v in results[0].items()}
+
+
+def class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def export(
+    entry_name: str,
+    ckpt_path: str,
+    fit_command: str,
+    extra_metrics: Optional[dict[str, float]] = None,
+    notes: str = "",
+    out_dir: Optional[Path] = None,
+) -> dict[str, Any]:
+    """Turn a Lightning checkpoint of ``entry_name`` into shipped weights and a manifest.
+
+    The model and the datamodule are rebuilt from the hyperparameters stored in the checkpoint, the model is
+    tested on the datamodule's test set, and ``<entry>.safetensors`` and ``<entry>.json`` are written.
+    """
+    entry = registry.get(entry_name)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model_cls = import_trusted(entry.model_class, ZooModule)
+    model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    dm_cls = import_trusted(entry.datamodule_class, L.LightningDataModule)
+    dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
+    datamodule = dm_cls(**dm_hparams)
+    metrics = test_metrics(model, datamodule)
+    metrics.update(extra_metrics or {})
+    describe = getattr(datamodule, "describe", None)
+
+    out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / f"{entry_name}.safetensors"
+    save_model(model, str(weights), metadata={"entry": entry_name, "model_class": class_path(model)})
+    manifest = {
+        "entry": entry_name,
+        "model_class": class_path(model),
+        "hparams": plain_hparams(model.hparams),
+        "datamodule_class": class_path(datamodule),
+        "datamodule": dm_hparams,
+        "data": describe() if describe else {},
+        "metrics": metrics,
+        "trained": {"epochs": checkpoint.get("epoch", -1) + 1, "global_step": checkpoint.get("global_step")},
+        "weights": weights.name,
+        "sha256": sha256(weights),
+        "command": fit_command,
+        "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if sys.argv[1:2] == ["export"] else "",
+        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+        "created": _dt.date.today().isoformat(),
+        "notes": notes,
+    }
+    with open(out_dir / f"{entry_name}.json", "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest
+
+
+def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
+    """Return the shipped model of ``entry_name`` in eval mode, after checking the weights' sha256.
+
+    Raises:
+        CheckpointError: no shipped weights, a hash mismatch (corrupt or replaced file), keys that do not fit
+            the model, or a manifest naming a class outside the zoo.
+    """
+    entry = registry.get(entry_name)
+    manifest = entry.manifest()
+    if manifest is None:
+        shipped = [name for name, e in registry.entries().items() if e.manifest_path.exists()]
+        raise CheckpointError(
+            f"entry {entry_name!r} ships no weights ({entry.manifest_path} is missing); "
+            f"train it with `zoo fit -c {entry_name}`, or load one of: {', '.join(shipped) or '(none)'}"
+        )
+    path = entry.manifest_path.parent / manifest["weights"]
+    if not path.exists():
+        raise CheckpointError(f"weights file {path} named by {entry.manifest_path} is missing; reinstall the zoo")
+    digest = sha256(path)
+    if digest != manifest["sha256"]:
+        raise CheckpointError(
+            f"sha256 of {path} is {digest}, but the manifest expects {manifest['sha256']}: the file is corrupt or "
+            f"was replaced. Restore it (git checkout -- {path.name}, or reinstall) or re-export it with `zoo export`."
+        )
+    model_cls = import_trusted(manifest["model_class"], ZooModule)
+    model = model_cls(**manifest["hparams"])
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False, device=map_location)
+    except SafetensorError as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not fit {manifest['model_class']}: missing keys {sorted(missing)}, "
+            f"unexpected keys {sorted(unexpected)}; the weights and the manifest's hyperparameters disagree"
+        )
+    return model.eval()
+
+
+def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule:
+    """The datamodule recorded in an entry's manifest, with ``overrides`` applied to its arguments."""
+    entry = registry.get(entry_name)
+    manifest = entry.manifest()
+    if manifest is None:
+        raise CheckpointError(f"entry {entry_name!r} ships no weights, so it has no manifest")
+    dm_cls = import_trusted(manifest["datamodule_class"], L.LightningDataModule)
+    return dm_cls(**{**manifest["datamodule"], **overrides})
+
+
+def evaluate(entry_name: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Re-measure an entry's test metrics with its shipped weights; return (measured, manifest's)."""
+    model = load(entry_name)
+    datamodule = build_datamodule(entry_name)
+    measured = test_metrics(model, datamodule)
+    manifest = registry.get(entry_name).manifest() or {}
+    return measured, manifest.get("metrics", {})
