@@ -1,6 +1,8 @@
 """LightningDataModules of the zoo, one per dataset. This package never imports ``zoo``."""
 
 from datamodules._paths import DATA_DIR_ENV, DatasetNotFoundError, data_dir, resolve_root
+from datamodules.binarized_mnist import BinarizedFashionMNISTDataModule, BinarizedMNISTDataModule
+from datamodules.moving_mnist import MovingMNISTDataModule
 from datamodules.mnist import (
     EmbeddedMNISTDataModule,
     FashionMNISTDataModule,
@@ -17,4 +19,7 @@ __all__ = [
     "FashionMNISTDataModule",
     "EmbeddedMNISTDataModule",
     "add_pixel_noise",
+    "BinarizedMNISTDataModule",
+    "BinarizedFashionMNISTDataModule",
+    "MovingMNISTDataModule",
 ]

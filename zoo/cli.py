@@ -58,6 +58,29 @@ class ZooCheckpoint(ModelCheckpoint):
             self.kth_value = torch.tensor(math.inf if self.mode == "min" else -math.inf)
         super().setup(trainer, pl_module, stage)
 
+    def _save_last_every_epoch(self, trainer: L.Trainer) -> None:
+        # Lightning 2.6 writes last.ckpt only when a top-k file was written in the same step; resuming needs
+        # the true last state, so write it whenever this step has not been saved as last yet.
+        if not self.save_last or self._should_skip_saving_checkpoint(trainer):
+            return
+        if getattr(self, "_last_saved_step", None) != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_saved_step = trainer.global_step
+
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_saved_step = trainer.global_step
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_every_epoch(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_every_epoch(trainer)
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.best_model_path:
             score = self.best_model_score

@@ -98,12 +98,15 @@ def export(
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     model_cls = import_trusted(entry.model_class, ZooModule)
     model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    dm_cls = import_trusted(entry.datamodule_class, L.LightningDataModule)
-    dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
+    stored = checkpoint.get("datamodule_hyper_parameters", {})
+    dm_cls = import_trusted(stored.get("_class_path", entry.datamodule_class), L.LightningDataModule)
+    dm_hparams = plain_hparams(stored)
     datamodule = dm_cls(**dm_hparams)
     metrics = test_metrics(model, datamodule)
     metrics.update(extra_metrics or {})
     describe = getattr(datamodule, "describe", None)
+    if describe is not None:
+        datamodule.setup("fit")  # so the manifest records the training and validation sizes too
 
     out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +166,10 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
         missing, unexpected = load_model(model, str(path), strict=False, device=map_location)
     except SafetensorError as err:
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    except RuntimeError as err:  # tensor shapes differ from the model built from the manifest
+        raise CheckpointError(
+            f"{path} does not fit {manifest['model_class']} built from the manifest's hyperparameters: {err}"
+        ) from err
     if missing or unexpected:
         raise CheckpointError(
             f"{path} does not fit {manifest['model_class']}: missing keys {sorted(missing)}, "

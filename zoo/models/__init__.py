@@ -1,7 +1,15 @@
 """Zoo models: one module per paper or textbook chapter, each model a LightningModule."""
 
 from zoo.models.base import Classifier, ImageClassifier, ZooModule
+from zoo.models.convlstm_forecaster import ConvLSTMForecaster, FrameStripCallback
 from zoo.models.textbook_ch3 import MLP
 from zoo.models.textbook_ch4 import BookCNN, LeNet
+from zoo.models.pixelcnn import PixelCNN
+from zoo.models.sparse_cnn import DenseCNN, SparseCNN
 
-__all__ = ["ZooModule", "Classifier", "ImageClassifier", "MLP", "BookCNN", "LeNet"]
+__all__ = ["ZooModule", "Classifier", "ImageClassifier", "MLP", "BookCNN", "LeNet", "PixelCNN"]
+__all__ += ["DenseCNN", "SparseCNN"]
+__all__ += ["ConvLSTMForecaster", "FrameStripCallback"]
+from zoo.models.complex_net import ComplexNet, RealNet, TwoConvNet  # noqa: E402
+
+__all__ += ["ComplexNet", "RealNet", "TwoConvNet"]

@@ -1,0 +1,114 @@
+"""`zoo` command round trips through subprocesses: fit, test, print_config, entries, DDP, bf16, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, run_zoo
+from zoo.models import LeNet
+
+
+def fit_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "fit", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root", str(root),
+        "--data.init_args.batch_size", "32", "--trainer.default_root_dir", str(out),
+        "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false", "--trainer.logger", "false", *extra,
+    ]
+
+
+def ok(proc):
+    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_fit_fast_dev_run(mnist_root, tmp_path):
+    ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.fast_dev_run", "1")))
+
+
+def test_print_config_resolves_entry_names():
+    proc = ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--print_config"))
+    config = yaml.safe_load(proc.stdout)
+    assert config["model"]["class_path"] == "zoo.models.LeNet"
+    assert config["data"]["class_path"] == "datamodules.EmbeddedMNISTDataModule"
+    assert config["checkpoint"]["save_last"] is True
+
+
+def test_entry_yaml_path_and_name_are_the_same_run():
+    by_name = ok(run_zoo("fit", "-c", "cnn_mnist5k", "--print_config")).stdout
+    by_path = ok(run_zoo("fit", "-c", str(REPO / "zoo/configs/cnn_mnist5k.yaml"), "--print_config")).stdout
+    assert by_name == by_path
+
+
+def test_unknown_entry_lists_known_ones():
+    proc = run_zoo("fit", "-c", "no_such_model")
+    assert proc.returncode != 0
+    assert "no zoo entry named 'no_such_model'" in proc.stderr and "lenet_mnist_mini" in proc.stderr
+
+
+def test_bad_config_key_is_named():
+    proc = run_zoo("fit", "-c", "lenet_mnist_mini", "--model.init_args.hiden", "3", "--print_config")
+    assert proc.returncode != 0 and "hiden" in proc.stderr
+
+
+def test_models_lists_entries():
+    proc = ok(run_zoo("models"))
+    assert "lenet_mnist_mini" in proc.stdout and "EmbeddedMNISTDataModule" in proc.stdout
+
+
+def test_subclass_through_the_cli(mnist_root, tmp_path):
+    env = {"PYTHONPATH": str(REPO / "tests")}
+    args = fit_args(mnist_root, tmp_path, "--trainer.fast_dev_run", "1")
+    args[2] = "custom_models.WideLeNet"
+    ok(run_zoo(*args, "--model.init_args.width", "32", env=env))
+
+
+def test_checkpoints_best_last_test_and_resume(mnist_root, tmp_path):
+    ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.max_epochs", "2")))
+    ckpts = sorted(p.name for p in tmp_path.rglob("*.ckpt"))
+    assert "last.ckpt" in ckpts and any(name.startswith("best-") for name in ckpts), ckpts
+    last = next(tmp_path.rglob("last.ckpt"))
+
+    # a Lightning checkpoint loads with torch's safe unpickler, and rebuilds the same model
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1 and state["global_step"] == 2 * 6  # 180 images / 32 per batch -> 6 steps
+    model = LeNet.load_from_checkpoint(last, weights_only=True).eval()
+    x = torch.randn(4, 1, 28, 28)
+    hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
+    reference = LeNet(**hparams).eval()
+    reference.load_state_dict(state["state_dict"])
+    assert torch.equal(model(x), reference(x))
+
+    proc = ok(run_zoo("test", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root",
+                      str(mnist_root), "--trainer.logger", "false", "--ckpt_path", str(last),
+                      "--trainer.default_root_dir", str(tmp_path / "t")))
+    assert "test/acc" in proc.stdout
+
+    resumed = tmp_path / "resumed"
+    ok(run_zoo(*fit_args(mnist_root, resumed, "--trainer.max_epochs", "3", "--ckpt_path", str(last))))
+    new_last = torch.load(next(resumed.rglob("last.ckpt")), map_location="cpu", weights_only=True)
+    assert new_last["epoch"] == 2 and new_last["global_step"] == 3 * 6
+
+
+def test_ddp_two_cpu_processes(mnist_root, tmp_path):
+    proc = ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.max_epochs", "1", "--trainer.devices", "2",
+                                "--trainer.strategy", "ddp"), timeout=600))
+    state = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=True)
+    assert state["global_step"] == 3  # 180 images split over 2 ranks, 32 per batch -> 3 steps each
+    assert "GLOBAL_RANK: 1" in proc.stdout + proc.stderr
+
+
+def test_bf16_mixed_on_cpu(mnist_root, tmp_path):
+    ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed")))
+
+
+@pytest.mark.slow
+def test_quick_start_job_trains_and_prints_test_accuracy(tmp_path):
+    proc = ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.max_epochs", "3",
+                      "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"))
+    assert "best checkpoint:" in proc.stdout + proc.stderr
+    assert "test/acc" in proc.stdout

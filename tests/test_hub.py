@@ -1,0 +1,88 @@
+"""Shipped weights: export to safetensors + manifest, load with hash check, and the bad-checkpoint errors."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+import zoo
+from datamodules import MNISTDataModule
+from zoo import hub, registry
+from zoo.hub import CheckpointError
+from zoo.models import LeNet
+
+
+@pytest.fixture
+def exported(mnist_root, tmp_path, monkeypatch):
+    """A LeNet trained for a few steps on the fixture data and exported as entry ``lenet_mnist5k``."""
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "shipped"))
+    L.seed_everything(0)
+    model, dm = LeNet(), MNISTDataModule(root=str(mnist_root), batch_size=32)
+    trainer = L.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, limit_val_batches=1)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+    manifest = hub.export("lenet_mnist5k", str(ckpt), fit_command="zoo fit -c lenet_mnist5k")
+    return model.eval(), manifest, tmp_path / "shipped"
+
+
+def test_export_writes_manifest_and_load_gives_identical_outputs(exported):
+    model, manifest, shipped = exported
+    assert (shipped / "lenet_mnist5k.safetensors").exists()
+    on_disk = json.loads((shipped / "lenet_mnist5k.json").read_text())
+    assert on_disk["sha256"] == hub.sha256(shipped / "lenet_mnist5k.safetensors")
+    assert on_disk["model_class"] == "zoo.models.textbook_ch4.LeNet"
+    assert on_disk["command"] == "zoo fit -c lenet_mnist5k"
+    assert on_disk["data"]["train_size"] == 180 and on_disk["data"]["test_size"] == 100
+    assert 0.0 <= on_disk["metrics"]["test/acc"] <= 1.0
+    loaded = zoo.load("lenet_mnist5k")
+    assert not loaded.training
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_evaluate_remeasures_the_manifest_metric(exported):
+    measured, recorded = hub.evaluate("lenet_mnist5k")
+    assert measured["test/acc"] == pytest.approx(recorded["test/acc"], abs=1e-6)
+
+
+def test_corrupt_weights_are_refused(exported):
+    _, _, shipped = exported
+    path = shipped / "lenet_mnist5k.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256 .* corrupt or was replaced"):
+        zoo.load("lenet_mnist5k")
+
+
+def test_untrusted_class_in_manifest_is_refused(exported):
+    _, _, shipped = exported
+    manifest_path = shipped / "lenet_mnist5k.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model_class"] = "os.system"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="refusing to import 'os.system'"):
+        zoo.load("lenet_mnist5k")
+
+
+def test_weights_that_do_not_fit_the_hparams_are_refused(exported):
+    _, _, shipped = exported
+    manifest_path = shipped / "lenet_mnist5k.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model_class"] = "zoo.models.textbook_ch3.MLP"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        zoo.load("lenet_mnist5k")
+
+
+def test_entry_without_weights_and_unknown_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
+    with pytest.raises(CheckpointError, match="ships no weights"):
+        zoo.load("lenet_mnist_mini")
+    with pytest.raises(registry.UnknownEntryError, match="known entries"):
+        zoo.load("nope")

@@ -1,0 +1,364 @@
+"""k-winners, sparse weights and the sparse CNN of "How Can We Be So Dense?" (zoo.layers.sparse, zoo.models.sparse_cnn).
+
+Hand-built tensors with known winners; the Lightning hooks (re-zeroing, boost decay, DDP duty cycles) on tiny
+synthetic data; checkpoint and safetensors round trips; every shipped config builds; the noise script's maths.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_model, save_model
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import REPO, run_zoo
+from zoo import registry
+from zoo.layers import KWinners, KWinners2d, SparseWeights, SparseWeights2d, k_winners, k_winners2d, rezero_weights
+from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_mask
+from zoo.models import DenseCNN, SparseCNN
+
+SPARSE_ENTRIES = sorted(name for name in registry.entries() if name.startswith(("sparse_cnn", "dense_cnn",
+                                                                                 "sparse_blog", "dense_blog")))
+
+
+def tiny_sparse_cnn(**overrides) -> SparseCNN:
+    """A small Sparse CNN (conv 4 -> k=20 of 4*12*12; hidden 16 with k=4, weight density 0.3) for fast tests."""
+    args = dict(channels=[4], conv_k=[20], hidden=[16], hidden_k=[4], hidden_weight_density=0.3,
+                conv_weight_density=0.5, lr=0.1, momentum=0.9)
+    return SparseCNN(**{**args, **overrides})
+
+
+def synthetic_loader(n: int = 32, batch_size: int = 8, seed: int = 0) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)),
+                      batch_size=batch_size)
+
+
+def quiet_trainer(tmp_path: Path, **kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                     default_root_dir=tmp_path, **kwargs)
+
+
+def masked_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.module.weight[m.zero_mask] for m in model.modules() if isinstance(m, SparseWeights)]
+
+
+# ------------------------------------------------------------------------------------------------ winners
+def test_known_winners_keep_their_values_and_zero_the_rest():
+    x = torch.tensor([[0.1, 0.5, -1.0, 2.0], [3.0, 1.0, 2.0, 0.0]])
+    out, winners = k_winners(x, k=2)
+    assert torch.equal(out, torch.tensor([[0.0, 0.5, 0.0, 2.0], [3.0, 0.0, 2.0, 0.0]]))
+    assert winners.sum(dim=1).tolist() == [2, 2]
+
+
+def test_ties_give_exactly_k_winners_lowest_index_first():
+    scores = torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.0], [5.0, 5.0, 5.0, 5.0, 5.0], [2.0, 2.0, 9.0, 2.0, 1.0]])
+    mask = winner_mask(scores, k=2)
+    assert mask.tolist() == [
+        [False, True, True, False, False],
+        [True, True, False, False, False],
+        [True, False, True, False, False],
+    ]
+
+
+def test_gradient_flows_through_the_winners_only():
+    x = torch.tensor([[0.3, -0.2, 0.9, 0.1], [1.0, 2.0, -3.0, 0.5]], requires_grad=True)
+    out, winners = k_winners(x, k=2)
+    (out * torch.arange(1.0, 5.0)).sum().backward()
+    expected = torch.tensor([[1.0, 0.0, 3.0, 0.0], [1.0, 2.0, 0.0, 0.0]])
+    assert torch.equal(x.grad, expected)
+
+
+def test_gradient_of_2d_winners():
+    x = torch.zeros(1, 2, 2, 2)
+    x[0, 1, 0, 1], x[0, 0, 1, 1] = 5.0, 4.0
+    x.requires_grad_(True)
+    out, _ = k_winners2d(x, k=2)
+    out.sum().backward()
+    assert x.grad.sum() == 2 and x.grad[0, 1, 0, 1] == 1 and x.grad[0, 0, 1, 1] == 1
+
+
+def test_boosting_changes_the_winners_as_the_formula_says():
+    x = torch.tensor([[1.0, 0.9, 0.8]])
+    duty = torch.tensor([0.9, 0.0, 0.2])
+    # boost_i = exp(beta * (1/3 - d_i)): with beta = 1 the scores are 1.0 e^-0.567, 0.9 e^0.333, 0.8 e^0.133
+    factors = boost_factors(duty, 1 / 3, 1.0)
+    assert torch.allclose(factors, torch.exp(torch.tensor([1 / 3 - 0.9, 1 / 3, 1 / 3 - 0.2])))
+    assert k_winners(x, 1, duty, boost_strength=0.0)[1].tolist() == [[True, False, False]]
+    assert k_winners(x, 1, duty, boost_strength=1.0)[1].tolist() == [[False, True, False]]
+    # 0.8 e^{beta (1/3 - 0.2)} overtakes 0.9 e^{beta/3} never, and 1.0 e^{beta (1/3 - 0.9)} at beta > ln(1/0.8)/0.7
+    beta = math.log(1 / 0.8) / 0.7
+    assert k_winners(x, 2, duty, beta * 0.99)[1].tolist() == [[True, True, False]]
+    assert k_winners(x, 2, duty, beta * 1.01)[1].tolist() == [[False, True, True]]
+
+
+def test_boost_scales_the_choice_not_the_values():
+    x = torch.tensor([[1.0, 0.9]])
+    out, _ = k_winners(x, 1, torch.tensor([1.0, 0.0]), boost_strength=5.0)
+    assert torch.equal(out, torch.tensor([[0.0, 0.9]]))
+
+
+def test_2d_global_winners_span_channels_and_local_winners_each_location():
+    x = torch.arange(8.0).view(1, 2, 2, 2)  # channel 1 holds the 4 largest values
+    out, winners = k_winners2d(x, k=3)
+    assert winners[0, 1].sum() == 3 and winners[0, 0].sum() == 0
+    local_x = torch.tensor([[[[1.0, 5.0]], [[2.0, 0.0]], [[0.5, 1.0]]]])  # (1, 3 channels, 1, 2)
+    out, winners = k_winners2d(local_x, k=1, local=True)
+    assert winners[0, :, 0, 0].tolist() == [False, True, False]
+    assert winners[0, :, 0, 1].tolist() == [True, False, False]
+    assert torch.equal(out.sum(dim=1), torch.tensor([[[2.0, 5.0]]]))
+
+
+def test_2d_boost_is_per_channel():
+    x = torch.tensor([[[[1.0]], [[0.9]]]])  # (1, 2, 1, 1)
+    duty = torch.tensor([1.0, 0.0])
+    assert k_winners2d(x, 1, duty, boost_strength=0.0)[1].flatten().tolist() == [True, False]
+    assert k_winners2d(x, 1, duty, boost_strength=1.0)[1].flatten().tolist() == [False, True]
+
+
+# ------------------------------------------------------------------------------------------------ state
+def test_duty_cycle_update_by_hand():
+    layer = KWinners(units=3, k=1, boost_strength=0.0, duty_cycle_period=4)
+    batch_a = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]])  # winners: unit 0, unit 1
+    batch_b = torch.tensor([[5.0, 1.0, 0.0], [9.0, 2.0, 1.0]])  # winners: unit 0 twice
+    layer(batch_a)
+    assert torch.allclose(layer.duty_cycles, torch.tensor([0.5, 0.5, 0.0]))  # T = min(4, 2) = 2
+    layer(batch_b)
+    assert torch.allclose(layer.duty_cycles, torch.tensor([(0.5 * 2 + 2) / 4, (0.5 * 2) / 4, 0.0]))
+    layer(batch_b)  # T = min(4, 6) = 4
+    assert torch.allclose(layer.duty_cycles, torch.tensor([(0.75 * 2 + 2) / 4, (0.25 * 2) / 4, 0.0]))
+    assert int(layer.samples_seen) == 6
+    layer.eval()
+    before = layer.duty_cycles.clone()
+    layer(batch_a)
+    assert torch.equal(layer.duty_cycles, before) and int(layer.samples_seen) == 6
+
+
+def test_duty_cycles_of_maps_count_wins_per_channel_over_positions():
+    layer = KWinners2d(channels=2, k=2, boost_strength=0.0, duty_cycle_period=100)
+    x = torch.tensor([[[[9.0, 8.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]])  # both winners in channel 0
+    layer(x)
+    assert torch.allclose(layer.duty_cycles, torch.tensor([2 / 4, 0.0]))
+    assert torch.allclose(updated_duty_cycles(torch.tensor([0.5]), torch.tensor([1.0]), 2, 10, 4),
+                          torch.tensor([(0.5 * 2 + 1) / 4]))
+
+
+def test_k_grows_by_the_inference_factor_in_eval_mode():
+    layer = KWinners(units=10, k=2, k_inference_factor=1.5)
+    x = torch.randn(5, 10) + 10  # positive, so every winner is non-zero
+    assert (layer(x) != 0).sum(dim=1).tolist() == [2] * 5
+    layer.eval()
+    assert (layer(x) != 0).sum(dim=1).tolist() == [3] * 5
+    maps = KWinners2d(channels=3, k=4, k_inference_factor=1.5).eval()
+    assert (maps(torch.rand(2, 3, 4, 4) + 1) != 0).flatten(1).sum(dim=1).tolist() == [6, 6]
+
+
+def test_boost_strength_decays_and_state_is_in_buffers():
+    layer = KWinners2d(channels=2, k=1, boost_strength=1.5, boost_strength_factor=0.85)
+    layer.decay_boost_strength()
+    layer.decay_boost_strength()
+    assert float(layer.boost_strength) == pytest.approx(1.5 * 0.85**2)
+    assert {"duty_cycles", "boost_strength", "samples_seen"} <= set(layer.state_dict())
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 8\), got \(2, 7\)"):
+        KWinners(units=8, k=2)(torch.randn(2, 7))
+    with pytest.raises(ValueError, match="expects input of shape"):
+        KWinners2d(channels=3, k=2)(torch.randn(2, 4, 5, 5))
+    with pytest.raises(ValueError, match="k=9 winners asked of only 8 units"):
+        KWinners(units=8, k=9)
+    with pytest.raises(ValueError, match="wraps a Conv2d, got Linear"):
+        SparseWeights2d(nn.Linear(3, 4), 0.5)
+    with pytest.raises(ValueError, match="conv_k needs one entry"):
+        SparseCNN(channels=[4, 8], conv_k=[10])
+    with pytest.raises(ValueError, match="exceeds the 576 units"):
+        SparseCNN(channels=[4], conv_k=[600], hidden=[16], hidden_k=[4])
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def test_sparse_weights_zero_a_fixed_fraction_of_each_units_inputs():
+    layer = SparseWeights(nn.Linear(10, 6), density=0.3)
+    assert layer.zero_mask.sum(dim=1).tolist() == [7] * 6
+    assert torch.all(layer.module.weight[layer.zero_mask] == 0)
+    conv = SparseWeights2d(nn.Conv2d(2, 3, 3), density=0.5)
+    assert conv.zero_mask.flatten(1).sum(dim=1).tolist() == [9] * 3  # round(0.5 * 18)
+
+
+def test_optimizer_step_breaks_the_zeros_and_rezero_restores_them():
+    layer = SparseWeights(nn.Linear(10, 6), density=0.3)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    layer(torch.randn(4, 10)).sum().backward()
+    opt.step()
+    assert torch.any(layer.module.weight[layer.zero_mask] != 0)  # the failure the hook prevents
+    rezero_weights(layer)
+    assert torch.all(layer.module.weight[layer.zero_mask] == 0)
+
+
+def test_training_hooks_keep_masks_zero_and_decay_boost(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_sparse_cnn()
+    quiet_trainer(tmp_path, max_epochs=2, enable_checkpointing=False).fit(model, synthetic_loader())
+    assert all(torch.all(w == 0) for w in masked_weights(model))
+    kwinners = [m for m in model.modules() if isinstance(m, (KWinners, KWinners2d))]
+    assert [float(m.boost_strength) for m in kwinners] == pytest.approx([1.5 * 0.85**2] * 2)
+    assert all(int(m.samples_seen) == 64 for m in kwinners)
+    assert all(m.duty_cycles.sum() > 0 for m in kwinners)
+
+
+def test_checkpoint_round_trip_keeps_layer_state(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_sparse_cnn()
+    trainer = quiet_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    trainer.fit(model, synthetic_loader())
+    path = tmp_path / "sparse.ckpt"
+    trainer.save_checkpoint(path)
+    torch.manual_seed(123)  # a fresh model would draw other masks
+    loaded = SparseCNN.load_from_checkpoint(path, weights_only=True)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(model.eval()(x), loaded.eval()(x))
+    assert all(torch.all(w == 0) for w in masked_weights(loaded))
+
+
+def test_safetensors_round_trip_keeps_masks_and_duty_cycles(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_sparse_cnn()
+    model.train()(torch.randn(8, 1, 28, 28))  # duty cycles move
+    save_model(model, str(tmp_path / "m.safetensors"))
+    torch.manual_seed(99)
+    fresh = tiny_sparse_cnn()
+    assert not all(torch.equal(a, b) for a, b in zip(model.buffers(), fresh.buffers()))
+    missing, unexpected = load_model(fresh, str(tmp_path / "m.safetensors"))
+    assert not missing and not unexpected
+    for (name, a), b in zip(model.named_buffers(), fresh.buffers()):
+        assert torch.equal(a, b), name
+
+
+class RankData(L.LightningDataModule):
+    """Each DDP rank reads different samples (Lightning's DistributedSampler), so duty cycles would diverge."""
+
+    def train_dataloader(self) -> DataLoader:
+        return synthetic_loader(n=32, batch_size=4, seed=1)
+
+
+class DutyCyclesEqualAcrossRanks(L.Callback):
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for layer in pl_module.modules():
+            if isinstance(layer, (KWinners, KWinners2d)):
+                gathered = trainer.strategy.all_gather(layer.duty_cycles)
+                assert torch.equal(gathered[0], gathered[1]), "duty cycles differ between ranks"
+                assert gathered[0].sum() > 0
+
+
+def test_ddp_keeps_duty_cycles_equal_on_every_rank(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_sparse_cnn()
+    trainer = quiet_trainer(tmp_path, max_epochs=1, devices=2, strategy="ddp_spawn", enable_checkpointing=False,
+                            callbacks=[DutyCyclesEqualAcrossRanks()])
+    trainer.fit(model, datamodule=RankData())
+
+
+# ------------------------------------------------------------------------------------------------ models
+def test_dense_and_sparse_cnn2_shapes_and_layers():
+    x = torch.randn(2, 1, 28, 28)
+    dense, sparse = DenseCNN(), SparseCNN()
+    assert dense(x).shape == sparse(x).shape == (2, 10)
+    assert sum(isinstance(m, KWinners2d) for m in sparse.modules()) == 2
+    assert sum(isinstance(m, nn.ReLU) for m in dense.modules()) == 3
+    hidden = next(m for m in sparse.modules() if isinstance(m, SparseWeights))
+    assert hidden.module.in_features == 64 * 4 * 4 and hidden.zero_mask.float().mean() == pytest.approx(0.7, abs=1e-3)
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 1, 28, 28\)"):
+        sparse(torch.randn(2, 28, 28))
+
+
+class LocalSparseCNN(SparseCNN):
+    """A subclass changing one factory: per-location winners after every convolution."""
+
+    def conv_activation(self, index: int, channels: int, size: int) -> nn.Module:
+        return KWinners2d(channels, k=1, local=True, boost_strength=0.0)
+
+
+def test_a_subclass_overrides_one_factory():
+    model = LocalSparseCNN(channels=[4], conv_k=[20], hidden=[16], hidden_k=[4])
+    out = model.network[:3](torch.randn(2, 1, 28, 28))
+    assert torch.equal((out != 0).sum(dim=1), torch.ones(2, 12, 12, dtype=torch.long))
+
+
+@pytest.mark.parametrize("entry", SPARSE_ENTRIES)
+def test_every_config_builds_its_network(entry):
+    config = registry.get(entry).config
+    assert config["trainer"]["accelerator"] == "cpu"
+    cls = {"zoo.models.SparseCNN": SparseCNN, "zoo.models.DenseCNN": DenseCNN}[config["model"]["class_path"]]
+    model = cls(**config["model"]["init_args"])
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    if config["data"]["init_args"].get("first_epoch_batch_size"):
+        assert config["trainer"]["reload_dataloaders_every_n_epochs"] == 1
+
+
+def test_the_paper_k_values_fit_the_cnn2_maps():
+    sizes = [(m.channels, m.k) for m in SparseCNN().modules() if isinstance(m, KWinners2d)]
+    assert sizes == [(32, 400), (64, 300)]  # of 32*12*12 = 4608 and 64*4*4 = 1024 units
+
+
+def test_zoo_fit_round_trip_with_first_epoch_batch_of_4(mnist_root, tmp_path):
+    proc = run_zoo(
+        "fit", "-c", "sparse_cnn2_mnist5k", "--data.init_args.root", str(mnist_root), "--trainer.max_epochs", "2",
+        "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1", "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false", "--test_after_fit", "false",
+        "--trainer.default_root_dir", str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = next(tmp_path.glob("**/last.ckpt"))
+    model = SparseCNN.load_from_checkpoint(ckpt, weights_only=True)
+    assert all(torch.all(w == 0) for w in masked_weights(model))
+    kwinners = [m for m in model.modules() if isinstance(m, (KWinners, KWinners2d))]
+    assert float(kwinners[0].boost_strength) == pytest.approx(1.5 * 0.85**2)
+    # epoch 0: 3 batches of 4; epoch 1: 3 batches of 64 cover all 180 training images (200 minus 10 % val)
+    assert int(kwinners[0].samples_seen) == 3 * 4 + 180
+
+
+# ------------------------------------------------------------------------------------------------ noise script
+def load_noise_script():
+    spec = importlib.util.spec_from_file_location("noise_robustness", REPO / "scripts" / "noise_robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_noise_curves_score_and_tables(mnist_root):
+    script = load_noise_script()
+    from datamodules import MNISTDataModule
+
+    torch.manual_seed(0)
+    subject = script.Subject("tiny", tiny_sparse_cnn().eval(), MNISTDataModule, {"root": str(mnist_root)})
+    rows = script.noise_curves([subject])
+    assert [r["eta"] for r in rows if r["protocol"] == "paper"] == script.PAPER_LEVELS
+    assert max(r["eta"] for r in rows if r["protocol"] == "blog") == 0.8
+    assert all(r["total"] == 100 for r in rows)
+    assert script.noise_score(rows, "tiny") == sum(r["correct"] for r in rows[:11])
+    table = script.format_table(rows, "paper")
+    assert "noise score" in table and f"{script.noise_score(rows, 'tiny'):,}" in table
+    clean, _ = script.correct_on_noisy_test_set(subject, 0.0, "paper")
+    assert clean == rows[0]["correct"]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("entry", ["sparse_cnn2_mnist5k", "dense_cnn2_mnist5k"])
+def test_shipped_noise_at_half_matches_manifest(real_data, entry):
+    manifest = registry.get(entry).manifest()
+    if manifest is None:
+        pytest.skip(f"{entry} ships no weights")
+    script = load_noise_script()
+    correct, total = script.correct_on_noisy_test_set(script.from_shipped(entry), 0.5, "paper")
+    assert correct / total == pytest.approx(manifest["metrics"]["acc_eta_0.5"], abs=1e-6)

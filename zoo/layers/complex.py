@@ -1,0 +1,427 @@
+"""Deep Complex Networks (Trabelsi et al., ICLR 2018): complex-valued layers on native ``torch.complex64`` tensors.
+
+Every layer takes and returns complex tensors; weights and biases are complex parameters.
+
+- :class:`ComplexConv2d`, :class:`ComplexLinear` (section 3.2, eq. 6):
+  ``(W_r + iW_i)(x_r + ix_i) = (W_r x_r - W_i x_i) + i(W_r x_i + W_i x_r)``, plus ONE complex bias ``b`` (adding a
+  bias inside each of two real sub-layers, as some libraries do, gives ``(b_r - b_i) + i(b_r + b_i)``).
+  The product is computed with real operations (:func:`complex_product`), so it runs in bfloat16 under autocast
+  while the tensors between layers stay complex64.
+- :class:`ComplexBatchNorm1d`, :class:`ComplexBatchNorm2d` (section 3.5, eqs. 11-15): whitening by the inverse
+  square root of each channel's 2x2 real/imaginary covariance, then a symmetric 2x2 scale and a complex shift.
+- Activations (section 3.4): :class:`CReLU`, :class:`ModReLU` (Arjovsky et al., 2016), :class:`ZReLU`
+  (Guberman, 2016); :class:`ComplexDropout` with one mask for both parts; :class:`ComplexMagnitude` (``|z|``).
+- Initialisation (section 3.6): :func:`complex_he_init_`, :func:`complex_glorot_init_`: modulus ~ Rayleigh(sigma),
+  phase ~ U(-pi, pi), so that ``Var(W) = E|W|^2 = 2 sigma^2`` equals ``2 / fan_in`` (He) or
+  ``2 / (fan_in + fan_out)`` (Glorot).
+- :class:`LearnedImaginaryInput` (section 3.7): a real image ``x`` becomes ``x + i f(x)`` with a learned ``f``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
+
+ComplexInit = Literal["he", "glorot"]
+#: ``"block"``: one real product with the block weight [[W_r, -W_i], [W_i, W_r]];
+#: ``"gauss"``: three real products (Gauss/Karatsuba), 25 % fewer multiplications.
+ProductMethod = Literal["block", "gauss"]
+IntPair = Union[int, tuple[int, int]]
+
+
+def check_complex(z: Tensor, layer: str, ndims: Optional[tuple[int, ...]] = None) -> None:
+    """Raise if ``z`` is not a complex tensor (``TypeError``) or has a number of dimensions not in ``ndims``."""
+    if not z.is_complex():
+        raise TypeError(
+            f"{layer} expects a complex tensor (torch.complex64), got {z.dtype}; make one with "
+            f"torch.complex(real, imag), or lift a real image with LearnedImaginaryInput"
+        )
+    if ndims is not None and z.ndim not in ndims:
+        shapes = " or ".join(f"{n}-d" for n in ndims)
+        raise ValueError(f"{layer} expects a {shapes} input, got shape {tuple(z.shape)}")
+
+
+def check_channels(z: Tensor, expected: int, layer: str, dim: int = 1) -> None:
+    """Raise ``ValueError`` if ``z.shape[dim]`` is not ``expected``."""
+    if z.shape[dim] != expected:
+        raise ValueError(
+            f"{layer} expects {expected} channels/features in dimension {dim}, got shape {tuple(z.shape)}; "
+            f"check the previous layer's output size"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- complex product
+def real_imag(z: Tensor) -> tuple[Tensor, Tensor]:
+    """The real and imaginary parts of complex ``z`` as two real views (one cheap backward, unlike ``.real``)."""
+    return torch.view_as_real(z).unbind(-1)
+
+
+def complex_product(
+    real_op: Callable[[Tensor, Tensor], Tensor], z: Tensor, weight: Tensor, dim: int, method: ProductMethod = "block"
+) -> Tensor:
+    """Apply a real bilinear map ``real_op(input, weight)`` (a convolution or ``F.linear``) to complex ``z, weight``.
+
+    Eq. 6 of the paper: ``(W_r x_r - W_i x_i) + i(W_r x_i + W_i x_r)``. ``weight`` has output channels in
+    dimension 0 and input channels in dimension 1; ``dim`` is the channel dimension of ``z`` and of the result.
+    Under autocast the real products run in bfloat16; the result is cast back to ``weight``'s real precision and
+    returned as a complex tensor.
+
+    ``"block"`` stacks the parts along the channels, ``[x_r; x_i]``, and applies the block weight
+    ``[[W_r, -W_i], [W_i, W_r]]`` once: the rounding of a bfloat16 product happens once, after the sums.
+    ``"gauss"`` uses ``t1 = W_r x_r``, ``t2 = W_i x_i``, ``t3 = (W_r + W_i)(x_r + x_i)``, real ``t1 - t2``,
+    imaginary ``t3 - t1 - t2``: three products instead of four.
+    """
+    x_r, x_i = real_imag(z)
+    w_r, w_i = real_imag(weight)
+    if method == "block":
+        block = torch.cat([torch.cat([w_r, -w_i], 1), torch.cat([w_i, w_r], 1)], 0)
+        out = real_op(torch.cat([x_r, x_i], dim), block).to(w_r.dtype)
+        out_real, out_imag = out.chunk(2, dim)
+        return torch.complex(out_real, out_imag)
+    if method == "gauss":
+        t1 = real_op(x_r, w_r).to(w_r.dtype)
+        t2 = real_op(x_i, w_i).to(w_r.dtype)
+        t3 = real_op(x_r + x_i, w_r + w_i).to(w_r.dtype)
+        return torch.complex(t1 - t2, t3 - t1 - t2)
+    raise ValueError(f"method must be 'block' or 'gauss', got {method!r}")
+
+
+# ---------------------------------------------------------------------------------------------- initialisation
+def fan_in_and_out(weight: Tensor) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight ``(out, in, *kernel)``: input/output channels times the kernel size."""
+    if weight.ndim < 2:
+        raise ValueError(f"a weight needs at least 2 dimensions (out, in, *kernel), got shape {tuple(weight.shape)}")
+    receptive_field = math.prod(weight.shape[2:])
+    return weight.shape[1] * receptive_field, weight.shape[0] * receptive_field
+
+
+@torch.no_grad()
+def complex_rayleigh_(weight: Tensor, sigma: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Fill complex ``weight`` in place with modulus ~ Rayleigh(``sigma``) and phase ~ U(-pi, pi); return it.
+
+    The modulus is drawn by inverting the Rayleigh CDF ``1 - exp(-r^2 / (2 sigma^2))``.
+    """
+    if not weight.is_complex():
+        raise TypeError(f"complex initialisation needs a complex weight, got {weight.dtype}")
+    real_dtype = weight.real.dtype
+    uniform = torch.rand(weight.shape, generator=generator, dtype=real_dtype, device=weight.device)
+    modulus = sigma * torch.sqrt(-2.0 * torch.log1p(-uniform))
+    phase = torch.empty(weight.shape, dtype=real_dtype, device=weight.device).uniform_(
+        -math.pi, math.pi, generator=generator
+    )
+    return weight.copy_(torch.polar(modulus, phase))
+
+
+def complex_he_init_(weight: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Complex He initialisation: Rayleigh ``sigma = 1 / sqrt(fan_in)``, so ``Var(W) = 2 / fan_in``."""
+    fan_in, _ = fan_in_and_out(weight)
+    return complex_rayleigh_(weight, 1.0 / math.sqrt(fan_in), generator)
+
+
+def complex_glorot_init_(weight: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Complex Glorot initialisation: Rayleigh ``sigma = 1 / sqrt(fan_in + fan_out)``."""
+    fan_in, fan_out = fan_in_and_out(weight)
+    return complex_rayleigh_(weight, 1.0 / math.sqrt(fan_in + fan_out), generator)
+
+
+COMPLEX_INITS: dict[str, Callable[..., Tensor]] = {"he": complex_he_init_, "glorot": complex_glorot_init_}
+
+
+# ---------------------------------------------------------------------------------------------- linear layers
+class _ComplexWeightLayer(nn.Module):
+    """Holds a complex ``weight (out, in, *kernel)`` and ONE complex ``bias (out,)``; initialises them."""
+
+    def __init__(
+        self, weight_shape: tuple[int, ...], bias: bool, init: ComplexInit, method: ProductMethod
+    ) -> None:
+        super().__init__()
+        if init not in COMPLEX_INITS:
+            raise ValueError(f"init must be one of {sorted(COMPLEX_INITS)}, got {init!r}")
+        if method not in ("block", "gauss"):
+            raise ValueError(f"method must be 'block' or 'gauss', got {method!r}")
+        self.init, self.method = init, method
+        self.weight = nn.Parameter(torch.empty(weight_shape, dtype=torch.complex64))
+        self.bias = nn.Parameter(torch.empty(weight_shape[0], dtype=torch.complex64)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        COMPLEX_INITS[self.init](self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+class ComplexLinear(_ComplexWeightLayer):
+    """Complex fully connected layer ``y = W z + b``: ``(N, *, in_features) -> (N, *, out_features)``, complex.
+
+    Args:
+        in_features, out_features: sizes of the last dimension.
+        bias: add one complex bias.
+        init: ``"he"`` or ``"glorot"`` (Rayleigh modulus, uniform phase).
+        method: ``"gauss"`` (default: a fully connected layer's cost is dominated by its weight, which the block
+            form would copy into a twice larger matrix every step) or ``"block"`` (see :func:`complex_product`).
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, init: ComplexInit = "he",
+        method: ProductMethod = "gauss",
+    ) -> None:
+        self.in_features, self.out_features = in_features, out_features
+        super().__init__((out_features, in_features), bias, init, method)
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__)
+        check_channels(z, self.in_features, type(self).__name__, dim=-1)
+        out = complex_product(F.linear, z, self.weight, dim=-1, method=self.method)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class ComplexConv2d(_ComplexWeightLayer):
+    """Complex 2-d convolution ``y = W * z + b``: ``(N, C_in, H, W) -> (N, C_out, H', W')``, complex.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation: as :class:`torch.nn.Conv2d`
+            (zero padding, one group).
+        bias: add one complex bias per output channel.
+        init: ``"he"`` or ``"glorot"`` (Rayleigh modulus, uniform phase).
+        method: ``"block"`` or ``"gauss"`` (see :func:`complex_product`).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0,
+        dilation: IntPair = 1, bias: bool = True, init: ComplexInit = "he", method: ProductMethod = "block",
+    ) -> None:
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        super().__init__((out_channels, in_channels, *self.kernel_size), bias, init, method)
+
+    def real_conv(self, x: Tensor, weight: Tensor) -> Tensor:
+        return F.conv2d(x, weight, None, self.stride, self.padding, self.dilation)
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__, ndims=(4,))
+        check_channels(z, self.in_channels, type(self).__name__)
+        out = complex_product(self.real_conv, z, self.weight, dim=1, method=self.method)
+        return out if self.bias is None else out + self.bias.view(-1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, method={self.method}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- batch norm
+def inverse_sqrt_2x2(v_rr: Tensor, v_ri: Tensor, v_ii: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Entries ``(w_rr, w_ri, w_ii)`` of ``V^{-1/2}`` for symmetric positive definite ``V = [[v_rr, v_ri], [v_ri, v_ii]]``.
+
+    Closed form (the paper's eq. 12 computed as in its code): with ``s = sqrt(det V)`` and
+    ``t = sqrt(v_rr + v_ii + 2 s)``, ``V^{1/2} = (V + s I) / t`` and
+    ``V^{-1/2} = [[v_ii + s, -v_ri], [-v_ri, v_rr + s]] / (s t)``.
+    """
+    s = torch.sqrt(v_rr * v_ii - v_ri * v_ri)
+    t = torch.sqrt(v_rr + v_ii + 2.0 * s)
+    inverse_st = 1.0 / (s * t)
+    return (v_ii + s) * inverse_st, -v_ri * inverse_st, (v_rr + s) * inverse_st
+
+
+class _ComplexBatchNorm(nn.Module):
+    """Complex batch normalisation (eqs. 11-15) over every dimension but the channels (dimension 1).
+
+    ``x~ = V^{-1/2} (z - E[z])`` with ``V`` the channel's 2x2 covariance of (real, imaginary) plus ``eps I``, then
+    ``y = gamma x~ + beta`` with a symmetric ``gamma = [[g_rr, g_ri], [g_ri, g_ii]]`` (``1/sqrt(2)``, 0,
+    ``1/sqrt(2)`` at init, so the output modulus has unit variance) and a complex ``beta`` (0 at init).
+    Training uses the batch statistics and updates ``running_mean`` (complex) and ``running_covar``
+    (``[V_rr, V_ri, V_ii]``, unbiased, identity at init) with ``momentum``; evaluation uses the running ones.
+
+    Args:
+        num_features: channels ``C``.
+        eps: added to the covariance's diagonal.
+        momentum: weight of the new batch in the running statistics.
+        affine: learn ``gamma`` and ``beta``.
+        track_running_stats: keep running statistics (else batch statistics are used in eval mode too).
+    """
+
+    input_ndims: tuple[int, ...] = ()
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.gamma_rr = nn.Parameter(torch.full((num_features,), 1 / math.sqrt(2)))
+            self.gamma_ri = nn.Parameter(torch.zeros(num_features))
+            self.gamma_ii = nn.Parameter(torch.full((num_features,), 1 / math.sqrt(2)))
+            self.beta = nn.Parameter(torch.zeros(num_features, dtype=torch.complex64))
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, dtype=torch.complex64))
+            self.register_buffer("running_covar", torch.tensor([1.0, 0.0, 1.0]).repeat(num_features, 1))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def batch_statistics(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per-channel mean (complex) and biased ``V_rr, V_ri, V_ii`` of ``z``."""
+        dims = [d for d in range(z.ndim) if d != 1]
+        count = z.numel() // z.shape[1]
+        if count < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs more than 1 value per channel in training mode, got input shape "
+                f"{tuple(z.shape)}; use a larger batch or call .eval()"
+            )
+        mean = z.mean(dim=dims)
+        c_r, c_i = real_imag(z - self.per_channel(mean, z))
+        v_rr = c_r.square().mean(dim=dims)
+        v_ri = (c_r * c_i).mean(dim=dims)
+        v_ii = c_i.square().mean(dim=dims)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                unbiased = count / (count - 1)
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                covar = torch.stack([v_rr, v_ri, v_ii], dim=1).detach() * unbiased
+                self.running_covar.lerp_(covar, self.momentum)
+        return mean, v_rr, v_ri, v_ii
+
+    @staticmethod
+    def per_channel(values: Tensor, z: Tensor) -> Tensor:
+        """``values`` of shape ``(C,)`` viewed to broadcast against ``z`` of shape ``(N, C, *)``."""
+        return values.view(-1, *([1] * (z.ndim - 2)))
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__, ndims=self.input_ndims)
+        check_channels(z, self.num_features, type(self).__name__)
+        if self.training or not self.track_running_stats:
+            mean, v_rr, v_ri, v_ii = self.batch_statistics(z)
+        else:
+            mean = self.running_mean
+            v_rr, v_ri, v_ii = self.running_covar.unbind(1)
+        w_rr, w_ri, w_ii = (self.per_channel(w, z) for w in inverse_sqrt_2x2(v_rr + self.eps, v_ri, v_ii + self.eps))
+        c_r, c_i = real_imag(z - self.per_channel(mean, z))
+        x_r = w_rr * c_r + w_ri * c_i
+        x_i = w_ri * c_r + w_ii * c_i
+        if not self.affine:
+            return torch.complex(x_r, x_i)
+        g_rr, g_ri, g_ii = (self.per_channel(g, z) for g in (self.gamma_rr, self.gamma_ri, self.gamma_ii))
+        return torch.complex(g_rr * x_r + g_ri * x_i, g_ri * x_r + g_ii * x_i) + self.per_channel(self.beta, z)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class ComplexBatchNorm1d(_ComplexBatchNorm):
+    """Complex batch normalisation of ``(N, C)`` or ``(N, C, L)`` complex inputs (see :class:`_ComplexBatchNorm`)."""
+
+    input_ndims = (2, 3)
+
+
+class ComplexBatchNorm2d(_ComplexBatchNorm):
+    """Complex batch normalisation of ``(N, C, H, W)`` complex inputs (see :class:`_ComplexBatchNorm`)."""
+
+    input_ndims = (4,)
+
+
+# ---------------------------------------------------------------------------------------------- activations
+class CReLU(nn.Module):
+    """``CReLU(z) = ReLU(Re z) + i ReLU(Im z)`` (section 3.4), any shape."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__)
+        return torch.view_as_complex(F.relu(torch.view_as_real(z)))
+
+
+class ModReLU(nn.Module):
+    """``modReLU(z) = ReLU(|z| + b) z / |z|`` with a learnable real ``b`` per channel (Arjovsky et al., 2016, eq. 8).
+
+    The phase is kept and the modulus shifted by ``b``. At ``z = 0`` the phase is undefined; the output is 0 and
+    the gradient finite (0), never NaN. Inputs ``(N, C, *)``; ``b`` has shape ``(num_features,)``, 0 at init.
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.bias = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__)
+        check_channels(z, self.num_features, type(self).__name__)
+        modulus = z.abs()
+        nonzero = modulus > 0
+        safe_modulus = torch.where(nonzero, modulus, torch.ones_like(modulus))
+        bias = self.bias.view(-1, *([1] * (z.ndim - 2)))
+        scale = torch.where(nonzero, F.relu(modulus + bias) / safe_modulus, torch.zeros_like(modulus))
+        return z * scale
+
+    def extra_repr(self) -> str:
+        return str(self.num_features)
+
+
+class ZReLU(nn.Module):
+    """``zReLU(z) = z`` if the phase of ``z`` is in ``[0, pi/2]`` (Re z >= 0 and Im z >= 0), else 0 (Guberman, 2016)."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__)
+        return z * ((z.real >= 0) & (z.imag >= 0))
+
+
+class ComplexDropout(nn.Module):
+    """Dropout of complex values: one mask zeroes both parts of an entry; kept entries are scaled by ``1/(1-p)`` once."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__)
+        if not self.training or self.p == 0.0:
+            return z
+        mask = F.dropout(torch.ones_like(z.real), self.p, training=True)
+        return z * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ComplexMagnitude(nn.Module):
+    """``|z|``: complex ``(N, *)`` to real ``(N, *)``, the paper's last step before the softmax."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        check_complex(z, type(self).__name__)
+        return z.abs()
+
+
+class LearnedImaginaryInput(nn.Module):
+    """Lift a real image ``x (N, C, H, W)`` to ``x + i f(x)``, ``f = BN -> ReLU -> Conv(C, C, 3, pad 1)`` (section 3.7).
+
+    ``f`` is a real-valued block (it may run in bfloat16 under autocast); the result is complex64.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.imaginary = nn.Sequential(
+            nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.is_complex() or x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} expects a real image of shape (N, {self.channels}, H, W), got "
+                f"{tuple(x.shape)} of {x.dtype}"
+            )
+        return torch.complex(x, self.imaginary(x).to(x.dtype))

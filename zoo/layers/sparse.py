@@ -1,0 +1,354 @@
+"""Sparse representations of "How Can We Be So Dense?" (Ahmad & Scheinkman, 2019, arXiv:1903.11257, section 3).
+
+Two kinds of sparsity:
+
+- **Sparse activations** (k-winners): of the ``n`` units of a sample only the ``k`` with the largest *boosted*
+  activation keep their value, the rest become 0; the gradient flows through the winners only. Boosting keeps
+  every unit in use. With the duty cycle ``d_i`` (how often unit ``i`` won recently), the target density
+  ``a = k / n`` and the boost strength ``beta``::
+
+      b_i = exp(beta * (a - d_i))                                  (boost factor)
+      winners = top-k of  y_i * b_i                                (the k-winners step)
+      d_i <- (d_i * (T - B) + wins_i) / T,   T = min(period, samples seen)   (running average, batch of B)
+
+  ``beta`` decays by ``boost_strength_factor`` after each epoch; at inference ``k`` grows by
+  ``k_inference_factor``.
+- **Sparse weights**: a fixed random fraction ``1 - density`` of each output unit's incoming weights is 0. The
+  zeros are chosen once, stored as a boolean buffer, and must be restored after every optimizer step
+  (:func:`rezero_weights`); the zoo's models do this from a Lightning hook.
+
+The functions (``k_winners``, ``k_winners2d``, ``boost_factors``, ``updated_duty_cycles``) hold the maths; the
+modules hold the state (duty cycles, boost strength, masks) in buffers, so checkpoints keep it. Nothing here
+imports Lightning: the layers work in any PyTorch code, which then calls :func:`rezero_weights` after
+``optimizer.step()`` and :func:`decay_boost_strength` after each epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "winner_mask",
+    "boost_factors",
+    "k_winners",
+    "k_winners2d",
+    "updated_duty_cycles",
+    "KWinnersBase",
+    "KWinners",
+    "KWinners2d",
+    "SparseWeights",
+    "SparseWeights2d",
+    "rezero_weights",
+    "decay_boost_strength",
+    "kwinners_layers",
+]
+
+
+# ---------------------------------------------------------------------------------------------------- functions
+def winner_mask(scores: Tensor, k: int) -> Tensor:
+    """Boolean mask ``(N, n)`` with exactly ``k`` True per row: the ``k`` largest ``scores`` of each row.
+
+    Ties at the k-th value go to the lower unit index, so the winners are always well defined. No Python loop
+    over the batch: one ``topk`` for the k-th value, then elementwise comparisons.
+    """
+    if scores.ndim != 2:
+        raise ValueError(f"winner_mask expects scores of shape (N, units), got {tuple(scores.shape)}")
+    units = scores.shape[1]
+    if not 0 < k <= units:
+        raise ValueError(f"k must be in [1, {units}] for {units} units, got {k}")
+    kth_value = scores.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
+    above = scores > kth_value
+    at_kth = scores == kth_value
+    places_left = k - above.sum(dim=1, keepdim=True)
+    return above | (at_kth & (at_kth.cumsum(dim=1) <= places_left))
+
+
+def boost_factors(duty_cycles: Tensor, target_density: float, boost_strength: float | Tensor) -> Tensor:
+    """``exp(boost_strength * (target_density - duty_cycles))``: rarely winning units get a factor above 1."""
+    return torch.exp((target_density - duty_cycles) * boost_strength)
+
+
+def k_winners(
+    x: Tensor, k: int, duty_cycles: Optional[Tensor] = None, boost_strength: float | Tensor = 0.0
+) -> tuple[Tensor, Tensor]:
+    """k-winners of a batch of vectors.
+
+    Args:
+        x: activations ``(N, n)``.
+        k: winners per sample.
+        duty_cycles: ``(n,)`` running win frequencies (``None``: no boosting).
+        boost_strength: ``beta`` of the boost factor; 0 disables boosting.
+
+    Returns:
+        ``(output, winners)``: ``output``, ``x`` with the losers set to 0, of shape ``(N, n)`` (gradient through the winners only)
+        and the boolean winner mask ``(N, n)``. Boosting only picks the winners; their values are not scaled.
+    """
+    if x.ndim != 2:
+        raise ValueError(f"k_winners expects x of shape (N, units), got {tuple(x.shape)}; use k_winners2d for maps")
+    scores = x.detach()
+    if duty_cycles is not None:
+        scores = scores * boost_factors(duty_cycles, k / x.shape[1], boost_strength)
+    winners = winner_mask(scores, k)
+    return x.masked_fill(~winners, 0.0), winners
+
+
+def k_winners2d(
+    x: Tensor,
+    k: int,
+    duty_cycles: Optional[Tensor] = None,
+    boost_strength: float | Tensor = 0.0,
+    local: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """k-winners of a batch of feature maps ``x`` ``(N, C, H, W)``; duty cycles ``(C,)`` are per channel.
+
+    ``local=False`` (the paper): ``k`` winners over all ``C * H * W`` units of a sample, target density
+    ``k / (C * H * W)``. ``local=True``: ``k`` winners among the ``C`` channels at each location, target density
+    ``k / C``. Returns ``(output, winners)``, both ``(N, C, H, W)``.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"k_winners2d expects x of shape (N, C, H, W), got {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    scores = x.detach()
+    if duty_cycles is not None:
+        units = c if local else c * h * w
+        scores = scores * boost_factors(duty_cycles, k / units, boost_strength).view(1, c, 1, 1)
+    if local:
+        winners = winner_mask(scores.movedim(1, -1).reshape(n * h * w, c), k).view(n, h, w, c).movedim(-1, 1)
+    else:
+        winners = winner_mask(scores.reshape(n, c * h * w), k).view(n, c, h, w)
+    return x.masked_fill(~winners, 0.0), winners
+
+
+def updated_duty_cycles(duty_cycles: Tensor, wins: Tensor, batch_size: int, samples_seen: int, period: int) -> Tensor:
+    """Running average of win frequencies: ``(d * (T - B) + wins) / T`` with ``T = min(period, samples_seen)``.
+
+    ``wins``: wins per unit summed over the batch (for maps: per channel, divided by ``H * W``), ``samples_seen``
+    counts this batch too, so early on ``T`` is the number of samples so far and ``d`` is their plain mean.
+    """
+    window = min(period, samples_seen)
+    return (duty_cycles * (window - batch_size) + wins) / window
+
+
+# ---------------------------------------------------------------------------------------------------- k-winners
+class KWinnersBase(nn.Module):
+    """State shared by :class:`KWinners` and :class:`KWinners2d`.
+
+    Buffers (saved in checkpoints): ``duty_cycles`` ``(units or channels,)``, ``boost_strength`` (scalar, decays
+    each epoch) and ``samples_seen`` (training samples counted into the duty cycles).
+    """
+
+    def __init__(
+        self,
+        duty_cycle_size: int,
+        k: int,
+        k_inference_factor: float = 1.0,
+        boost_strength: float = 1.0,
+        boost_strength_factor: float = 1.0,
+        duty_cycle_period: int = 1000,
+    ) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"k must be a positive number of winners, got {k}")
+        if boost_strength < 0:
+            raise ValueError(f"boost_strength must be >= 0 (0 disables boosting), got {boost_strength}")
+        if k_inference_factor <= 0 or duty_cycle_period < 1:
+            raise ValueError(
+                f"k_inference_factor must be > 0 and duty_cycle_period >= 1, got {k_inference_factor} and "
+                f"{duty_cycle_period}"
+            )
+        self.k = k
+        self.k_inference_factor = k_inference_factor
+        self.boost_strength_factor = boost_strength_factor
+        self.duty_cycle_period = duty_cycle_period
+        self.register_buffer("duty_cycles", torch.zeros(duty_cycle_size))
+        self.register_buffer("boost_strength", torch.tensor(float(boost_strength)))
+        self.register_buffer("samples_seen", torch.tensor(0, dtype=torch.long))
+
+    def active_k(self, units: int) -> int:
+        """``k`` in training; ``round(k * k_inference_factor)`` (at most ``units``) in eval mode."""
+        k = self.k if self.training else round(self.k * self.k_inference_factor)
+        if self.k > units:
+            raise ValueError(f"{type(self).__name__}: k={self.k} winners asked of only {units} units")
+        return min(k, units)
+
+    @torch.no_grad()
+    def update_duty_cycles(self, wins: Tensor, batch_size: int) -> None:
+        """Fold one training batch's ``wins`` per duty-cycle entry into the running average (in place)."""
+        self.samples_seen += batch_size
+        seen = int(self.samples_seen)
+        self.duty_cycles.copy_(
+            updated_duty_cycles(self.duty_cycles, wins, batch_size, seen, self.duty_cycle_period)
+        )
+
+    @torch.no_grad()
+    def decay_boost_strength(self) -> None:
+        """Multiply the boost strength by ``boost_strength_factor`` (call once after each epoch)."""
+        self.boost_strength.mul_(self.boost_strength_factor)
+
+    def extra_repr(self) -> str:
+        return (
+            f"k={self.k}, k_inference_factor={self.k_inference_factor}, "
+            f"boost_strength={float(self.boost_strength):.4g}, boost_strength_factor={self.boost_strength_factor}, "
+            f"duty_cycle_period={self.duty_cycle_period}"
+        )
+
+
+class KWinners(KWinnersBase):
+    """k-winners of vectors: input and output ``(N, units)``.
+
+    Args:
+        units: size of the input vectors.
+        k: winners per sample in training (target density ``k / units``).
+        k_inference_factor: ``k`` is multiplied by this in eval mode (the paper: 1.5).
+        boost_strength: initial ``beta`` (0: no boosting; the paper: 1.5).
+        boost_strength_factor: ``beta`` is multiplied by this after each epoch (the paper: 0.85).
+        duty_cycle_period: samples averaged over by the duty cycles (1000).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        k: int,
+        k_inference_factor: float = 1.0,
+        boost_strength: float = 1.0,
+        boost_strength_factor: float = 1.0,
+        duty_cycle_period: int = 1000,
+    ) -> None:
+        if k > units:
+            raise ValueError(f"k={k} winners asked of only {units} units; pick k <= units")
+        super().__init__(units, k, k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period)
+        self.units = units
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.units:
+            raise ValueError(
+                f"KWinners expects input of shape (N, {self.units}), got {tuple(x.shape)}; "
+                f"flatten the input or set units={x.shape[-1]}"
+            )
+        out, winners = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
+        if self.training:
+            self.update_duty_cycles(winners.sum(dim=0, dtype=x.dtype), len(x))
+        return out
+
+    def extra_repr(self) -> str:
+        return f"units={self.units}, " + super().extra_repr()
+
+
+class KWinners2d(KWinnersBase):
+    """k-winners of feature maps: input and output ``(N, channels, H, W)``; one duty cycle per channel.
+
+    Args:
+        channels: channels of the input maps.
+        k: winners per sample (``local=False``: over all ``channels * H * W`` units; ``local=True``: among the
+            channels at each location).
+        local: choose the winners per location instead of over the whole map.
+        k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period: as in :class:`KWinners`.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        k: int,
+        local: bool = False,
+        k_inference_factor: float = 1.0,
+        boost_strength: float = 1.0,
+        boost_strength_factor: float = 1.0,
+        duty_cycle_period: int = 1000,
+    ) -> None:
+        if local and k > channels:
+            raise ValueError(f"local k-winners pick k={k} of only {channels} channels at each location")
+        super().__init__(channels, k, k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period)
+        self.channels = channels
+        self.local = local
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"KWinners2d expects input of shape (N, {self.channels}, H, W), got {tuple(x.shape)}; "
+                f"set channels={x.shape[1] if x.ndim == 4 else '?'} or pass 4-D feature maps"
+            )
+        n, c, h, w = x.shape
+        k = self.active_k(c if self.local else c * h * w)
+        out, winners = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)
+        if self.training:
+            self.update_duty_cycles(winners.sum(dim=(0, 2, 3), dtype=x.dtype) / (h * w), n)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, local={self.local}, " + super().extra_repr()
+
+
+# ---------------------------------------------------------------------------------------------------- weights
+class SparseWeights(nn.Module):
+    """Wrap a ``Linear`` so that a fixed random ``1 - density`` of each output unit's inputs have weight 0.
+
+    The mask ``zero_mask`` (bool, the weight's shape, True = held at zero) is drawn once from torch's global
+    generator (seed it for reproducibility) and stored as a buffer. Input and output shapes are the wrapped
+    layer's. Call :meth:`rezero_weights` after every optimizer step (the zoo's models do it for you).
+
+    Args:
+        module: the layer to sparsify.
+        density: fraction of each output unit's incoming weights that may be non-zero, in (0, 1].
+    """
+
+    wrapped_type: type[nn.Module] = nn.Linear
+
+    def __init__(self, module: nn.Module, density: float) -> None:
+        super().__init__()
+        if not isinstance(module, self.wrapped_type):
+            raise ValueError(
+                f"{type(self).__name__} wraps a {self.wrapped_type.__name__}, got {type(module).__name__}"
+            )
+        if not 0.0 < density <= 1.0:
+            raise ValueError(f"density must be in (0, 1], got {density}")
+        self.module = module
+        self.density = density
+        weight = module.weight
+        fan_in = weight[0].numel()
+        zeros_per_unit = round((1.0 - density) * fan_in)
+        # Per output unit, the zeros_per_unit inputs with the smallest random keys are held at zero.
+        ranks = torch.rand(weight.shape[0], fan_in).argsort(dim=1).argsort(dim=1)
+        self.register_buffer("zero_mask", (ranks < zeros_per_unit).view_as(weight))
+        self.rezero_weights()
+
+    @torch.no_grad()
+    def rezero_weights(self) -> None:
+        """Set the masked weights back to 0."""
+        self.module.weight.masked_fill_(self.zero_mask, 0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x)
+
+    def extra_repr(self) -> str:
+        return f"density={self.density}"
+
+
+class SparseWeights2d(SparseWeights):
+    """:class:`SparseWeights` for a ``Conv2d``: each output channel keeps ``density`` of its ``C_in * kh * kw``
+    weights."""
+
+    wrapped_type = nn.Conv2d
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def kwinners_layers(module: nn.Module) -> Iterator[KWinnersBase]:
+    """All k-winners layers inside ``module``, in registration order."""
+    return (m for m in module.modules() if isinstance(m, KWinnersBase))
+
+
+@torch.no_grad()
+def rezero_weights(module: nn.Module) -> None:
+    """Restore the zeros of every :class:`SparseWeights` inside ``module`` (call after ``optimizer.step()``)."""
+    for m in module.modules():
+        if isinstance(m, SparseWeights):
+            m.rezero_weights()
+
+
+def decay_boost_strength(module: nn.Module) -> None:
+    """Decay the boost strength of every k-winners layer inside ``module`` (call after each epoch)."""
+    for layer in kwinners_layers(module):
+        layer.decay_boost_strength()

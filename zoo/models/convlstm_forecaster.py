@@ -1,0 +1,237 @@
+"""Precipitation-nowcasting ConvLSTM (Shi et al., 2015, NeurIPS) applied to Moving MNIST (section 4.1).
+
+:class:`ConvLSTMForecaster` trains the encoding-forecasting network (:class:`zoo.layers.ConvLSTMEncoderForecaster`)
+with per-pixel binary cross-entropy against the future frames, whose pixels are intensities in [0, 1].
+Batches are ``(input_frames (N, T_in, C, H, W), future_frames (N, T_out, C, H, W))``.
+
+Test metrics, each also measured for two baselines on the same batches (suffixes ``_copy_last``: every future
+frame is the last input frame; ``_mean_frame``: every future frame is the per-pixel mean of the input frames):
+
+- ``test/ce_per_seq``: cross-entropy summed over the ``T_out`` frames of ``H x W`` pixels of a sequence, averaged
+  over sequences (the paper's unit: 3670.85 for its 3-layer model over 10 frames of 64x64). All predictions are
+  scored as probabilities clamped to ``[eps, 1 - eps]`` (``eps = ce_eps``, 1e-4): a copied frame holds exact
+  zeros and ones, whose cross-entropy is otherwise infinite.
+- ``test/mse_per_frame``: squared error summed over the pixels of a frame, averaged over frames.
+- ``test/ssim``: structural similarity (torchmetrics), frames scored as images with data range 1.
+
+:class:`FrameStripCallback` writes strips of input, target and predicted frames as PNG files and to the logger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torchmetrics.image import StructuralSimilarityIndexMeasure
+from torchvision.utils import make_grid, save_image
+
+from zoo.layers.convlstm import ConvLSTMEncoderForecaster
+from zoo.models.base import ZooModule
+
+#: how each scored prediction is named in the logged metrics: the model, then the two baselines.
+PREDICTORS = ("", "_copy_last", "_mean_frame")
+
+
+def cross_entropy_per_sequence(probabilities: Tensor, target: Tensor, eps: float) -> Tensor:
+    """Binary cross-entropy of ``(N, T, C, H, W)`` predictions, summed per sequence: ``(N,)``.
+
+    ``probabilities`` are clamped to ``[eps, 1 - eps]`` first.
+    """
+    probabilities = probabilities.clamp(eps, 1 - eps)
+    return F.binary_cross_entropy(probabilities, target, reduction="none").flatten(1).sum(1)
+
+
+def squared_error_per_frame(prediction: Tensor, target: Tensor) -> Tensor:
+    """Squared error of ``(N, T, C, H, W)`` frames summed over each frame's pixels: ``(N, T)``."""
+    return (prediction - target).square().flatten(2).sum(2)
+
+
+def baseline_predictions(inputs: Tensor, frames_out: int) -> dict[str, Tensor]:
+    """The copy-last-frame and mean-frame forecasts of ``inputs`` ``(N, T_in, C, H, W)``, ``(N, frames_out, ...)``."""
+    shape = (-1, frames_out, -1, -1, -1)
+    return {
+        "_copy_last": inputs[:, -1:].expand(shape),
+        "_mean_frame": inputs.mean(dim=1, keepdim=True).expand(shape),
+    }
+
+
+class ConvLSTMForecaster(ZooModule):
+    """Encoder-forecaster ConvLSTM predicting ``frames_out`` frames from ``frames_in`` (Shi et al., 2015).
+
+    Args:
+        in_channels: channels of a frame.
+        image_size: frame side (a multiple of ``patch_size``).
+        frames_in, frames_out: input and predicted frames.
+        patch_size: patch side; each frame becomes ``(in_channels * patch_size**2, S / p, S / p)``.
+        hidden_channels: hidden channels of each ConvLSTM layer of the encoder and the forecaster.
+        kernel_size: odd kernel of each layer (an int repeats).
+        peephole: use the cells' peephole terms.
+        ce_eps: clamp of the probabilities scored by the ``ce_per_seq`` metrics (not of the training loss).
+        **kwargs: optimizer settings of :class:`ZooModule` (``optimizer``, ``lr``, ...).
+
+    ``forward(inputs)`` returns logits ``(N, frames_out, in_channels, image_size, image_size)``.
+    """
+
+    checkpoint_monitor = "val/loss"
+    checkpoint_mode = "min"
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 64,
+        frames_in: int = 10,
+        frames_out: int = 10,
+        patch_size: int = 4,
+        hidden_channels: Sequence[int] = (64, 64),
+        kernel_size: Union[int, Sequence[int]] = 3,
+        peephole: bool = False,
+        ce_eps: float = 1e-4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if image_size % patch_size:
+            raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
+        if not 0 < ce_eps < 0.5:
+            raise ValueError(f"ce_eps must be in (0, 0.5), got {ce_eps}")
+        self.network = self.build_network()
+        self.test_ssim = nn.ModuleDict(
+            {name or "model": StructuralSimilarityIndexMeasure(data_range=1.0) for name in PREDICTORS}
+        )
+
+    def build_network(self) -> nn.Module:
+        """The network mapping input frames to logits of the future frames."""
+        hp = self.hparams
+        return ConvLSTMEncoderForecaster(
+            hp.in_channels, list(hp.hidden_channels), hp.kernel_size, hp.patch_size, hp.frames_out, hp.peephole
+        )
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        hp = self.hparams
+        self.check_input(inputs, (None, hp.frames_in, hp.in_channels, hp.image_size, hp.image_size), "input frames")
+        return self.network(inputs)
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Per-pixel binary cross-entropy, averaged over pixels (the paper's objective up to a constant factor)."""
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        inputs, target = batch
+        logits = self(inputs)
+        loss = self.loss(logits, target)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
+                 batch_size=len(inputs))
+        return logits, loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")[1]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        logits, _ = self._step(batch, "val")
+        ce = cross_entropy_per_sequence(logits.sigmoid(), batch[1], self.hparams.ce_eps).mean()
+        self.log("val/ce_per_seq", ce, prog_bar=True, batch_size=len(logits))
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, target = batch
+        logits, _ = self._step(batch, "test")
+        predictions = {"": logits.sigmoid(), **baseline_predictions(inputs, self.hparams.frames_out)}
+        for name, prediction in predictions.items():
+            ce = cross_entropy_per_sequence(prediction, target, self.hparams.ce_eps).mean()
+            mse = squared_error_per_frame(prediction, target).mean()
+            ssim = self.test_ssim[name or "model"]
+            ssim.update(prediction.flatten(0, 1), target.flatten(0, 1))  # computed once, at the epoch's end
+            self.log(f"test/ce_per_seq{name}", ce, batch_size=len(inputs))
+            self.log(f"test/mse_per_frame{name}", mse, batch_size=len(inputs))
+            self.log(f"test/ssim{name}", ssim, batch_size=len(inputs))
+
+    def on_test_epoch_end(self) -> None:
+        metrics = self.trainer.callback_metrics
+        rows = [f"{'':<12}{'ce_per_seq':>12}{'mse/frame':>12}{'ssim':>8}"]
+        for name, label in zip(PREDICTORS, ("model", "copy-last", "mean-frame")):
+            values = [metrics.get(f"test/{m}{name}") for m in ("ce_per_seq", "mse_per_frame", "ssim")]
+            if all(v is not None for v in values):
+                rows.append(f"{label:<12}{float(values[0]):>12.1f}{float(values[1]):>12.2f}{float(values[2]):>8.4f}")
+        rank_zero_info("Moving MNIST forecasts on the test sequences:\n" + "\n".join(rows))
+
+    @torch.no_grad()
+    def predict_frames(self, inputs: Tensor) -> Tensor:
+        """Predicted future frames as probabilities in [0, 1], ``(N, frames_out, C, H, W)``."""
+        return self(inputs).sigmoid()
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.predict_frames(inputs)
+
+
+class FrameStripCallback(L.Callback):
+    """Writes PNG strips of input, target and predicted frames of the first validation and test sequences.
+
+    For each of the first ``num_sequences`` sequences of the first batch, three rows: the input frames, the
+    true future frames, the model's predicted future frames (``pl_module.predict_frames``). The image goes to
+    ``<dirpath>/<stage>-epoch=<E>.png`` (``dirpath`` defaults to ``<trainer.log_dir>/strips``) and to the logger:
+    TensorBoard's ``add_image``, or ``log_image`` for loggers that have it (e.g. Weights & Biases).
+
+    Args:
+        dirpath: where to write the PNG files.
+        num_sequences: sequences per strip.
+        every_n_epochs: write a validation strip every this many epochs (test strips are always written).
+    """
+
+    def __init__(self, dirpath: Optional[str] = None, num_sequences: int = 2, every_n_epochs: int = 1) -> None:
+        super().__init__()
+        if num_sequences < 1 or every_n_epochs < 1:
+            raise ValueError(f"num_sequences and every_n_epochs must be >= 1, got {num_sequences}, {every_n_epochs}")
+        self.dirpath, self.num_sequences, self.every_n_epochs = dirpath, num_sequences, every_n_epochs
+        self._batch: Optional[tuple[Tensor, Tensor]] = None
+        self.written: list[Path] = []
+
+    def _keep_first(self, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
+        if batch_idx == 0 and dataloader_idx == 0:
+            inputs, target = batch
+            self._batch = (inputs[: self.num_sequences].detach(), target[: self.num_sequences].detach())
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._keep_first(batch, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._keep_first(batch, batch_idx, dataloader_idx)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._write(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer, pl_module, "test")
+
+    def strip(self, pl_module: L.LightningModule, inputs: Tensor, target: Tensor) -> Tensor:
+        """The image ``(3, H', W')``: per sequence a row of inputs, of targets and of predictions."""
+        predictions = pl_module.predict_frames(inputs)
+        rows = []
+        for row in (inputs, target, predictions):
+            rows.append(F.pad(row, (0, 0, 0, 0, 0, 0, 0, max(inputs.shape[1], target.shape[1]) - row.shape[1])))
+        frames = torch.stack(rows, dim=1).flatten(0, 2)  # (sequences * 3 rows * columns, C, H, W)
+        columns = rows[0].shape[1]
+        return make_grid(frames.float().cpu(), nrow=columns, padding=2, pad_value=0.5)
+
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._batch is None or not trainer.is_global_zero:
+            return
+        image = self.strip(pl_module, *self._batch)
+        self._batch = None
+        directory = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "strips")
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{stage}-epoch={trainer.current_epoch:03d}.png"
+        save_image(image, path)
+        self.written.append(path)
+        tag = f"{stage}/frames (rows: inputs, targets, predictions)"
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(tag, image, global_step=trainer.global_step)
+            elif callable(getattr(logger, "log_image", None)):
+                logger.log_image(key=tag, images=[image], step=trainer.global_step)
