@@ -112,3 +112,15 @@ def test_quick_start_job_trains_and_prints_test_accuracy(tmp_path):
                       "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"))
     assert "best checkpoint:" in proc.stdout + proc.stderr
     assert "test/acc" in proc.stdout
+
+
+def test_predict_writes_class_probabilities(mnist_root, tmp_path):
+    ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.max_steps", "2")))
+    last = next(tmp_path.rglob("last.ckpt"))
+    out = tmp_path / "preds"
+    ok(run_zoo("predict", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root", str(mnist_root),
+               "--ckpt_path", str(last), "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path),
+               "--trainer.callbacks+=zoo.writers.PredictionWriter", "--trainer.callbacks.output_dir", str(out)))
+    probabilities = torch.load(out / "predictions.pt", weights_only=True)
+    assert probabilities.shape == (100, 10)
+    assert torch.allclose(probabilities.sum(1), torch.ones(100), atol=1e-5)

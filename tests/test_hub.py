@@ -60,22 +60,21 @@ def test_corrupt_weights_are_refused(exported):
         zoo.load("lenet_mnist5k")
 
 
-def test_untrusted_class_in_manifest_is_refused(exported):
-    _, _, shipped = exported
+def set_manifest_model_class(shipped, class_path: str) -> None:
     manifest_path = shipped / "lenet_mnist5k.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["model_class"] = "os.system"
+    manifest["model_class"] = class_path
     manifest_path.write_text(json.dumps(manifest))
+
+
+def test_untrusted_class_in_manifest_is_refused(exported):
+    set_manifest_model_class(exported[2], "os.system")
     with pytest.raises(CheckpointError, match="refusing to import 'os.system'"):
         zoo.load("lenet_mnist5k")
 
 
 def test_weights_that_do_not_fit_the_hparams_are_refused(exported):
-    _, _, shipped = exported
-    manifest_path = shipped / "lenet_mnist5k.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["model_class"] = "zoo.models.textbook_ch3.MLP"
-    manifest_path.write_text(json.dumps(manifest))
+    set_manifest_model_class(exported[2], "zoo.models.textbook_ch3.MLP")
     with pytest.raises(CheckpointError, match="does not fit"):
         zoo.load("lenet_mnist5k")
 
