@@ -23,3 +23,9 @@ __all__ = [
     "BinarizedFashionMNISTDataModule",
     "MovingMNISTDataModule",
 ]
+
+from datamodules.airline import AirlinePassengersDataModule  # noqa: E402
+from datamodules.shakespeare import ShakespeareTrigramDataModule  # noqa: E402
+from datamodules.ud_pos import UDPosDataModule  # noqa: E402
+
+__all__ += ["AirlinePassengersDataModule", "ShakespeareTrigramDataModule", "UDPosDataModule"]

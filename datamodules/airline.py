@@ -18,12 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules._paths import resolve_root
+from datamodules._splits import SplitLoaders
 
 EMBEDDED_CSV = "airline-passengers.csv"
 SEASON = 12  # months in a year: the seasonal-naive forecast repeats the same month of the previous year
@@ -63,7 +63,7 @@ def make_windows(series: Tensor, look_back: int, first_target: int, end_target: 
     return windows.unsqueeze(-1), series[targets]
 
 
-class AirlinePassengersDataModule(L.LightningDataModule):
+class AirlinePassengersDataModule(SplitLoaders):
     """Monthly airline passengers as ``(window, target)`` batches: ``window`` ``(N, look_back, 1)``, ``target`` ``(N,)``.
 
     Values are scaled (divided by :attr:`scale`); :meth:`inverse_scale` turns them back into thousands.
@@ -151,18 +151,6 @@ class AirlinePassengersDataModule(L.LightningDataModule):
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
         return DataLoader(self.datasets[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     # ------------------------------------------------------------------ baselines and facts
     def baselines(self, split: str) -> dict[str, float]:

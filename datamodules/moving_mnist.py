@@ -187,9 +187,7 @@ class MovingMNISTDataModule(L.LightningDataModule):
     def _digit_images(self) -> dict[str, Tensor]:
         """Digits ``(N, s, s)`` in [0, 1] per split: training digits, and the test digits halved for val/test."""
         hp = self.hparams
-        source = DIGIT_DATAMODULES[hp.digits](root=hp.root, download=hp.download, normalize=False, val_fraction=0.0)
-        if hp.download:
-            source.prepare_data()
+        source = self._digit_datamodule()
         source.setup()
         self.digit_dataset_name = source.dataset_name
         test_digits = source.test_set.images
@@ -201,6 +199,11 @@ class MovingMNISTDataModule(L.LightningDataModule):
             images = {k: F.interpolate(v, size=size, mode="bilinear", antialias=True).clamp_(0, 1)
                       for k, v in images.items()}
         return {k: v.squeeze(1) for k, v in images.items()}
+
+    def _digit_datamodule(self) -> MNISTDataModule:
+        """The MNIST-family datamodule whose files hold the digits (pixels in [0, 1], no validation split)."""
+        hp = self.hparams
+        return DIGIT_DATAMODULES[hp.digits](root=hp.root, download=hp.download, normalize=False, val_fraction=0.0)
 
     def generate(self, split: str, digits: Tensor, num_sequences: int) -> GeneratedMovingMNIST:
         """The ``num_sequences`` sequences of ``split``, drawn from ``digits`` with the split's own seed."""
@@ -243,8 +246,12 @@ class MovingMNISTDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ lightning hooks
     def prepare_data(self) -> None:
-        if self.hparams.download and self.hparams.source == "torchvision":
+        if not self.hparams.download:
+            return
+        if self.hparams.source == "torchvision":
             datasets.MovingMNIST(str(self.root), download=True)
+        else:
+            self._digit_datamodule().prepare_data()
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.test_set is not None:

@@ -21,12 +21,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, Optional
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules._paths import resolve_root
+from datamodules._splits import SplitLoaders
 
 EMBEDDED_SONNETS = "sonnets.txt"
 UNK = "<unk>"
@@ -143,7 +143,7 @@ def count_trigram_perplexities(
     }
 
 
-class ShakespeareTrigramDataModule(L.LightningDataModule):
+class ShakespeareTrigramDataModule(SplitLoaders):
     """Batches ``(context_ids, target_id)``: ``context_ids`` long ``(N, 2)``, ``target_id`` long ``(N,)``.
 
     Args:
@@ -208,6 +208,10 @@ class ShakespeareTrigramDataModule(L.LightningDataModule):
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    def unigram_counts(self) -> Tensor:
+        """How often each vocabulary id is a training target, shape ``(vocab_size,)``."""
+        return torch.bincount(self.trigrams["train"][:, 2], minlength=self.vocab_size)
+
     def encode_prompt(self, text: str) -> tuple[list[int], list[str]]:
         """Ids of a prompt's words (tokenized like the corpus) and the words that were read as ``<unk>``."""
         words = tokenize(text, self.hparams.tokenizer)
@@ -219,18 +223,6 @@ class ShakespeareTrigramDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         rows = self.trigrams[split]
         return DataLoader(TensorDataset(rows[:, :2], rows[:, 2]), batch_size=self.hparams.batch_size, shuffle=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def baselines(self, split: str) -> dict[str, float]:
         """Count-based trigram perplexities on the test trigrams (smoothing tuned on validation)."""
@@ -256,4 +248,6 @@ class ShakespeareTrigramDataModule(L.LightningDataModule):
             "test_sonnets": numbers["test"],
             "val_sonnets": numbers["val"],
             "test_unk_targets": int((self.trigrams["test"][:, 2] == 0).sum()),
+            "count_baseline_smoothing": {k: v for k, v in (self._count_baseline or {}).items()
+                                         if not k.startswith("perplexity")},
         }

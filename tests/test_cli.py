@@ -124,3 +124,9 @@ def test_predict_writes_class_probabilities(mnist_root, tmp_path):
     probabilities = torch.load(out / "predictions.pt", weights_only=True)
     assert probabilities.shape == (100, 10)
     assert torch.allclose(probabilities.sum(1), torch.ones(100), atol=1e-5)
+
+
+def test_test_after_fit_works_with_fast_dev_run(tmp_path):
+    proc = ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.fast_dev_run", "1",
+                      "--trainer.default_root_dir", str(tmp_path)))
+    assert "test/acc" in proc.stdout

@@ -102,7 +102,10 @@ class ZooCLI(LightningCLI):
 
     def after_fit(self) -> None:
         if self.config_init[self.subcommand].get("test_after_fit"):
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            callback = self.trainer.checkpoint_callback
+            best = callback.best_model_path if callback is not None else ""
+            # fast_dev_run and runs without validation keep no best checkpoint: test the weights in memory
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
 
 
 def resolve_entry_configs(argv: list[str]) -> list[str]:
@@ -147,7 +150,7 @@ def headline_metric(manifest: Optional[dict[str, Any]]) -> str:
     if not manifest:
         return "-"
     metrics = manifest.get("metrics", {})
-    for key in ("test/acc", "test/nll", "test/rmse", "test/ce_per_seq", "test/perplexity", "test/loss"):
+    for key in ("test/perplexity", "test/nll", "test/rmse", "test/ce_per_seq", "test/acc", "test/loss"):
         if key in metrics:
             return f"{key}={format_metric(metrics[key])} ({manifest.get('data', {}).get('dataset', '?')})"
     return "-"

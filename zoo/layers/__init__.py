@@ -54,3 +54,7 @@ from zoo.layers.complex import (  # noqa: E402  (Deep Complex Networks: complex6
 __all__ += ["ComplexConv2d", "ComplexLinear", "ComplexBatchNorm1d", "ComplexBatchNorm2d", "CReLU", "ModReLU",
             "ZReLU", "ComplexDropout", "ComplexMagnitude", "LearnedImaginaryInput", "complex_product",
             "complex_rayleigh_", "complex_he_init_", "complex_glorot_init_"]
+
+from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet  # noqa: E402  (textbook ch. 5 tagger)
+
+__all__ += ["CharLSTMWordFeatures", "LSTMTaggerNet"]

@@ -2,12 +2,12 @@
 
 Every layer takes and returns complex tensors; weights and biases are complex parameters.
 
-- :class:`ComplexConv2d`, :class:`ComplexLinear` (section 3.2, eq. 6):
+- :class:`ComplexConv2d`, :class:`ComplexLinear` (section 3.2):
   ``(W_r + iW_i)(x_r + ix_i) = (W_r x_r - W_i x_i) + i(W_r x_i + W_i x_r)``, plus ONE complex bias ``b`` (adding a
   bias inside each of two real sub-layers, as some libraries do, gives ``(b_r - b_i) + i(b_r + b_i)``).
   The product is computed with real operations (:func:`complex_product`), so it runs in bfloat16 under autocast
   while the tensors between layers stay complex64.
-- :class:`ComplexBatchNorm1d`, :class:`ComplexBatchNorm2d` (section 3.5, eqs. 11-15): whitening by the inverse
+- :class:`ComplexBatchNorm1d`, :class:`ComplexBatchNorm2d` (section 3.5): whitening by the inverse
   square root of each channel's 2x2 real/imaginary covariance, then a symmetric 2x2 scale and a complex shift.
 - Activations (section 3.4): :class:`CReLU`, :class:`ModReLU` (Arjovsky et al., 2016), :class:`ZReLU`
   (Guberman, 2016); :class:`ComplexDropout` with one mask for both parts; :class:`ComplexMagnitude` (``|z|``).
@@ -67,7 +67,7 @@ def complex_product(
 ) -> Tensor:
     """Apply a real bilinear map ``real_op(input, weight)`` (a convolution or ``F.linear``) to complex ``z, weight``.
 
-    Eq. 6 of the paper: ``(W_r x_r - W_i x_i) + i(W_r x_i + W_i x_r)``. ``weight`` has output channels in
+    Section 3.2 of the paper: ``(W_r x_r - W_i x_i) + i(W_r x_i + W_i x_r)``. ``weight`` has output channels in
     dimension 0 and input channels in dimension 1; ``dim`` is the channel dimension of ``z`` and of the result.
     Under autocast the real products run in bfloat16; the result is cast back to ``weight``'s real precision and
     returned as a complex tensor.
@@ -222,9 +222,9 @@ class ComplexConv2d(_ComplexWeightLayer):
 
 # ---------------------------------------------------------------------------------------------- batch norm
 def inverse_sqrt_2x2(v_rr: Tensor, v_ri: Tensor, v_ii: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Entries ``(w_rr, w_ri, w_ii)`` of ``V^{-1/2}`` for symmetric positive definite ``V = [[v_rr, v_ri], [v_ri, v_ii]]``.
+    """Entries ``(w_rr, w_ri, w_ii)`` of ``V^{-1/2}`` for a positive definite ``V = [[v_rr, v_ri], [v_ri, v_ii]]``.
 
-    Closed form (the paper's eq. 12 computed as in its code): with ``s = sqrt(det V)`` and
+    Closed form of the whitening matrix of section 3.5: with ``s = sqrt(det V)`` and
     ``t = sqrt(v_rr + v_ii + 2 s)``, ``V^{1/2} = (V + s I) / t`` and
     ``V^{-1/2} = [[v_ii + s, -v_ri], [-v_ri, v_rr + s]] / (s t)``.
     """
@@ -235,7 +235,7 @@ def inverse_sqrt_2x2(v_rr: Tensor, v_ri: Tensor, v_ii: Tensor) -> tuple[Tensor, 
 
 
 class _ComplexBatchNorm(nn.Module):
-    """Complex batch normalisation (eqs. 11-15) over every dimension but the channels (dimension 1).
+    """Complex batch normalisation (section 3.5) over every dimension but the channels (dimension 1).
 
     ``x~ = V^{-1/2} (z - E[z])`` with ``V`` the channel's 2x2 covariance of (real, imaginary) plus ``eps I``, then
     ``y = gamma x~ + beta`` with a symmetric ``gamma = [[g_rr, g_ri], [g_ri, g_ii]]`` (``1/sqrt(2)``, 0,
@@ -344,7 +344,7 @@ class CReLU(nn.Module):
 
 
 class ModReLU(nn.Module):
-    """``modReLU(z) = ReLU(|z| + b) z / |z|`` with a learnable real ``b`` per channel (Arjovsky et al., 2016, eq. 8).
+    """``modReLU(z) = ReLU(|z| + b) z / |z|`` with a learnable real ``b`` per channel (Arjovsky et al., 2016).
 
     The phase is kept and the modulus shifted by ``b``. At ``z = 0`` the phase is undefined; the output is 0 and
     the gradient finite (0), never NaN. Inputs ``(N, C, *)``; ``b`` has shape ``(num_features,)``, 0 at init.
@@ -378,7 +378,7 @@ class ZReLU(nn.Module):
 
 
 class ComplexDropout(nn.Module):
-    """Dropout of complex values: one mask zeroes both parts of an entry; kept entries are scaled by ``1/(1-p)`` once."""
+    """Complex dropout: one mask zeroes both parts of an entry; kept entries are scaled by ``1/(1-p)`` once."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()

@@ -61,8 +61,11 @@ def winner_mask(scores: Tensor, k: int) -> Tensor:
     if not 0 < k <= units:
         raise ValueError(f"k must be in [1, {units}] for {units} units, got {k}")
     kth_value = scores.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
+    at_least_kth = scores >= kth_value
+    if int(torch.count_nonzero(at_least_kth)) == k * len(scores):  # no ties at the k-th value: the usual case
+        return at_least_kth
     above = scores > kth_value
-    at_kth = scores == kth_value
+    at_kth = at_least_kth & ~above
     places_left = k - above.sum(dim=1, keepdim=True)
     return above | (at_kth & (at_kth.cumsum(dim=1) <= places_left))
 
@@ -84,7 +87,7 @@ def k_winners(
         boost_strength: ``beta`` of the boost factor; 0 disables boosting.
 
     Returns:
-        ``(output, winners)``: ``output``, ``x`` with the losers set to 0, of shape ``(N, n)`` (gradient through the winners only)
+        ``(output, winners)``: ``output = x * winners`` (the losers set to 0) of shape ``(N, n)`` (gradient through the winners only)
         and the boolean winner mask ``(N, n)``. Boosting only picks the winners; their values are not scaled.
     """
     if x.ndim != 2:
@@ -93,7 +96,7 @@ def k_winners(
     if duty_cycles is not None:
         scores = scores * boost_factors(duty_cycles, k / x.shape[1], boost_strength)
     winners = winner_mask(scores, k)
-    return x.masked_fill(~winners, 0.0), winners
+    return x * winners, winners
 
 
 def k_winners2d(
@@ -120,7 +123,7 @@ def k_winners2d(
         winners = winner_mask(scores.movedim(1, -1).reshape(n * h * w, c), k).view(n, h, w, c).movedim(-1, 1)
     else:
         winners = winner_mask(scores.reshape(n, c * h * w), k).view(n, c, h, w)
-    return x.masked_fill(~winners, 0.0), winners
+    return x * winners, winners
 
 
 def updated_duty_cycles(duty_cycles: Tensor, wins: Tensor, batch_size: int, samples_seen: int, period: int) -> Tensor:
@@ -231,7 +234,7 @@ class KWinners(KWinnersBase):
             )
         out, winners = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
         if self.training:
-            self.update_duty_cycles(winners.sum(dim=0, dtype=x.dtype), len(x))
+            self.update_duty_cycles(torch.count_nonzero(winners, dim=0).to(x.dtype), len(x))
         return out
 
     def extra_repr(self) -> str:
@@ -275,7 +278,7 @@ class KWinners2d(KWinnersBase):
         k = self.active_k(c if self.local else c * h * w)
         out, winners = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)
         if self.training:
-            self.update_duty_cycles(winners.sum(dim=(0, 2, 3), dtype=x.dtype) / (h * w), n)
+            self.update_duty_cycles(torch.count_nonzero(winners, dim=(0, 2, 3)).to(x.dtype) / (h * w), n)
         return out
 
     def extra_repr(self) -> str:

@@ -13,3 +13,6 @@ __all__ += ["ConvLSTMForecaster", "FrameStripCallback"]
 from zoo.models.complex_net import ComplexNet, RealNet, TwoConvNet  # noqa: E402
 
 __all__ += ["ComplexNet", "RealNet", "TwoConvNet"]
+from zoo.models.textbook_ch5 import LSTMForecaster, LSTMTagger, NGramLanguageModel  # noqa: E402
+
+__all__ += ["LSTMForecaster", "NGramLanguageModel", "LSTMTagger"]

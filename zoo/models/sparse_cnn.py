@@ -180,7 +180,8 @@ class SparseCNN(DenseCNN):
         """Replace every layer's duty cycles by their mean over the ranks (one all-reduce for all layers).
 
         The ranks start equal and see batches of the same size, so the mean equals the update a single process
-        would make from the whole distributed batch.
+        would make from the whole distributed batch. (DDP's ``broadcast_buffers`` alone would copy rank 0's
+        duty cycles to the others at the next forward pass, dropping the other ranks' wins.)
         """
         layers = list(kwinners_layers(self))
         if not layers:

@@ -1,0 +1,249 @@
+"""Part-of-speech tagging data from Universal Dependencies CoNLL-U files (UPOS, column 4).
+
+The files are read from ``root`` (the zoo's configs use ``$ZOO_DATA_DIR/ud/UD_English-EWT``) and named
+``<treebank>-ud-{train,dev,test}.conllu``. ``download=True`` fetches them from the treebank's GitHub release tag.
+In a CoNLL-U file, ``#`` lines are comments, a blank line ends a sentence, and of the word lines only those whose
+ID is an integer are syntactic words: multiword-token ranges (``3-4``) and empty nodes (``8.1``) carry no UPOS of
+their own and are skipped.
+
+A batch is ``((word_ids, char_ids, lengths), tags)``: ``word_ids`` long ``(N, T)``, ``char_ids`` long
+``(N, T, L)``, ``lengths`` long ``(N,)`` and ``tags`` long ``(N, T)``, padded with 0 (ids) and
+:data:`PAD_TAG` (tags) beyond each sentence's length.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from datamodules._paths import missing_files_error, resolve_root
+from datamodules._splits import SplitLoaders
+
+UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+             "SCONJ", "SYM", "VERB", "X")
+PAD_TAG = -100  # F.cross_entropy's default ignore_index
+PAD, UNK = "<pad>", "<unk>"
+SPLITS = {"train": "train", "val": "dev", "test": "test"}
+DEFAULT_SUBDIR = Path("ud") / "UD_English-EWT"
+RELEASE_URL = "https://raw.githubusercontent.com/UniversalDependencies/{repo}/{tag}/{file}"
+
+
+class TaggedSentence(NamedTuple):
+    words: list[str]
+    tags: list[str]
+
+
+def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> list[TaggedSentence]:
+    """Sentences of syntactic words and their UPOS tags from CoNLL-U lines.
+
+    Comments, multiword-token lines (``3-4``) and empty nodes (``8.1``) are skipped. Raises ``ValueError``
+    naming the source and line for a word line without 10 tab-separated fields or with an unknown UPOS tag.
+    """
+    sentences: list[TaggedSentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            if words:
+                sentences.append(TaggedSentence(words, tags))
+                words, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise ValueError(f"{source}, line {number}: expected 10 tab-separated CoNLL-U fields, got {len(fields)}")
+        if not fields[0].isdigit():  # "3-4" multiword token or "8.1" empty node
+            continue
+        if fields[3] not in UPOS_TAGS:
+            raise ValueError(f"{source}, line {number}: unknown UPOS tag {fields[3]!r}; expected one of {UPOS_TAGS}")
+        words.append(fields[1])
+        tags.append(fields[3])
+    if words:
+        sentences.append(TaggedSentence(words, tags))
+    return sentences
+
+
+def read_conllu(path: Path) -> list[TaggedSentence]:
+    with open(path, encoding="utf-8") as f:
+        return parse_conllu(f, str(path))
+
+
+def most_frequent_tag_accuracy(train: Sequence[TaggedSentence], test: Sequence[TaggedSentence]) -> float:
+    """Token accuracy on ``test`` of tagging each word form with its most frequent training tag.
+
+    Forms never seen in training get the most frequent tag overall.
+    """
+    by_word: dict[str, Counter] = {}
+    for sentence in train:
+        for word, tag in zip(sentence.words, sentence.tags):
+            by_word.setdefault(word, Counter())[tag] += 1
+    overall = Counter(tag for sentence in train for tag in sentence.tags).most_common(1)[0][0]
+    best = {word: counts.most_common(1)[0][0] for word, counts in by_word.items()}
+    pairs = [(best.get(w, overall), t) for s in test for w, t in zip(s.words, s.tags)]
+    return sum(guess == tag for guess, tag in pairs) / len(pairs)
+
+
+class Indexer:
+    """Symbols <-> ids, with ``<pad>`` = 0 and ``<unk>`` = 1."""
+
+    def __init__(self, counts: Counter, min_count: int = 1) -> None:
+        self.itos = [PAD, UNK] + sorted(s for s, c in counts.items() if c >= min_count and s not in (PAD, UNK))
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def index(self, symbols: Iterable[str]) -> list[int]:
+        return [self.stoi.get(s, 1) for s in symbols]
+
+
+class PosCollator:
+    """Pad a list of encoded sentences into one batch (see the module docstring for the shapes)."""
+
+    def __init__(self, max_word_length: int) -> None:
+        self.max_word_length = max_word_length
+
+    def __call__(self, sentences: list[tuple[list[int], list[list[int]], list[int]]]):
+        n, longest = len(sentences), max(len(words) for words, _, _ in sentences)
+        longest_word = min(self.max_word_length, max(len(c) for _, chars, _ in sentences for c in chars))
+        word_ids = torch.zeros(n, longest, dtype=torch.long)
+        char_ids = torch.zeros(n, longest, longest_word, dtype=torch.long)
+        tags = torch.full((n, longest), PAD_TAG, dtype=torch.long)
+        for i, (words, chars, sentence_tags) in enumerate(sentences):
+            word_ids[i, : len(words)] = torch.tensor(words)
+            tags[i, : len(words)] = torch.tensor(sentence_tags)
+            for j, word_chars in enumerate(chars):
+                clipped = word_chars[:longest_word]
+                char_ids[i, j, : len(clipped)] = torch.tensor(clipped)
+        lengths = torch.tensor([len(words) for words, _, _ in sentences])
+        return (word_ids, char_ids, lengths), tags
+
+
+class UDPosDataModule(SplitLoaders):
+    """UPOS tagging on a Universal Dependencies treebank (default: English EWT).
+
+    Args:
+        root: directory holding the ``.conllu`` files (``$ZOO_DATA_DIR`` may appear in it); default
+            ``$ZOO_DATA_DIR/ud/UD_English-EWT``.
+        treebank: file prefix (``en_ewt`` for ``en_ewt-ud-train.conllu``).
+        repository: the treebank's GitHub repository, for ``download``.
+        release: the release tag to download (``r2.16``).
+        download: fetch missing files from the release.
+        lowercase_words: lowercase the word-embedding vocabulary (the character LSTM still sees the case).
+        min_word_count: training count a word needs for its own embedding (rarer ones share ``<unk>``).
+        max_word_length: characters of a word the character LSTM reads (longer words are cut).
+        batch_size: sentences per batch.
+        num_workers: DataLoader workers.
+    """
+
+    num_classes = len(UPOS_TAGS)
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        treebank: str = "en_ewt",
+        repository: str = "UD_English-EWT",
+        release: str = "r2.16",
+        download: bool = False,
+        lowercase_words: bool = True,
+        min_word_count: int = 2,
+        max_word_length: int = 20,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.sentences: dict[str, list[TaggedSentence]] = {}
+        self.words: Optional[Indexer] = None
+        self.chars: Optional[Indexer] = None
+
+    @property
+    def root(self) -> Path:
+        if self.hparams.root is None:
+            return resolve_root(None) / DEFAULT_SUBDIR
+        return resolve_root(self.hparams.root)
+
+    def file_name(self, split: str) -> str:
+        return f"{self.hparams.treebank}-ud-{SPLITS[split]}.conllu"
+
+    def urls(self) -> list[str]:
+        hp = self.hparams
+        return [RELEASE_URL.format(repo=hp.repository, tag=hp.release, file=self.file_name(s)) for s in SPLITS]
+
+    def _missing_error(self) -> FileNotFoundError:
+        return missing_files_error(
+            f"Universal Dependencies {self.hparams.repository}", self.root, [self.file_name(s) for s in SPLITS],
+            "pass --data.init_args.download true (needs internet), or download\n    " + "\n    ".join(self.urls())
+            + f"\n  into {self.root}.",
+        )
+
+    def prepare_data(self) -> None:
+        if not self.hparams.download:
+            return
+        from torchvision.datasets.utils import download_url
+
+        try:
+            for split, url in zip(SPLITS, self.urls()):
+                if not (self.root / self.file_name(split)).exists():
+                    download_url(url, str(self.root), self.file_name(split))
+        except Exception as err:  # network failures come in many types
+            raise self._missing_error() from err
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.sentences:
+            return
+        if not all((self.root / self.file_name(s)).exists() for s in SPLITS):
+            raise self._missing_error()
+        self.sentences = {split: read_conllu(self.root / self.file_name(split)) for split in SPLITS}
+        train = self.sentences["train"]
+        self.words = Indexer(Counter(self._word_key(w) for s in train for w in s.words), self.hparams.min_word_count)
+        self.chars = Indexer(Counter(c for s in train for w in s.words for c in w))
+
+    def _word_key(self, word: str) -> str:
+        return word.lower() if self.hparams.lowercase_words else word
+
+    def encode(self, sentence: TaggedSentence) -> tuple[list[int], list[list[int]], list[int]]:
+        """Word ids, character ids of every word and tag ids of one sentence."""
+        assert self.words is not None and self.chars is not None, "call setup() first"
+        word_ids = self.words.index(self._word_key(w) for w in sentence.words)
+        char_ids = [self.chars.index(w) for w in sentence.words]
+        return word_ids, char_ids, [UPOS_TAGS.index(t) for t in sentence.tags]
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if not self.sentences:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run")
+        encoded = [self.encode(s) for s in self.sentences[split]]
+        return DataLoader(
+            encoded, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
+            collate_fn=PosCollator(self.hparams.max_word_length), persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    @property
+    def vocab_sizes(self) -> tuple[int, int]:
+        """(word vocabulary, character vocabulary) sizes, after ``setup``."""
+        assert self.words is not None and self.chars is not None, "call setup() first"
+        return len(self.words), len(self.chars)
+
+    def baselines(self, split: str) -> dict[str, float]:
+        """Token accuracy of the most-frequent-tag baseline on ``split`` (``val`` or ``test``)."""
+        if split not in ("val", "test"):
+            return {}
+        return {"acc_most_frequent_tag": most_frequent_tag_accuracy(self.sentences["train"], self.sentences[split])}
+
+    def describe(self) -> dict:
+        """Dataset facts for a checkpoint manifest (call after ``setup``)."""
+        facts: dict = {"dataset": f"Universal Dependencies {self.hparams.repository} (UPOS)"}
+        for split, sentences in self.sentences.items():
+            facts[f"{split}_size"] = len(sentences)
+            facts[f"{split}_tokens"] = sum(len(s.words) for s in sentences)
+        if self.words is not None and self.chars is not None:
+            facts["word_vocab_size"], facts["char_vocab_size"] = self.vocab_sizes
+        return facts

@@ -1,0 +1,326 @@
+"""Chapter 5 sequences and words: airline windows, Shakespeare trigrams, CoNLL-U POS tagging, and their models."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from conftest import REPO, run_zoo
+from datamodules import AirlinePassengersDataModule, DatasetNotFoundError, ShakespeareTrigramDataModule, UDPosDataModule
+from datamodules.airline import make_windows, read_series_csv
+from datamodules.shakespeare import Vocabulary, count_trigram_perplexities, split_sonnets, tokenize, trigrams
+from datamodules.ud_pos import PAD_TAG, most_frequent_tag_accuracy, parse_conllu
+from zoo.layers import LSTMTaggerNet
+from zoo.models import LSTMForecaster, LSTMTagger, NGramLanguageModel
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, **kwargs)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+# ------------------------------------------------------------------------------------------------ airline
+def write_series(path: Path, values: list[float]) -> Path:
+    rows = [f"{1949 + i // 12}-{i % 12 + 1:02d},{v}" for i, v in enumerate(values)]
+    path.write_text("Month,Passengers\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_windows_are_the_previous_months_and_the_next_one():
+    series = torch.arange(10.0)
+    windows, targets = make_windows(series, look_back=3, first_target=0, end_target=10)
+    assert windows.shape == (7, 3, 1) and targets.tolist() == [3, 4, 5, 6, 7, 8, 9]
+    assert windows[0, :, 0].tolist() == [0, 1, 2] and windows[-1, :, 0].tolist() == [6, 7, 8]
+    with pytest.raises(ValueError, match="look_back"):
+        make_windows(series, look_back=0, first_target=0, end_target=10)
+
+
+def test_embedded_series_is_the_box_jenkins_series():
+    dm = AirlinePassengersDataModule()
+    assert len(dm.series) == 144 and dm.months[0] == "1949-01" and dm.months[-1] == "1960-12"
+    assert dm.series[:3].tolist() == [112, 118, 132] and float(dm.series.max()) == 622
+
+
+def test_split_is_chronological_with_no_shared_target_month(tmp_path):
+    dm = AirlinePassengersDataModule(csv_path=str(write_series(tmp_path / "s.csv", list(range(100, 200)))),
+                                     look_back=4, train_fraction=0.7, val_months=10)
+    dm.setup()
+    targets = {split: dm.datasets[split].tensors[1] * dm.scale for split in ("train", "val", "test")}
+    # the series value 100 + t identifies month t
+    months = {split: (values.round() - 100).long().tolist() for split, values in targets.items()}
+    assert months["train"] == list(range(4, 60))
+    assert months["val"] == list(range(60, 70))
+    assert months["test"] == list(range(70, 100))
+    # a test window reads the months just before its target, training months included
+    first_test_window = dm.datasets["test"].tensors[0][0, :, 0] * dm.scale
+    assert first_test_window.round().tolist() == [166, 167, 168, 169]
+    # the scale is taken from the training part (months 0..69) only
+    assert dm.scale == pytest.approx(69.0)
+
+
+def test_inverse_scaling_recovers_the_series():
+    dm = AirlinePassengersDataModule(look_back=2)
+    training_part = dm.series[: dm.train_end]
+    assert dm.scale == pytest.approx(float(training_part.max() - training_part.min()))
+    torch.testing.assert_close(dm.inverse_scale(dm.scaled), dm.series)
+    windows, targets = dm.windows("test")
+    torch.testing.assert_close(dm.inverse_scale(targets), dm.series[dm.train_end:])
+
+
+def test_bad_csv_is_named(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("Month,Passengers\n1949-01,112\n1949-02,many\n")
+    with pytest.raises(ValueError, match="row 3.*'many'"):
+        read_series_csv(path.read_text(), str(path))
+    with pytest.raises(FileNotFoundError, match="embedded"):
+        AirlinePassengersDataModule(csv_path=str(tmp_path / "missing.csv"))
+
+
+def test_forecaster_rmse_is_in_thousands_and_matches_the_last_value_baseline():
+    """With a zero head, ``predict_change`` forecasts the last month: its RMSE must equal that baseline's."""
+    dm = AirlinePassengersDataModule(look_back=2)
+    model = LSTMForecaster(look_back=2, predict_change=True)
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    metrics = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
+    assert float(model.scale) == pytest.approx(dm.scale)
+    assert metrics["test/rmse"] == pytest.approx(metrics["test/rmse_last_value"], rel=1e-5)
+    assert metrics["test/rmse_seasonal_naive"] == pytest.approx(42.5868, abs=1e-3)
+    predictions = torch.cat(quiet_trainer().predict(model, datamodule=dm))
+    torch.testing.assert_close(predictions, dm.series[dm.train_end - 1:-1])
+
+
+def test_forecaster_rejects_a_window_of_the_wrong_length():
+    with pytest.raises(ValueError, match=r"\(N, 12, 1\), got \(4, 2, 1\)"):
+        LSTMForecaster(look_back=12)(torch.zeros(4, 2, 1))
+
+
+def test_airline_entry_fits_with_fast_dev_run(tmp_path):
+    ok(run_zoo("fit", "-c", "lstm_airline", "--trainer.fast_dev_run", "1", "--test_after_fit", "false",
+               "--trainer.default_root_dir", str(tmp_path)))
+
+
+# ------------------------------------------------------------------------------------------------ trigrams
+THREE_SONNETS = """THE SONNETS
+
+I
+
+From fairest creatures we desire increase,
+That thereby beauty’s rose might never die,
+
+II
+
+When forty winters shall besiege thy brow,
+And dig deep trenches in thy beauty’s field,
+
+III
+
+Look in thy glass and tell the face thou viewest
+"""
+
+
+def test_trigram_extraction():
+    assert trigrams([5, 6, 7, 8]).tolist() == [[5, 6, 7], [6, 7, 8]]
+    assert trigrams([5, 6]).shape == (0, 3)
+
+
+def test_sonnets_tokens_and_trigrams_stay_inside_a_sonnet(tmp_path):
+    assert [s.split()[0] for s in split_sonnets(THREE_SONNETS)] == ["From", "When", "Look"]
+    assert tokenize("Feed’st thy light’s flame,") == ["feed'st", "thy", "light's", "flame"]
+    assert tokenize("Feed’st thy,", "whitespace") == ["Feed’st", "thy,"]
+    path = tmp_path / "sonnets.txt"
+    path.write_text(THREE_SONNETS, encoding="utf-8")
+    dm = ShakespeareTrigramDataModule(text_path=str(path), val_sonnets=1, test_sonnets=1, min_count=1)
+    (train_number,) = dm.split_sonnet_numbers["train"]
+    words = dm.sonnets[train_number - 1]
+    assert len(dm.trigrams["train"]) == len(words) - 2  # one sonnet: no trigram across a boundary
+    assert dm.vocab.decode(dm.trigrams["train"][0].tolist()) == words[:3]
+
+
+def test_vocabulary_is_built_on_training_sonnets_with_unk():
+    dm = ShakespeareTrigramDataModule(min_count=2)
+    train_words = [w for n in dm.split_sonnet_numbers["train"] for w in dm.sonnets[n - 1]]
+    assert dm.vocab.itos[0] == "<unk>"
+    assert set(dm.vocab.itos[1:]) == {w for w in set(train_words) if train_words.count(w) >= 2}
+    test_words = [w for n in dm.split_sonnet_numbers["test"] for w in dm.sonnets[n - 1]]
+    unseen = next(w for w in test_words if w not in set(train_words))
+    assert dm.vocab.encode([unseen, "love"]) == [0, dm.vocab.stoi["love"]]
+    assert not set(dm.split_sonnet_numbers["train"]) & set(dm.split_sonnet_numbers["test"])
+    assert sum(len(v) for v in dm.split_sonnet_numbers.values()) == 154
+
+
+def test_count_baselines_on_a_predictable_and_on_a_random_corpus():
+    cycle = trigrams([1, 2, 3] * 50)
+    exact = count_trigram_perplexities(cycle, cycle, cycle, vocab_size=4)
+    assert exact["perplexity_interpolated"] < 1.3 and exact["perplexity_add_k"] < 1.3
+    noise = trigrams(torch.randint(0, 20, (3000,), generator=torch.Generator().manual_seed(0)).tolist())
+    random = count_trigram_perplexities(noise[:2000], noise[2000:2500], noise[2500:], vocab_size=20)
+    assert 18 < random["perplexity_interpolated"] < 22  # nothing to learn beyond the uniform unigram
+
+
+def test_an_unknown_prompt_word_is_read_as_unk_and_the_model_continues():
+    dm = ShakespeareTrigramDataModule(sonnet=2, min_count=1, tokenizer="whitespace")
+    ids, unknown = dm.encode_prompt("Xyzzy forty")
+    assert unknown == ["Xyzzy"] and ids == [0, dm.vocab.stoi["forty"]]
+    model = NGramLanguageModel(num_classes=dm.vocab_size)
+    continuation = model.continue_words(ids, 5)
+    assert len(continuation) == 5 and all(0 < i < dm.vocab_size for i in continuation)  # never <unk>
+    with pytest.raises(ValueError, match="at least 2 words"):
+        model.continue_words(ids[:1], 5)
+
+
+def test_ngram_model_logs_perplexity_and_the_count_baseline():
+    dm = ShakespeareTrigramDataModule(sonnet=2, min_count=1)
+    model = NGramLanguageModel(num_classes=dm.vocab_size, optimizer="adam", lr=0.01, unigram_output_bias=True)
+    quiet_trainer(max_epochs=30).fit(model, datamodule=dm)
+    metrics = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
+    assert metrics["test/perplexity"] == pytest.approx(math.exp(metrics["test/loss"]), rel=1e-4)
+    assert metrics["test/perplexity"] < 10  # in-sample: Sonnet 2 is memorized
+    assert "test/perplexity_interpolated_count_baseline" in metrics
+
+
+def test_ngram_vocabulary_mismatch_names_the_fix():
+    with pytest.raises(ValueError, match="num_classes: 98"):
+        quiet_trainer(fast_dev_run=1).fit(NGramLanguageModel(num_classes=50), datamodule=ShakespeareTrigramDataModule(
+            sonnet=2, min_count=1, tokenizer="whitespace"))
+
+
+def test_ngram_generate_script_continues_a_prompt_with_an_unknown_word():
+    proc = ok(subprocess.run([sys.executable, str(REPO / "scripts" / "ngram_generate.py"), "ngram_sonnets",
+                              "when xyzzy", "--words", "6"], capture_output=True, text=True, cwd=REPO, timeout=120))
+    assert "'xyzzy' is not in the vocabulary" in proc.stdout
+    assert len(proc.stdout.strip().splitlines()[-1].split()) == 2 + 6
+
+
+# ------------------------------------------------------------------------------------------------ POS tagging
+CONLLU = """# newdoc id = doc1
+# sent_id = s1
+# text = I don't know.
+1\tI\tI\tPRON\tPRP\t_\t3\tnsubj\t_\t_
+2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
+2\tdo\tdo\tAUX\tVBP\t_\t4\taux\t_\t_
+3\tn't\tnot\tPART\tRB\t_\t4\tadvmod\t_\t_
+4\tknow\tknow\tVERB\tVB\t_\t0\troot\t_\t_
+5\t.\t.\tPUNCT\t.\t_\t4\tpunct\t_\t_
+
+# sent_id = s2
+1\tBush\tBush\tPROPN\tNNP\t_\t2\tnsubj\t_\t_
+2\tleft\tleave\tVERB\tVBD\t_\t0\troot\t_\t_
+2.1\tleft\tleave\tVERB\tVBD\t_\t_\t_\t0:root\t_
+3\tearly\tearly\tADV\tRB\t_\t2\tadvmod\t_\t_
+"""
+
+
+def test_conllu_parsing_skips_comments_multiword_tokens_and_empty_nodes():
+    sentences = parse_conllu(CONLLU.splitlines(keepends=True))
+    assert [s.words for s in sentences] == [["I", "do", "n't", "know", "."], ["Bush", "left", "early"]]
+    assert sentences[0].tags == ["PRON", "AUX", "PART", "VERB", "PUNCT"]
+    assert sentences[1].tags == ["PROPN", "VERB", "ADV"]
+
+
+def test_conllu_errors_name_the_line():
+    with pytest.raises(ValueError, match="x.conllu, line 2: expected 10 tab-separated"):
+        parse_conllu(["# c\n", "1\tword\tNOUN\n"], "x.conllu")
+    with pytest.raises(ValueError, match="line 1: unknown UPOS tag 'NN'"):
+        parse_conllu(["1\tdog\tdog\tNN\tNN\t_\t0\troot\t_\t_\n"])
+
+
+def test_most_frequent_tag_baseline():
+    train = parse_conllu(CONLLU.splitlines())
+    test = parse_conllu(["1\tI\tI\tPRON\t_\t_\t0\troot\t_\t_", "2\tleft\t_\tADJ\t_\t_\t1\tamod\t_\t_",
+                         "3\tzebra\t_\tNOUN\t_\t_\t1\tobj\t_\t_"])
+    # "I" -> PRON (right), "left" -> VERB (wrong), "zebra" unseen -> the most frequent tag, VERB (wrong)
+    assert most_frequent_tag_accuracy(train, test) == pytest.approx(1 / 3)
+
+
+@pytest.fixture
+def ud_root(tmp_path: Path) -> Path:
+    """A tiny treebank in the real file layout: the same sentences in all three splits."""
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"en_ewt-ud-{split}.conllu").write_text((CONLLU + "\n") * 3, encoding="utf-8")
+    return tmp_path
+
+
+def test_ud_batches_are_padded(ud_root):
+    dm = UDPosDataModule(root=str(ud_root), batch_size=2, min_word_count=1)
+    dm.setup()
+    (word_ids, char_ids, lengths), tags = next(iter(dm.val_dataloader()))
+    assert lengths.tolist() == [5, 3] and word_ids.shape == (2, 5) and tags.shape == (2, 5)
+    assert char_ids.shape == (2, 5, 5)  # "early": 5 characters
+    assert tags[1, 3:].tolist() == [PAD_TAG, PAD_TAG] and word_ids[1, 3:].tolist() == [0, 0]
+    assert dm.words.itos[word_ids[0, 0]] == "i"  # lowercased for the word embedding
+    assert dm.chars.itos[char_ids[0, 0, 0]] == "I"  # the characters keep the case
+
+
+def test_missing_treebank_names_files_and_urls(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"en_ewt-ud-train.conllu(.|\n)*raw.githubusercontent.com"):
+        UDPosDataModule(root=str(tmp_path)).setup()
+
+
+def test_padding_does_not_change_a_sentences_predictions():
+    torch.manual_seed(0)
+    net = LSTMTaggerNet(num_words=30, num_chars=20, num_tags=5).eval()
+    words = torch.tensor([[3, 4, 5]])
+    chars = torch.tensor([[[1, 2, 0], [3, 0, 0], [4, 5, 6]]])
+    alone = net(words, chars, torch.tensor([3]))
+    # the same sentence padded to 6 words and 8 characters, next to a longer sentence
+    padded_words = torch.zeros(2, 6, dtype=torch.long)
+    padded_chars = torch.zeros(2, 6, 8, dtype=torch.long)
+    padded_words[0] = torch.tensor([7, 8, 9, 10, 11, 12])
+    padded_chars[0] = torch.randint(1, 20, (6, 8))
+    padded_words[1, :3], padded_chars[1, :3, :3] = words[0], chars[0]
+    batched = net(padded_words, padded_chars, torch.tensor([6, 3]))
+    torch.testing.assert_close(batched[1, :3], alone[0], atol=1e-6, rtol=1e-5)
+
+
+def test_tagger_vocabulary_mismatch_names_the_fix(ud_root):
+    dm = UDPosDataModule(root=str(ud_root), min_word_count=1)
+    with pytest.raises(ValueError, match=r"model.init_args.num_words: 10"):
+        quiet_trainer(fast_dev_run=1).fit(LSTMTagger(num_words=99, num_chars=99), datamodule=dm)
+
+
+def test_tagger_fits_with_fast_dev_run_through_the_cli(ud_root, tmp_path):
+    dm = UDPosDataModule(root=str(ud_root))
+    dm.setup()
+    num_words, num_chars = dm.vocab_sizes
+    ok(run_zoo("fit", "-c", "pos_tagger_ud_ewt", "--data.init_args.root", str(ud_root),
+               "--model.init_args.num_words", str(num_words), "--model.init_args.num_chars", str(num_chars),
+               "--trainer.fast_dev_run", "2", "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path)))
+
+
+def test_tagger_learns_the_tiny_treebank_and_predicts_padded_tags(ud_root):
+    torch.manual_seed(0)
+    dm = UDPosDataModule(root=str(ud_root), batch_size=2, min_word_count=1)
+    dm.setup()
+    model = LSTMTagger(*dm.vocab_sizes, word_dim=16, char_hidden=8, hidden_size=16, optimizer="adam", lr=0.05)
+    quiet_trainer(max_epochs=15).fit(model, datamodule=dm)
+    metrics = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
+    assert metrics["test/acc"] == 1.0
+    assert metrics["test/acc_most_frequent_tag"] == pytest.approx(1.0)
+    predictions = quiet_trainer().predict(model, datamodule=dm)[0]
+    assert predictions[1, 3:].tolist() == [PAD_TAG, PAD_TAG]
+
+
+@pytest.mark.realdata
+def test_real_ud_ewt_counts_and_baseline(real_data):
+    root = real_data / "ud" / "UD_English-EWT"
+    if not (root / "en_ewt-ud-train.conllu").exists():
+        pytest.skip(f"UD English EWT not in {root}")
+    dm = UDPosDataModule(root=str(root))
+    dm.setup()
+    facts = dm.describe()
+    assert (facts["train_size"], facts["train_tokens"]) == (12544, 204577)
+    assert (facts["val_size"], facts["val_tokens"]) == (2001, 25147)
+    assert (facts["test_size"], facts["test_tokens"]) == (2077, 25094)
+    assert dm.baselines("test")["acc_most_frequent_tag"] == pytest.approx(0.8620, abs=1e-4)

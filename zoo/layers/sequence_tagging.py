@@ -1,0 +1,88 @@
+"""LSTM sequence tagging with character-level word features (chapter 5 of "深度学习入门之PyTorch", Liao Xingyu).
+
+Each word is represented by its embedding concatenated with the final hidden state of an LSTM run over its
+characters (as in Lample et al., 2016, "Neural Architectures for Named Entity Recognition", section 4.1); a word
+LSTM over these vectors and a linear layer give one tag score vector per word. Padded batches go through the
+LSTMs as packed sequences, so a sentence's scores do not depend on the padding or on the other sentences.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class CharLSTMWordFeatures(nn.Module):
+    """Final hidden state of a character LSTM for every word of a padded batch.
+
+    Args:
+        num_chars: character vocabulary size (id 0 is padding).
+        char_dim: character embedding size (the book: 10).
+        hidden_size: LSTM hidden size, the size of the word feature (the book: 50).
+
+    Shapes: ``char_ids`` ``(N, T, L)`` with 0 beyond each word's characters and for padding words,
+    ``word_mask`` bool ``(N, T)`` -> features ``(N, T, hidden_size)``, zeros at padding words.
+    """
+
+    def __init__(self, num_chars: int, char_dim: int = 10, hidden_size: int = 50) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.lstm = nn.LSTM(char_dim, hidden_size, batch_first=True)
+        self.hidden_size = hidden_size
+
+    def forward(self, char_ids: Tensor, word_mask: Tensor) -> Tensor:
+        words = char_ids[word_mask]  # (W, L): the real words of the whole batch at once
+        word_lengths = (words != 0).sum(dim=1).clamp(min=1)  # an empty word still reads one (padding) step
+        packed = pack_padded_sequence(self.embedding(words), word_lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)  # h_n (1, W, hidden), in the original word order
+        features = h_n.new_zeros(*word_mask.shape, self.hidden_size)
+        features[word_mask] = h_n[-1]
+        return features
+
+
+class LSTMTaggerNet(nn.Module):
+    """Word embedding ⊕ character-LSTM features -> LSTM -> linear tag scores.
+
+    Args:
+        num_words: word vocabulary size (id 0 is padding).
+        num_chars: character vocabulary size (id 0 is padding).
+        num_tags: number of tags.
+        word_dim: word embedding size (the book: 100).
+        char_dim: character embedding size (the book: 10).
+        char_hidden: character LSTM hidden size (the book: 50).
+        hidden_size: word LSTM hidden size (the book: 128).
+        bidirectional: read the sentence in both directions (the book: one direction).
+        dropout: dropout on the word LSTM's input and output.
+
+    Shapes: ``word_ids`` ``(N, T)``, ``char_ids`` ``(N, T, L)``, ``lengths`` ``(N,)`` -> scores ``(N, T, num_tags)``
+    (beyond a sentence's length the scores are the classifier's bias alone; ignore them).
+    """
+
+    def __init__(
+        self,
+        num_words: int,
+        num_chars: int,
+        num_tags: int,
+        word_dim: int = 100,
+        char_dim: int = 10,
+        char_hidden: int = 50,
+        hidden_size: int = 128,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.word_embedding = nn.Embedding(num_words, word_dim, padding_idx=0)
+        self.char_features = CharLSTMWordFeatures(num_chars, char_dim, char_hidden)
+        self.lstm = nn.LSTM(word_dim + char_hidden, hidden_size, batch_first=True, bidirectional=bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), num_tags)
+
+    def forward(self, word_ids: Tensor, char_ids: Tensor, lengths: Tensor) -> Tensor:
+        longest = word_ids.shape[1]
+        word_mask = torch.arange(longest, device=word_ids.device) < lengths.unsqueeze(1)
+        features = torch.cat([self.word_embedding(word_ids), self.char_features(char_ids, word_mask)], dim=-1)
+        packed = pack_padded_sequence(self.dropout(features), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        hidden, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=longest)
+        return self.classifier(self.dropout(hidden))
