@@ -132,11 +132,11 @@ def resolve_entry_configs(argv: list[str]) -> list[str]:
 
 def cli_main(args: Optional[list[str]] = None) -> ZooCLI:
     """Run a LightningCLI subcommand (``args`` without the program name)."""
-    args = resolve_entry_configs(sys.argv[1:] if args is None else args)
+    # LightningCLI reads sys.argv, and DDP relaunches the script with it: put the resolved arguments there.
+    sys.argv[1:] = resolve_entry_configs(sys.argv[1:] if args is None else args)
     return ZooCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
-        args=args,
         parser_kwargs={"prog": "zoo", "description": "lightning-zoo: train and evaluate zoo models"},
         save_config_kwargs={"overwrite": True},
     )
