@@ -245,6 +245,8 @@ def test_class_condition_changes_the_likelihood_and_is_required():
         model.nll(x)
     with pytest.raises(ValueError, match=r"labels of shape \(2,\), got \(3,\)"):
         model.nll(x, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="unconditional"):
+        tiny_model(image_size=4).sample(2, labels=torch.tensor([0, 1]))
 
 
 def test_model_rejects_images_of_the_wrong_shape():

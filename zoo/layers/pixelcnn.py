@@ -77,7 +77,9 @@ class DownShiftedConv2d(_ShiftedConv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: KernelSize = (2, 3)) -> None:
         kh, kw = _pair(kernel_size)
         if kw % 2 != 1:
-            raise ValueError(f"DownShiftedConv2d needs an odd kernel width, got kernel_size={(kh, kw)}; use e.g. (2, 3)")
+            raise ValueError(
+                f"DownShiftedConv2d needs an odd kernel width, got kernel_size={(kh, kw)}; use e.g. (2, 3)"
+            )
         super().__init__(in_channels, out_channels, (kh, kw), ((kw - 1) // 2, (kw - 1) // 2, kh - 1, 0))
 
 

@@ -118,6 +118,8 @@ class PixelCNN(ZooModule):
         network run on rows ``0..i`` only (its outputs there do not depend on later rows), and the weight
         normalization is computed once for the whole loop.
         """
+        if labels is not None and not self.hparams.conditional:
+            raise ValueError("this PixelCNN is unconditional (conditional=False): sample without labels")
         size = self.hparams.image_size
         h = self.condition(labels.to(self.device) if labels is not None else None, n)
         was_training = self.training

@@ -1,0 +1,35 @@
+"""Print a Markdown table of every shipped entry's manifest metrics (the README's results table comes from it).
+
+    python scripts/results_table.py
+"""
+
+from __future__ import annotations
+
+from zoo import registry
+
+
+def format_value(key: str, value: float) -> str:
+    if "/acc" in key:
+        return f"{100 * value:.2f} %"
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
+def main() -> None:
+    print("| entry | dataset (training images) | test metrics | epochs to the best checkpoint |")
+    print("|---|---|---|---|")
+    for name, entry in registry.entries().items():
+        manifest = entry.manifest()
+        if manifest is None:
+            continue
+        data = manifest.get("data", {})
+        size = data.get("train_size")
+        dataset = f"{data.get('dataset', '?')}" + (f" ({size:,})" if isinstance(size, int) else "")
+        metrics = ", ".join(
+            f"{k}={format_value(k, v)}" for k, v in manifest["metrics"].items() if not k.endswith("/loss")
+        )
+        trained = manifest.get("trained", {})
+        print(f"| `{name}` | {dataset} | {metrics} | {trained.get('epochs', '?')} |")
+
+
+if __name__ == "__main__":
+    main()
