@@ -112,6 +112,7 @@ def export(
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{entry_name}.safetensors"
     save_model(model, str(weights), metadata={"entry": entry_name, "model_class": class_path(model)})
+    weights.chmod(0o644)  # safetensors writes owner-only files; shipped weights are read by everyone
     manifest = {
         "entry": entry_name,
         "model_class": class_path(model),
