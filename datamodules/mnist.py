@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Literal, Optional
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -25,6 +24,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from datamodules._paths import missing_files_error, resolve_root
+from datamodules._splits import SplitLoaders
 
 NoiseProtocol = Literal["paper", "blog"]
 NoiseSplit = Literal["test", "val", "train", "all"]
@@ -66,7 +66,7 @@ class ImageTensorDataset(Dataset):
         return image, self.labels[index]
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(SplitLoaders):
     """MNIST digits (28x28 grey) from torchvision's on-disk layout ``<root>/MNIST/raw/*-ubyte``.
 
     Batches are ``(x, y)``: ``x`` float ``(N, 1, 28, 28)`` (normalized unless ``normalize=False``), ``y`` long ``(N,)``.
@@ -219,9 +219,10 @@ class MNISTDataModule(L.LightningDataModule):
         return int.from_bytes(header[4:8], "big")
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, dataset: Optional[Dataset], shuffle: bool, batch_size: Optional[int] = None) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool = False, batch_size: Optional[int] = None) -> DataLoader:
+        dataset = getattr(self, f"{split}_set")
         if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() has not run for this split")
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
         return DataLoader(
             dataset,
             batch_size=batch_size or self.hparams.batch_size,
@@ -235,16 +236,7 @@ class MNISTDataModule(L.LightningDataModule):
         first = self.hparams.first_epoch_batch_size
         if first is not None and (self.trainer is None or self.trainer.current_epoch == 0):
             batch_size = first
-        return self._loader(self.train_set, shuffle=True, batch_size=batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader("train", shuffle=True, batch_size=batch_size)
 
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""

@@ -26,7 +26,6 @@ import math
 from pathlib import Path
 from typing import Literal, Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
 from datamodules._paths import missing_files_error, resolve_root
+from datamodules._splits import SplitLoaders
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 
 DigitSource = Literal["mnist", "fashion_mnist"]
@@ -119,7 +119,7 @@ class FrameSplit(Dataset):
         return frames[: self.frames_in], frames[self.frames_in : end]
 
 
-class MovingMNISTDataModule(L.LightningDataModule):
+class MovingMNISTDataModule(SplitLoaders):
     """Moving MNIST sequences (see the module docstring).
 
     Args:
@@ -268,25 +268,14 @@ class MovingMNISTDataModule(L.LightningDataModule):
             FrameSplit(sequences[split], hp.frames_in, hp.frames_out) for split in ("train", "val", "test")
         )
 
-    def _loader(self, dataset: Optional[Dataset], shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        dataset = getattr(self, f"{split}_set")
         if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() has not run for this split")
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
         return DataLoader(
             dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
 
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""
