@@ -9,8 +9,10 @@ from zoo import registry
 
 
 def format_value(key: str, value: float) -> str:
-    if "/acc" in key:
+    if "acc" in key.rsplit("/", 1)[-1]:
         return f"{100 * value:.2f} %"
+    if float(value).is_integer():
+        return f"{int(value):,}"
     return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
