@@ -8,7 +8,9 @@ Every entry is one LightningCLI config file ``zoo/configs/<name>.yaml`` (so ``zo
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -21,8 +23,6 @@ CHECKPOINT_DIR_ENV = "ZOO_CHECKPOINT_DIR"
 
 def checkpoint_dir() -> Path:
     """Where shipped weights live: ``$ZOO_CHECKPOINT_DIR``, else the repository's ``checkpoints/``."""
-    import os
-
     env = os.environ.get(CHECKPOINT_DIR_ENV)
     return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -41,8 +41,9 @@ class Entry:
     name: str
     config_path: Path
 
-    @property
+    @cached_property
     def config(self) -> dict[str, Any]:
+        """The parsed YAML, read once per entry."""
         with open(self.config_path) as f:
             return yaml.safe_load(f) or {}
 
