@@ -6,12 +6,14 @@ Sparse CNN-2 sizes of "How Can We Be So Dense?": KWinners over 700 units (k=100)
 samples, each taking its own ``topk`` of the boosted activations and copying the winners' values. Both are
 timed in this process and the ratio printed (> 1: the zoo's layer is faster).
 
-    OMP_NUM_THREADS=1 python scripts/benchmark_kwinners.py [--repeats 10]
+    OMP_NUM_THREADS=1 python scripts/benchmark_kwinners.py [--repeats 10]   # one thread
+    python scripts/benchmark_kwinners.py                                   # all cores
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from typing import Callable
 
@@ -43,18 +45,25 @@ def loop_k_winners(layer: KWinnersBase, x: Tensor) -> Tensor:
     return out
 
 
-def seconds_per_call(step: Callable[[], None], repeats: int) -> float:
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
+def seconds_per_call(step: Callable[[], None], repeats: int, rounds: int = 7) -> float:
+    """Median over ``rounds`` of the mean time of ``repeats`` calls (after a warm-up)."""
+    for _ in range(3):
         step()
-    return (time.perf_counter() - start) / repeats
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        times.append((time.perf_counter() - start) / repeats)
+    return statistics.median(times)
 
 
-def forward_backward(forward: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], None]:
+def forward_backward(forward: Callable[[Tensor], Tensor], x: Tensor, upstream: Tensor) -> Callable[[], None]:
+    """One training step of the layer alone: forward, then backward of a fixed upstream gradient."""
+
     def step() -> None:
         x.grad = None
-        forward(x).square().sum().backward()
+        forward(x).backward(upstream)
 
     return step
 
@@ -74,9 +83,11 @@ def main() -> None:
     for name, make, shape in cases:
         for batch in args.batches:
             x = torch.randn(batch, *shape, requires_grad=True)
+            upstream = torch.randn(batch, *shape)
             layer, reference = make(), make()
-            zoo_s = seconds_per_call(forward_backward(layer, x), args.repeats)
-            loop_s = seconds_per_call(forward_backward(lambda t: loop_k_winners(reference, t), x), args.repeats)
+            zoo_s = seconds_per_call(forward_backward(layer, x, upstream), args.repeats)
+            loop_s = seconds_per_call(forward_backward(lambda t: loop_k_winners(reference, t), x, upstream),
+                                      args.repeats)
             print(f"{name:<30}{batch:>6}{1e3 * zoo_s:>10.2f}{1e3 * loop_s:>10.2f}{loop_s / zoo_s:>7.1f}x")
 
 

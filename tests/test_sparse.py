@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from conftest import REPO, run_zoo
 from zoo import registry
 from zoo.layers import KWinners, KWinners2d, SparseWeights, SparseWeights2d, k_winners, k_winners2d, rezero_weights
-from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_mask
+from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_indices, winner_mask
 from zoo.models import DenseCNN, SparseCNN
 
 SPARSE_ENTRIES = sorted(name for name in registry.entries() if name.startswith(("sparse_cnn", "dense_cnn",
@@ -51,12 +51,17 @@ def masked_weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.module.weight[m.zero_mask] for m in model.modules() if isinstance(m, SparseWeights)]
 
 
+def in_order(winners: torch.Tensor) -> list[list[int]]:
+    """Winner indices of each row in ascending order (k-winners return them in no particular order)."""
+    return winners.sort(dim=1).values.tolist()
+
+
 # ------------------------------------------------------------------------------------------------ winners
 def test_known_winners_keep_their_values_and_zero_the_rest():
     x = torch.tensor([[0.1, 0.5, -1.0, 2.0], [3.0, 1.0, 2.0, 0.0]])
     out, winners = k_winners(x, k=2)
     assert torch.equal(out, torch.tensor([[0.0, 0.5, 0.0, 2.0], [3.0, 0.0, 2.0, 0.0]]))
-    assert winners.sum(dim=1).tolist() == [2, 2]
+    assert in_order(winners) == [[1, 3], [0, 2]]
 
 
 def test_ties_give_exactly_k_winners_lowest_index_first():
@@ -67,6 +72,19 @@ def test_ties_give_exactly_k_winners_lowest_index_first():
         [True, True, False, False, False],
         [True, False, True, False, False],
     ]
+    assert in_order(winner_indices(scores, k=2)) == [[1, 2], [0, 1], [0, 2]]
+    # a tie at the k-th place in one row only; the other rows keep their plain top-k
+    scores = torch.tensor([[4.0, 1.0, 2.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
+    assert in_order(winner_indices(scores, k=2)) == [[0, 2], [2, 3]]
+    # ties along the channels of maps (dim=1), the local k-winners case
+    maps = torch.tensor([[[[1.0]], [[7.0]], [[7.0]], [[7.0]]]])  # (1, 4 channels, 1, 1)
+    assert winner_indices(maps, k=2, dim=1).flatten().tolist() == [1, 2]
+
+
+def test_nan_ranks_first_as_in_topk_with_and_without_ties():
+    nan = float("nan")
+    scores = torch.tensor([[1.0, nan, 1.0, 0.0], [0.0, 3.0, nan, 2.0]])  # row 0 has a tie at the 2nd place
+    assert in_order(winner_indices(scores, k=2)) == [[0, 1], [1, 2]]
 
 
 def test_gradient_flows_through_the_winners_only():
@@ -92,12 +110,12 @@ def test_boosting_changes_the_winners_as_the_formula_says():
     # boost_i = exp(beta * (1/3 - d_i)): with beta = 1 the scores are 1.0 e^-0.567, 0.9 e^0.333, 0.8 e^0.133
     factors = boost_factors(duty, 1 / 3, 1.0)
     assert torch.allclose(factors, torch.exp(torch.tensor([1 / 3 - 0.9, 1 / 3, 1 / 3 - 0.2])))
-    assert k_winners(x, 1, duty, boost_strength=0.0)[1].tolist() == [[True, False, False]]
-    assert k_winners(x, 1, duty, boost_strength=1.0)[1].tolist() == [[False, True, False]]
+    assert k_winners(x, 1, duty, boost_strength=0.0)[1].tolist() == [[0]]
+    assert k_winners(x, 1, duty, boost_strength=1.0)[1].tolist() == [[1]]
     # 0.8 e^{beta (1/3 - 0.2)} overtakes 0.9 e^{beta/3} never, and 1.0 e^{beta (1/3 - 0.9)} at beta > ln(1/0.8)/0.7
     beta = math.log(1 / 0.8) / 0.7
-    assert k_winners(x, 2, duty, beta * 0.99)[1].tolist() == [[True, True, False]]
-    assert k_winners(x, 2, duty, beta * 1.01)[1].tolist() == [[False, True, True]]
+    assert in_order(k_winners(x, 2, duty, beta * 0.99)[1]) == [[0, 1]]
+    assert in_order(k_winners(x, 2, duty, beta * 1.01)[1]) == [[1, 2]]
 
 
 def test_boost_scales_the_choice_not_the_values():
@@ -109,19 +127,20 @@ def test_boost_scales_the_choice_not_the_values():
 def test_2d_global_winners_span_channels_and_local_winners_each_location():
     x = torch.arange(8.0).view(1, 2, 2, 2)  # channel 1 holds the 4 largest values
     out, winners = k_winners2d(x, k=3)
-    assert winners[0, 1].sum() == 3 and winners[0, 0].sum() == 0
+    assert in_order(winners) == [[5, 6, 7]]  # indices into the flattened C * H * W map
+    assert torch.equal(out, x * (x >= 5))
     local_x = torch.tensor([[[[1.0, 5.0]], [[2.0, 0.0]], [[0.5, 1.0]]]])  # (1, 3 channels, 1, 2)
     out, winners = k_winners2d(local_x, k=1, local=True)
-    assert winners[0, :, 0, 0].tolist() == [False, True, False]
-    assert winners[0, :, 0, 1].tolist() == [True, False, False]
+    assert winners.shape == (1, 1, 1, 2)  # the winning channel at each location
+    assert winners.flatten().tolist() == [1, 0]
     assert torch.equal(out.sum(dim=1), torch.tensor([[[2.0, 5.0]]]))
 
 
 def test_2d_boost_is_per_channel():
     x = torch.tensor([[[[1.0]], [[0.9]]]])  # (1, 2, 1, 1)
     duty = torch.tensor([1.0, 0.0])
-    assert k_winners2d(x, 1, duty, boost_strength=0.0)[1].flatten().tolist() == [True, False]
-    assert k_winners2d(x, 1, duty, boost_strength=1.0)[1].flatten().tolist() == [False, True]
+    assert k_winners2d(x, 1, duty, boost_strength=0.0)[1].tolist() == [[0]]
+    assert k_winners2d(x, 1, duty, boost_strength=1.0)[1].tolist() == [[1]]
 
 
 # ------------------------------------------------------------------------------------------------ state

@@ -32,7 +32,10 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "winner_indices",
     "winner_mask",
+    "keep_winners",
+    "wins_per_unit",
     "boost_factors",
     "k_winners",
     "k_winners2d",
@@ -49,25 +52,50 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------------- functions
-def winner_mask(scores: Tensor, k: int) -> Tensor:
-    """Boolean mask ``(N, n)`` with exactly ``k`` True per row: the ``k`` largest ``scores`` of each row.
+def winner_indices(scores: Tensor, k: int, dim: int = 1) -> Tensor:
+    """Indices of the ``k`` largest ``scores`` along ``dim`` (like ``scores.topk(k, dim).indices``, in no order).
 
-    Ties at the k-th value go to the lower unit index, so the winners are always well defined. No Python loop
-    over the batch: one ``topk`` for the k-th value, then elementwise comparisons.
+    Ties at the k-th value go to the lower index, so the winners are always well defined; NaN ranks above every
+    number, as in ``torch.topk``. No Python loop over the batch: one ``topk`` of ``k + 1`` values; where the k-th
+    and (k+1)-th values differ (nearly always) the first ``k`` are the winners, and only the rows with a tie at the
+    k-th place are settled again in index order.
     """
-    if scores.ndim != 2:
-        raise ValueError(f"winner_mask expects scores of shape (N, units), got {tuple(scores.shape)}")
-    units = scores.shape[1]
+    units = scores.shape[dim]
     if not 0 < k <= units:
         raise ValueError(f"k must be in [1, {units}] for {units} units, got {k}")
-    kth_value = scores.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
-    at_least_kth = scores >= kth_value
-    if int(torch.count_nonzero(at_least_kth)) == k * len(scores):  # no ties at the k-th value: the usual case
-        return at_least_kth
-    above = scores > kth_value
-    at_kth = at_least_kth & ~above
+    if scores.ndim != 2 or dim not in (1, -1):  # rows along the last dim, then back
+        rows = scores.movedim(dim, -1)
+        return winner_indices(rows.reshape(-1, units), k).reshape(*rows.shape[:-1], k).movedim(-1, dim)
+    if k == units:
+        return torch.arange(units, device=scores.device).expand_as(scores)
+    values, indices = scores.topk(k + 1, dim=1, sorted=False)
+    lowest_two, lowest_places = values.topk(2, dim=1, largest=False, sorted=True)
+    # Drop the (k+1)-th: move the index in the last place into its place, then keep the first k places.
+    indices = indices.scatter(1, lowest_places[:, :1], indices[:, k:]).narrow(1, 0, k)
+    tied = (lowest_two[:, 0] == lowest_two[:, 1]).nonzero().flatten()
+    if len(tied):
+        indices[tied] = _winners_in_index_order(scores[tied], lowest_two[tied, 1:], k)
+    return indices
+
+
+def _winners_in_index_order(rows: Tensor, kth_value: Tensor, k: int) -> Tensor:
+    """Winner indices of rows whose k-th value ``kth_value`` ``(rows, 1)`` is tied: ties filled lowest index first."""
+    above = (rows > kth_value) | rows.isnan()
+    at_kth = rows == kth_value
     places_left = k - above.sum(dim=1, keepdim=True)
-    return above | (at_kth & (at_kth.cumsum(dim=1) <= places_left))
+    winners = above | (at_kth & (at_kth.cumsum(dim=1) <= places_left))
+    return winners.nonzero()[:, 1].view(len(rows), k)
+
+
+def winner_mask(scores: Tensor, k: int, dim: int = 1) -> Tensor:
+    """Boolean mask of :func:`winner_indices`: exactly ``k`` True along ``dim``."""
+    indices = winner_indices(scores, k, dim)
+    return torch.zeros_like(scores, dtype=torch.bool).scatter_(dim, indices, True)
+
+
+def keep_winners(x: Tensor, indices: Tensor, dim: int = 1) -> Tensor:
+    """``x`` with every entry not in ``indices`` (along ``dim``) set to 0; the gradient reaches the winners only."""
+    return torch.zeros_like(x).scatter_(dim, indices, x.gather(dim, indices))
 
 
 def boost_factors(duty_cycles: Tensor, target_density: float, boost_strength: float | Tensor) -> Tensor:
@@ -87,16 +115,17 @@ def k_winners(
         boost_strength: ``beta`` of the boost factor; 0 disables boosting.
 
     Returns:
-        ``(output, winners)``: ``output = x * winners`` (the losers set to 0) of shape ``(N, n)`` (gradient through the winners only)
-        and the boolean winner mask ``(N, n)``. Boosting only picks the winners; their values are not scaled.
+        ``(output, winners)``: ``output`` ``(N, n)`` is ``x`` with the losers set to 0 (gradient through the winners
+        only); ``winners`` ``(N, k)`` are the winning units' indices (:func:`winner_indices`). Boosting only picks
+        the winners; their values are not scaled.
     """
     if x.ndim != 2:
         raise ValueError(f"k_winners expects x of shape (N, units), got {tuple(x.shape)}; use k_winners2d for maps")
     scores = x.detach()
     if duty_cycles is not None:
         scores = scores * boost_factors(duty_cycles, k / x.shape[1], boost_strength)
-    winners = winner_mask(scores, k)
-    return x * winners, winners
+    winners = winner_indices(scores, k)
+    return keep_winners(x, winners), winners
 
 
 def k_winners2d(
@@ -109,8 +138,9 @@ def k_winners2d(
     """k-winners of a batch of feature maps ``x`` ``(N, C, H, W)``; duty cycles ``(C,)`` are per channel.
 
     ``local=False`` (the paper): ``k`` winners over all ``C * H * W`` units of a sample, target density
-    ``k / (C * H * W)``. ``local=True``: ``k`` winners among the ``C`` channels at each location, target density
-    ``k / C``. Returns ``(output, winners)``, both ``(N, C, H, W)``.
+    ``k / (C * H * W)``; ``winners`` ``(N, k)`` index the flattened ``C * H * W`` map. ``local=True``: ``k``
+    winners among the ``C`` channels at each location, target density ``k / C``; ``winners`` ``(N, k, H, W)`` are
+    channel indices. Returns ``(output, winners)``, ``output`` of the shape of ``x``.
     """
     if x.ndim != 4:
         raise ValueError(f"k_winners2d expects x of shape (N, C, H, W), got {tuple(x.shape)}")
@@ -120,10 +150,15 @@ def k_winners2d(
         units = c if local else c * h * w
         scores = scores * boost_factors(duty_cycles, k / units, boost_strength).view(1, c, 1, 1)
     if local:
-        winners = winner_mask(scores.movedim(1, -1).reshape(n * h * w, c), k).view(n, h, w, c).movedim(-1, 1)
-    else:
-        winners = winner_mask(scores.reshape(n, c * h * w), k).view(n, c, h, w)
-    return x * winners, winners
+        winners = winner_indices(scores, k, dim=1)
+        return keep_winners(x, winners, dim=1), winners
+    winners = winner_indices(scores.reshape(n, c * h * w), k)
+    return keep_winners(x.reshape(n, c * h * w), winners).view_as(x), winners
+
+
+def wins_per_unit(winners: Tensor, units: int) -> Tensor:
+    """How often each of ``units`` units appears in the winner indices ``winners`` (any shape)."""
+    return torch.bincount(winners.flatten(), minlength=units)
 
 
 def updated_duty_cycles(duty_cycles: Tensor, wins: Tensor, batch_size: int, samples_seen: int, period: int) -> Tensor:
@@ -183,9 +218,7 @@ class KWinnersBase(nn.Module):
         """Fold one training batch's ``wins`` per duty-cycle entry into the running average (in place)."""
         self.samples_seen += batch_size
         seen = int(self.samples_seen)
-        self.duty_cycles.copy_(
-            updated_duty_cycles(self.duty_cycles, wins, batch_size, seen, self.duty_cycle_period)
-        )
+        self.duty_cycles.copy_(updated_duty_cycles(self.duty_cycles, wins, batch_size, seen, self.duty_cycle_period))
 
     @torch.no_grad()
     def decay_boost_strength(self) -> None:
@@ -234,7 +267,7 @@ class KWinners(KWinnersBase):
             )
         out, winners = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
         if self.training:
-            self.update_duty_cycles(torch.count_nonzero(winners, dim=0).to(x.dtype), len(x))
+            self.update_duty_cycles(wins_per_unit(winners, self.units).to(x.dtype), len(x))
         return out
 
     def extra_repr(self) -> str:
@@ -278,7 +311,8 @@ class KWinners2d(KWinnersBase):
         k = self.active_k(c if self.local else c * h * w)
         out, winners = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)
         if self.training:
-            self.update_duty_cycles(torch.count_nonzero(winners, dim=(0, 2, 3)).to(x.dtype) / (h * w), n)
+            channel_of_winner = winners if self.local else winners.div(h * w, rounding_mode="floor")
+            self.update_duty_cycles(wins_per_unit(channel_of_winner, c).to(x.dtype) / (h * w), n)
         return out
 
     def extra_repr(self) -> str:
