@@ -3,7 +3,8 @@
 The naive version computes the complex convolution of Trabelsi et al. (2018, section 3.2) literally, with four
 real convolutions: ``(W_r * x_r - W_i * x_i) + i(W_r * x_i + W_i * x_r)``. ComplexConv2d's ``"block"`` product
 does one real convolution with the block weight ``[[W_r, -W_i], [W_i, W_r]]``, its ``"gauss"`` product three
-(Gauss/Karatsuba); PyTorch's own complex ``F.conv2d`` is timed too, for reference. All run in this process on
+(Gauss/Karatsuba); the default ``"auto"`` picks one of them by the size of the convolution (``GAUSS_MIN_MACS``).
+PyTorch's own complex ``F.conv2d`` is timed too, for reference. All run in this process on
 the same inputs, one thread by default; the printed ratio is the naive time divided by each method's time
 (> 1: faster than naive).
 
@@ -56,11 +57,14 @@ def benchmark_size(batch: int, c_in: int, c_out: int, side: int, kernel: int, st
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(batch, c_in, side, side, dtype=torch.complex64, generator=generator).requires_grad_()
     layers = {m: ComplexConv2d(c_in, c_out, kernel, stride=stride, padding=padding, method=m)
-              for m in ("block", "gauss")}
-    layers["gauss"].load_state_dict(layers["block"].state_dict())
-    weight, bias = layers["block"].weight, layers["block"].bias
+              for m in ("auto", "block", "gauss")}
+    for method in ("block", "gauss"):
+        layers[method].load_state_dict(layers["auto"].state_dict())
+    weight, bias = layers["auto"].weight, layers["auto"].bias
+    default = f"ComplexConv2d default ({layers['auto'].product_method(z)})"
     methods: dict[str, Callable[[], Tensor]] = {
         "naive (4 real convs)": lambda: naive_complex_conv2d(z, weight, bias, stride, padding),
+        default: lambda: layers["auto"](z),
         "ComplexConv2d block": lambda: layers["block"](z),
         "ComplexConv2d gauss": lambda: layers["gauss"](z),
         "torch complex conv2d": lambda: F.conv2d(z, weight, bias, stride, padding),
@@ -86,7 +90,7 @@ def main() -> None:
         naive = times["naive (4 real convs)"]
         print(f"\n{name}  (forward + backward)")
         for method, seconds in times.items():
-            print(f"  {method:<22} {seconds * 1e3:8.2f} ms   naive / this = {naive / seconds:5.2f}x")
+            print(f"  {method:<36} {seconds * 1e3:8.2f} ms   naive / this = {naive / seconds:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,31 @@ def test_complex_conv2d_equals_pytorch_complex_convolution(method, stride, paddi
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_auto_method_picks_block_for_small_and_gauss_for_large_convolutions():
+    from zoo.layers.complex import GAUSS_MIN_MACS
+
+    small = ComplexConv2d(20, 50, 5, stride=2)  # ComplexNet's second convolution: 25.6 M MACs at batch 64
+    assert small.method == "auto"
+    assert small.product_method(torch.empty(64, 20, 12, 12, dtype=torch.complex64)) == "block"
+    large = ComplexConv2d(64, 64, 3, padding=1)  # 604 M MACs at 16 x 32 x 32
+    assert large.product_method(torch.empty(16, 64, 32, 32, dtype=torch.complex64)) == "gauss"
+    # exactly at the threshold: 1 x 1 convolution, macs = n * c_out * h * w * c_in
+    side = int(math.isqrt(GAUSS_MIN_MACS // (64 * 64)))
+    pointwise = ComplexConv2d(64, 64, 1)
+    at = torch.empty(1, 64, side, side, dtype=torch.complex64)
+    expected = "gauss" if 64 * 64 * side * side >= GAUSS_MIN_MACS else "block"
+    assert pointwise.product_method(at) == expected
+    with pytest.raises(ValueError, match="method"):
+        ComplexLinear(6, 2, method="auto")  # auto is a convolution option only
+
+
+def test_auto_method_output_equals_pytorch_complex_convolution():
+    conv = with_random_bias(ComplexConv2d(64, 8, 3, padding=1))
+    for z, method in ((crandn(1, 64, 6, 6), "block"), (crandn(4, 64, 64, 64, seed=1), "gauss")):
+        assert conv.product_method(z) == method
+        torch.testing.assert_close(conv(z), F.conv2d(z, conv.weight, conv.bias, padding=1), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["block", "gauss"])
 def test_complex_linear_equals_complex_matmul(method):
     linear = with_random_bias(ComplexLinear(7, 4, method=method))

@@ -32,6 +32,13 @@ ComplexInit = Literal["he", "glorot"]
 #: ``"block"``: one real product with the block weight [[W_r, -W_i], [W_i, W_r]];
 #: ``"gauss"``: three real products (Gauss/Karatsuba), 25 % fewer multiplications.
 ProductMethod = Literal["block", "gauss"]
+ConvMethod = Literal["auto", "block", "gauss"]
+
+#: ``ComplexConv2d(method="auto")`` uses ``"gauss"`` (3 real convolutions) from this many multiply-adds per real
+#: convolution on, ``"block"`` (1 convolution of twice the channels) below: small convolutions are bound by call
+#: overhead, large ones by arithmetic. Measured crossover on a 1-thread CPU: block wins at 26 M, gauss at 151 M
+#: (``scripts/benchmark_complex.py``).
+GAUSS_MIN_MACS = 64_000_000
 IntPair = Union[int, tuple[int, int]]
 
 
@@ -137,14 +144,16 @@ COMPLEX_INITS: dict[str, Callable[..., Tensor]] = {"he": complex_he_init_, "glor
 class _ComplexWeightLayer(nn.Module):
     """Holds a complex ``weight (out, in, *kernel)`` and ONE complex ``bias (out,)``; initialises them."""
 
+    methods: tuple[str, ...] = ("block", "gauss")
+
     def __init__(
-        self, weight_shape: tuple[int, ...], bias: bool, init: ComplexInit, method: ProductMethod
+        self, weight_shape: tuple[int, ...], bias: bool, init: ComplexInit, method: str
     ) -> None:
         super().__init__()
         if init not in COMPLEX_INITS:
             raise ValueError(f"init must be one of {sorted(COMPLEX_INITS)}, got {init!r}")
-        if method not in ("block", "gauss"):
-            raise ValueError(f"method must be 'block' or 'gauss', got {method!r}")
+        if method not in self.methods:
+            raise ValueError(f"method must be one of {self.methods} for {type(self).__name__}, got {method!r}")
         self.init, self.method = init, method
         self.weight = nn.Parameter(torch.empty(weight_shape, dtype=torch.complex64))
         self.bias = nn.Parameter(torch.empty(weight_shape[0], dtype=torch.complex64)) if bias else None
@@ -192,12 +201,15 @@ class ComplexConv2d(_ComplexWeightLayer):
             (zero padding, one group).
         bias: add one complex bias per output channel.
         init: ``"he"`` or ``"glorot"`` (Rayleigh modulus, uniform phase).
-        method: ``"block"`` or ``"gauss"`` (see :func:`complex_product`).
+        method: ``"block"`` or ``"gauss"`` (see :func:`complex_product`), or ``"auto"`` (default): gauss from
+            :data:`GAUSS_MIN_MACS` multiply-adds per real convolution on, block below.
     """
+
+    methods = ("auto", "block", "gauss")
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0,
-        dilation: IntPair = 1, bias: bool = True, init: ComplexInit = "he", method: ProductMethod = "block",
+        dilation: IntPair = 1, bias: bool = True, init: ComplexInit = "he", method: ConvMethod = "auto",
     ) -> None:
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
@@ -210,8 +222,22 @@ class ComplexConv2d(_ComplexWeightLayer):
     def forward(self, z: Tensor) -> Tensor:
         check_complex(z, type(self).__name__, ndims=(4,))
         check_channels(z, self.in_channels, type(self).__name__)
-        out = complex_product(self.real_conv, z, self.weight, dim=1, method=self.method)
+        out = complex_product(self.real_conv, z, self.weight, dim=1, method=self.product_method(z))
         return out if self.bias is None else out + self.bias.view(-1, 1, 1)
+
+    def product_method(self, z: Tensor) -> ProductMethod:
+        """The product :func:`complex_product` uses for input ``z``: ``self.method``, or the ``"auto"`` choice."""
+        if self.method != "auto":
+            return self.method
+        n, _, height, width = z.shape
+        out_sides = [
+            (side + 2 * pad - dil * (kernel - 1) - 1) // step + 1
+            for side, pad, dil, kernel, step in zip(
+                (height, width), self.padding, self.dilation, self.kernel_size, self.stride
+            )
+        ]
+        macs = n * self.out_channels * math.prod(out_sides) * self.in_channels * math.prod(self.kernel_size)
+        return "gauss" if macs >= GAUSS_MIN_MACS else "block"
 
     def extra_repr(self) -> str:
         return (
