@@ -384,3 +384,5 @@ def test_every_config_builds_its_network(entry):
         "real_net", "complex_net")
     assert registry.get(twin).config["trainer"] == config["trainer"]  # the same budget for both nets
     assert registry.get(twin).config["data"] == config["data"]
+    # the same training recipe (optimizer, lr, momentum, weight decay, schedule) for both nets
+    assert registry.get(twin).config["model"]["init_args"] == config["model"]["init_args"]
