@@ -18,9 +18,9 @@ Two kinds of sparsity:
   (:func:`rezero_weights`); the zoo's models do this from a Lightning hook.
 
 The functions (``winner_indices``, ``k_winners``, ``k_winners2d``, ``boost_factors``, ``updated_duty_cycles``)
-hold the maths; the modules hold the state (duty cycles, boost strength, masks) in buffers, so checkpoints keep it. Nothing here
-imports Lightning: the layers work in any PyTorch code, which then calls :func:`rezero_weights` after
-``optimizer.step()`` and :func:`decay_boost_strength` after each epoch.
+hold the maths; the modules hold the state (duty cycles, boost strength, masks) in buffers, so checkpoints keep
+it. Nothing here imports Lightning: the layers work in any PyTorch code, which then calls :func:`rezero_weights`
+after ``optimizer.step()`` and :func:`decay_boost_strength` after each epoch.
 """
 
 from __future__ import annotations
