@@ -82,3 +82,13 @@ def run_zoo(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         [sys.executable, "-m", "zoo", *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True,
         timeout=timeout,
     )
+
+
+def untrained_model_of(entry: str):
+    """The model an entry's config describes, built untrained (class imported the way `zoo.load` does)."""
+    from zoo import registry
+    from zoo.hub import import_trusted
+    from zoo.models.base import ZooModule
+
+    model_section = registry.get(entry).config["model"]
+    return import_trusted(model_section["class_path"], ZooModule)(**model_section["init_args"])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from conftest import run_zoo
+from conftest import run_zoo, untrained_model_of
 from zoo import registry
 from zoo.layers import (
     ComplexBatchNorm1d,
@@ -377,8 +377,7 @@ def test_zoo_fit_bf16_mixed_fast_dev_run(mnist_root, tmp_path):
 def test_every_config_builds_its_network(entry):
     config = registry.get(entry).config
     assert config["trainer"]["accelerator"] == "cpu"
-    cls = {"zoo.models.ComplexNet": ComplexNet, "zoo.models.RealNet": RealNet}[config["model"]["class_path"]]
-    model = cls(**config["model"]["init_args"])
+    model = untrained_model_of(entry)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     twin = entry.replace("complex_net", "real_net") if entry.startswith("complex") else entry.replace(
         "real_net", "complex_net")

@@ -19,7 +19,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import REPO, run_zoo
+from conftest import REPO, run_zoo, untrained_model_of
 from zoo import registry
 from zoo.layers import KWinners, KWinners2d, SparseWeights, SparseWeights2d, k_winners, k_winners2d, rezero_weights
 from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_indices, winner_mask
@@ -308,8 +308,7 @@ def test_a_subclass_overrides_one_factory():
 def test_every_config_builds_its_network(entry):
     config = registry.get(entry).config
     assert config["trainer"]["accelerator"] == "cpu"
-    cls = {"zoo.models.SparseCNN": SparseCNN, "zoo.models.DenseCNN": DenseCNN}[config["model"]["class_path"]]
-    model = cls(**config["model"]["init_args"])
+    model = untrained_model_of(entry)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     if config["data"]["init_args"].get("first_epoch_batch_size"):
         assert config["trainer"]["reload_dataloaders_every_n_epochs"] == 1
