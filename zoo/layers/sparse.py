@@ -69,12 +69,12 @@ def winner_indices(scores: Tensor, k: int, dim: int = 1) -> Tensor:
     if k == units:
         return torch.arange(units, device=scores.device).expand_as(scores)
     values, indices = scores.topk(k + 1, dim=1, sorted=False)
-    lowest_two, lowest_places = values.topk(2, dim=1, largest=False, sorted=True)
+    lowest, lowest_place = values.topk(1, dim=1, largest=False)  # the (k+1)-th; topk, not min(): NaN ranks first
     # Drop the (k+1)-th: move the index in the last place into its place, then keep the first k places.
-    indices = indices.scatter(1, lowest_places[:, :1], indices[:, k:]).narrow(1, 0, k)
-    tied = (lowest_two[:, 0] == lowest_two[:, 1]).nonzero().flatten()
+    indices = indices.scatter_(1, lowest_place, indices[:, k:].clone()).narrow(1, 0, k)
+    tied = ((values == lowest).sum(dim=1) > 1).nonzero().flatten()  # the k-th value equals the (k+1)-th
     if len(tied):
-        indices[tied] = _winners_in_index_order(scores[tied], lowest_two[tied, 1:], k)
+        indices[tied] = _winners_in_index_order(scores[tied], lowest[tied], k)
     return indices
 
 

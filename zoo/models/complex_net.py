@@ -3,7 +3,10 @@
 Both nets share one topology, written once in :class:`TwoConvNet`:
 
     input -> Conv(c1, 5, stride 2) -> act -> BN(c1) -> Conv(c2, 5, stride 2) -> act -> flatten -> Linear(hidden)
-          -> act -> Linear(num_classes) -> output
+          -> act -> [dropout] -> Linear(num_classes) -> output
+
+The dropout before the last layer is off by default (the paper's topology); ``dropout=p`` turns it on for both nets
+alike (complex dropout, one mask for both parts, in ComplexNet).
 
 - :class:`ComplexNet`: the input gets a learned imaginary part (BN -> ReLU -> Conv(1, 1, 3, pad 1), section 3.7),
   then complex layers with CReLU and complex batch norm, and the output is ``|z|`` -> log-softmax.
@@ -22,6 +25,7 @@ from torch import nn
 from zoo.layers.complex import (
     ComplexBatchNorm2d,
     ComplexConv2d,
+    ComplexDropout,
     ComplexLinear,
     ComplexMagnitude,
     CReLU,
@@ -37,20 +41,23 @@ ComplexActivation = Literal["crelu", "modrelu", "zrelu"]
 class TwoConvNet(ImageClassifier):
     """Two strided convolutions and two fully connected layers; subclasses pick the layer kinds.
 
-    A subclass overrides :meth:`conv`, :meth:`batch_norm`, :meth:`linear`, :meth:`activation` and may override
-    :meth:`input_layer` and :meth:`output_layer`.
+    A subclass overrides :meth:`conv`, :meth:`batch_norm`, :meth:`linear`, :meth:`activation`, :meth:`dropout_layer`
+    and may override :meth:`input_layer` and :meth:`output_layer`.
 
     Args:
         channels: output channels of the two convolutions.
         hidden: width of the hidden fully connected layer.
         kernel_size: kernel of both convolutions (no padding).
         stride: stride of both convolutions.
+        dropout: drop probability before the last linear layer (0: no dropout layer, the paper's net).
     """
 
     def __init__(
         self, channels: tuple[int, int] = (20, 50), hidden: int = 500, kernel_size: int = 5, stride: int = 2,
-        **kwargs: Any,
+        dropout: float = 0.0, **kwargs: Any,
     ) -> None:
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
         super().__init__(**kwargs)
 
     def conv(self, in_channels: int, out_channels: int) -> nn.Module:
@@ -63,6 +70,9 @@ class TwoConvNet(ImageClassifier):
         raise NotImplementedError
 
     def activation(self, features: int) -> nn.Module:
+        raise NotImplementedError
+
+    def dropout_layer(self, p: float) -> nn.Module:
         raise NotImplementedError
 
     def input_layer(self) -> nn.Module:
@@ -88,6 +98,8 @@ class TwoConvNet(ImageClassifier):
         hp = self.hparams
         c1, c2 = hp.channels
         size = self.feature_size()
+        # Without dropout no layer is inserted, so the paper's net keeps its parameter names.
+        dropout = [self.dropout_layer(hp.dropout)] if hp.dropout > 0 else []
         return nn.Sequential(
             self.input_layer(),
             self.conv(hp.in_channels, c1),
@@ -98,6 +110,7 @@ class TwoConvNet(ImageClassifier):
             nn.Flatten(),
             self.linear(c2 * size * size, hp.hidden),
             self.activation(hp.hidden),
+            *dropout,
             self.linear(hp.hidden, hp.num_classes),
             self.output_layer(),
         )
@@ -137,6 +150,9 @@ class ComplexNet(TwoConvNet):
         kind = self.hparams.activation
         return CReLU() if kind == "crelu" else ModReLU(features) if kind == "modrelu" else ZReLU()
 
+    def dropout_layer(self, p: float) -> nn.Module:
+        return ComplexDropout(p)
+
     def output_layer(self) -> nn.Module:
         return nn.Sequential(ComplexMagnitude(), nn.LogSoftmax(dim=-1))
 
@@ -160,3 +176,6 @@ class RealNet(TwoConvNet):
 
     def activation(self, features: int) -> nn.Module:
         return nn.ReLU()
+
+    def dropout_layer(self, p: float) -> nn.Module:
+        return nn.Dropout(p)
