@@ -316,6 +316,31 @@ def test_realnet_has_about_as_many_real_parameters_as_complexnet():
     assert RealNet()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
+def test_dropout_option_adds_one_dropout_layer_of_each_nets_kind_before_the_last_layer():
+    plain_names = [name for name, _ in ComplexNet().named_parameters()]
+    for net, kind in ((ComplexNet, ComplexDropout), (RealNet, nn.Dropout)):
+        assert not any(isinstance(m, (ComplexDropout, nn.Dropout)) for m in net().modules())
+        model = net(dropout=0.25)
+        dropouts = [m for m in model.modules() if isinstance(m, (ComplexDropout, nn.Dropout))]
+        assert len(dropouts) == 1 and type(dropouts[0]) is kind and dropouts[0].p == 0.25
+        assert model.network[-3] is dropouts[0]  # hidden act -> dropout -> last linear -> output
+        model.eval()
+        x = torch.randn(3, 1, 28, 28)
+        torch.testing.assert_close(model(x), model(x))  # no dropout in eval mode
+        with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\)"):
+            net(dropout=1.0)
+    # Without dropout the paper's net keeps its parameter names (the shipped weights load).
+    assert [name for name, _ in ComplexNet(dropout=0.0).named_parameters()] == plain_names
+
+
+def test_complexnet_init_option_reaches_every_complex_layer():
+    layers = [m for m in ComplexNet(init="glorot").modules() if isinstance(m, (ComplexConv2d, ComplexLinear))]
+    assert len(layers) == 4 and all(layer.init == "glorot" for layer in layers)
+    assert all(m.init == "he" for m in ComplexNet().modules() if isinstance(m, (ComplexConv2d, ComplexLinear)))
+    with pytest.raises(ValueError, match="init must be one of"):
+        ComplexNet(init="xavier")
+
+
 class GaussConvComplexNet(ComplexNet):
     """A subclass that changes one factory: its convolutions use the three-multiplication product."""
 

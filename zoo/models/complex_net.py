@@ -23,9 +23,11 @@ from typing import Any, Literal
 from torch import nn
 
 from zoo.layers.complex import (
+    COMPLEX_INITS,
     ComplexBatchNorm2d,
     ComplexConv2d,
     ComplexDropout,
+    ComplexInit,
     ComplexLinear,
     ComplexMagnitude,
     CReLU,
@@ -125,11 +127,14 @@ class ComplexNet(TwoConvNet):
 
     Args:
         activation: ``"crelu"`` (the paper's choice), ``"modrelu"`` or ``"zrelu"``.
+        init: complex initialiser of the convolutions and linear layers, ``"he"`` or ``"glorot"`` (section 3.6).
     """
 
-    def __init__(self, activation: ComplexActivation = "crelu", **kwargs: Any) -> None:
+    def __init__(self, activation: ComplexActivation = "crelu", init: ComplexInit = "he", **kwargs: Any) -> None:
         if activation not in ("crelu", "modrelu", "zrelu"):
             raise ValueError(f"activation must be 'crelu', 'modrelu' or 'zrelu', got {activation!r}")
+        if init not in COMPLEX_INITS:
+            raise ValueError(f"init must be one of {sorted(COMPLEX_INITS)}, got {init!r}")
         kwargs.setdefault("lr", 0.01)
         kwargs.setdefault("momentum", 0.9)
         super().__init__(**kwargs)
@@ -138,13 +143,14 @@ class ComplexNet(TwoConvNet):
         return LearnedImaginaryInput(self.hparams.in_channels)
 
     def conv(self, in_channels: int, out_channels: int) -> nn.Module:
-        return ComplexConv2d(in_channels, out_channels, self.hparams.kernel_size, stride=self.hparams.stride)
+        hp = self.hparams
+        return ComplexConv2d(in_channels, out_channels, hp.kernel_size, stride=hp.stride, init=hp.init)
 
     def batch_norm(self, channels: int) -> nn.Module:
         return ComplexBatchNorm2d(channels)
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
-        return ComplexLinear(in_features, out_features)
+        return ComplexLinear(in_features, out_features, init=self.hparams.init)
 
     def activation(self, features: int) -> nn.Module:
         kind = self.hparams.activation
