@@ -341,6 +341,24 @@ def test_complexnet_init_option_reaches_every_complex_layer():
         ComplexNet(init="xavier")
 
 
+@pytest.mark.parametrize("init", ["he", "glorot"])
+def test_realnet_init_matches_the_second_moment_of_the_complex_initialiser(init):
+    """RealNet's ``init`` gives its weights the E|w|^2 that ComplexNet's initialiser of the same name gives."""
+    torch.manual_seed(0)
+    real = RealNet(init=init).network[7]  # Linear(1136, 707)
+    complex_ = ComplexNet(init=init).network[7]  # ComplexLinear(800, 500)
+    for layer in (real, complex_):
+        fan_out, fan_in = layer.weight.shape
+        expected = 2 / fan_in if init == "he" else 2 / (fan_in + fan_out)
+        assert layer.weight.abs().square().mean().item() == pytest.approx(expected, rel=0.02)
+        assert torch.all(layer.bias == 0)
+    torch.manual_seed(0)
+    default = RealNet().network[7].weight
+    assert default.square().mean().item() == pytest.approx(1 / (3 * 1136), rel=0.02)  # PyTorch's own init
+    with pytest.raises(ValueError, match="init must be None or one of"):
+        RealNet(init="xavier")
+
+
 class GaussConvComplexNet(ComplexNet):
     """A subclass that changes one factory: its convolutions use the three-multiplication product."""
 

@@ -18,9 +18,9 @@ alike (complex dropout, one mask for both parts, in ComplexNet).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Optional
 
-from torch import nn
+from torch import Tensor, nn
 
 from zoo.layers.complex import (
     COMPLEX_INITS,
@@ -38,6 +38,12 @@ from zoo.layers.complex import (
 from zoo.models.base import ImageClassifier
 
 ComplexActivation = Literal["crelu", "modrelu", "zrelu"]
+
+# Real initialisers with the second moment of ComplexNet's complex ones (E|w|^2 = 2 sigma^2 of the Rayleigh modulus).
+REAL_INITS: dict[str, Callable[[Tensor], Tensor]] = {
+    "he": lambda weight: nn.init.kaiming_normal_(weight, nonlinearity="relu"),
+    "glorot": nn.init.xavier_normal_,
+}
 
 
 class TwoConvNet(ImageClassifier):
@@ -164,21 +170,40 @@ class ComplexNet(TwoConvNet):
 
 
 class RealNet(TwoConvNet):
-    """Real-valued baseline of ComplexNet's topology with about as many real parameters; returns logits."""
+    """Real-valued baseline of ComplexNet's topology with about as many real parameters; returns logits.
 
-    def __init__(self, channels: tuple[int, int] = (28, 71), hidden: int = 707, **kwargs: Any) -> None:
+    Args:
+        init: ``None`` keeps PyTorch's default initialisation; ``"he"`` (normal, variance ``2 / fan_in``) and
+            ``"glorot"`` (normal, variance ``2 / (fan_in + fan_out)``) are the real counterparts of ComplexNet's
+            initialisers (the same ``E|w|^2``), with zero biases.
+    """
+
+    def __init__(
+        self, channels: tuple[int, int] = (28, 71), hidden: int = 707, init: Optional[ComplexInit] = None,
+        **kwargs: Any,
+    ) -> None:
+        if init is not None and init not in REAL_INITS:
+            raise ValueError(f"init must be None or one of {sorted(REAL_INITS)}, got {init!r}")
         kwargs.setdefault("lr", 0.01)
         kwargs.setdefault("momentum", 0.9)
         super().__init__(channels=channels, hidden=hidden, **kwargs)
 
+    def initialised(self, layer: nn.Conv2d | nn.Linear) -> nn.Module:
+        """``layer`` with the ``init`` weights and zero bias (unchanged when ``init`` is None)."""
+        if self.hparams.init is not None:
+            REAL_INITS[self.hparams.init](layer.weight)
+            nn.init.zeros_(layer.bias)
+        return layer
+
     def conv(self, in_channels: int, out_channels: int) -> nn.Module:
-        return nn.Conv2d(in_channels, out_channels, self.hparams.kernel_size, stride=self.hparams.stride)
+        hp = self.hparams
+        return self.initialised(nn.Conv2d(in_channels, out_channels, hp.kernel_size, stride=hp.stride))
 
     def batch_norm(self, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
-        return nn.Linear(in_features, out_features)
+        return self.initialised(nn.Linear(in_features, out_features))
 
     def activation(self, features: int) -> nn.Module:
         return nn.ReLU()
