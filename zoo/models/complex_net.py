@@ -18,6 +18,7 @@ alike (complex dropout, one mask for both parts, in ComplexNet).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Literal, Optional
 
 from torch import Tensor, nn
@@ -41,7 +42,7 @@ ComplexActivation = Literal["crelu", "modrelu", "zrelu"]
 
 # Real initialisers with the second moment of ComplexNet's complex ones (E|w|^2 = 2 sigma^2 of the Rayleigh modulus).
 REAL_INITS: dict[str, Callable[[Tensor], Tensor]] = {
-    "he": lambda weight: nn.init.kaiming_normal_(weight, nonlinearity="relu"),
+    "he": partial(nn.init.kaiming_normal_, nonlinearity="relu"),
     "glorot": nn.init.xavier_normal_,
 }
 
