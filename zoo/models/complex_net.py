@@ -24,7 +24,6 @@ from typing import Any, Callable, Literal, Optional
 from torch import Tensor, nn
 
 from zoo.layers.complex import (
-    COMPLEX_INITS,
     ComplexBatchNorm2d,
     ComplexConv2d,
     ComplexDropout,
@@ -140,8 +139,6 @@ class ComplexNet(TwoConvNet):
     def __init__(self, activation: ComplexActivation = "crelu", init: ComplexInit = "he", **kwargs: Any) -> None:
         if activation not in ("crelu", "modrelu", "zrelu"):
             raise ValueError(f"activation must be 'crelu', 'modrelu' or 'zrelu', got {activation!r}")
-        if init not in COMPLEX_INITS:
-            raise ValueError(f"init must be one of {sorted(COMPLEX_INITS)}, got {init!r}")
         kwargs.setdefault("lr", 0.01)
         kwargs.setdefault("momentum", 0.9)
         super().__init__(**kwargs)
