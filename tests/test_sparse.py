@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from conftest import REPO, run_zoo, untrained_model_of
 from zoo import registry
 from zoo.layers import KWinners, KWinners2d, SparseWeights, SparseWeights2d, k_winners, k_winners2d, rezero_weights
-from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_indices, winner_mask
+from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_indices, winner_mask, wins_per_unit
 from zoo.models import DenseCNN, SparseCNN
 
 SPARSE_ENTRIES = sorted(name for name in registry.entries() if name.startswith(("sparse_cnn", "dense_cnn",
@@ -168,6 +168,15 @@ def test_duty_cycles_of_maps_count_wins_per_channel_over_positions():
     assert torch.allclose(layer.duty_cycles, torch.tensor([2 / 4, 0.0]))
     assert torch.allclose(updated_duty_cycles(torch.tensor([0.5]), torch.tensor([1.0]), 2, 10, 4),
                           torch.tensor([(0.5 * 2 + 1) / 4]))
+
+
+def test_wins_are_counted_exactly_for_bfloat16_inputs():
+    # bfloat16 holds integers exactly only up to 256: counts are kept in float32 whatever the input's dtype.
+    layer = KWinners(units=2, k=1, boost_strength=0.0, duty_cycle_period=2000)
+    x = torch.tensor([[1.0, 0.0]]).repeat(1023, 1).to(torch.bfloat16)  # unit 0 wins all 1023 samples
+    layer(x)
+    assert layer.duty_cycles.dtype == torch.float32 and layer.duty_cycles.tolist() == [1.0, 0.0]
+    assert wins_per_unit(torch.zeros(1023, 1, dtype=torch.long), 2).tolist() == [1023.0, 0.0]
 
 
 def test_k_grows_by_the_inference_factor_in_eval_mode():

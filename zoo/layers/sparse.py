@@ -157,8 +157,10 @@ def k_winners2d(
 
 
 def wins_per_unit(winners: Tensor, units: int) -> Tensor:
-    """How often each of ``units`` units appears in the winner indices ``winners`` (any shape)."""
-    return torch.bincount(winners.flatten(), minlength=units)
+    """How often each of ``units`` units appears in the winner indices ``winners`` (any shape), as float32 counts."""
+    flat = winners.flatten()
+    counts = torch.zeros(units, dtype=torch.float32, device=winners.device)
+    return counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
 
 
 def updated_duty_cycles(duty_cycles: Tensor, wins: Tensor, batch_size: int, samples_seen: int, period: int) -> Tensor:
@@ -267,7 +269,7 @@ class KWinners(KWinnersBase):
             )
         out, winners = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
         if self.training:
-            self.update_duty_cycles(wins_per_unit(winners, self.units).to(x.dtype), len(x))
+            self.update_duty_cycles(wins_per_unit(winners, self.units), len(x))
         return out
 
     def extra_repr(self) -> str:
@@ -315,7 +317,7 @@ class KWinners2d(KWinnersBase):
                 wins = wins_per_unit(winners, c)
             else:  # winners index the flattened C * H * W map
                 wins = wins_per_unit(winners, c * h * w).view(c, h * w).sum(dim=1)
-            self.update_duty_cycles(wins.to(x.dtype) / (h * w), n)
+            self.update_duty_cycles(wins / (h * w), n)
         return out
 
     def extra_repr(self) -> str:
