@@ -280,7 +280,8 @@ def test_ddp_keeps_duty_cycles_equal_on_every_rank(mnist_root, tmp_path):
         "--model.init_args.hidden_k", "[4]", "--data.init_args.first_epoch_batch_size", "null",
         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "1",
         "--trainer.callbacks+=sparse_ddp_check.DutyCyclesEqualAcrossRanks", "--trainer.logger", "false",
-        "--trainer.enable_progress_bar", "false", "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false", "--test_after_fit", "false",
+        "--trainer.default_root_dir", str(tmp_path),
         env={"PYTHONPATH": str(REPO / "tests")},
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
