@@ -64,7 +64,9 @@ def make_windows(series: Tensor, look_back: int, first_target: int, end_target: 
 
 
 class AirlinePassengersDataModule(SplitLoaders):
-    """Monthly airline passengers as ``(window, target)`` batches: ``window`` ``(N, look_back, 1)``, ``target`` ``(N,)``.
+    """Monthly airline passengers as ``(window, target)`` batches.
+
+    ``window`` is ``(N, look_back, 1)``, ``target`` ``(N,)``.
 
     Values are scaled (divided by :attr:`scale`); :meth:`inverse_scale` turns them back into thousands.
 

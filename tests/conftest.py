@@ -75,7 +75,9 @@ def real_data() -> Path:
     return path
 
 
-def run_zoo(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_zoo(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run ``python -m zoo <args>`` in a subprocess and return the completed process (text output)."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(
