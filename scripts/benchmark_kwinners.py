@@ -45,17 +45,23 @@ def loop_k_winners(layer: KWinnersBase, x: Tensor) -> Tensor:
     return out
 
 
-def seconds_per_call(step: Callable[[], None], repeats: int, rounds: int = 7) -> float:
-    """Median over ``rounds`` of the mean time of ``repeats`` calls (after a warm-up)."""
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
+def seconds_per_call(steps: list[Callable[[], None]], repeats: int, rounds: int = 7) -> list[float]:
+    """Median over ``rounds`` of the mean time of ``repeats`` calls of each step (after a warm-up).
+
+    The steps take turns within each round, so a change in the machine's load during the run hits all of them
+    alike instead of one.
+    """
+    for step in steps:
+        for _ in range(3):
             step()
-        times.append((time.perf_counter() - start) / repeats)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in steps]
+    for _ in range(rounds):
+        for step, step_times in zip(steps, times):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                step()
+            step_times.append((time.perf_counter() - start) / repeats)
+    return [statistics.median(step_times) for step_times in times]
 
 
 def forward_backward(forward: Callable[[Tensor], Tensor], x: Tensor, upstream: Tensor) -> Callable[[], None]:
@@ -85,10 +91,10 @@ def main() -> None:
             x = torch.randn(batch, *shape, requires_grad=True)
             upstream = torch.randn(batch, *shape)
             layer, reference = make(), make()
-            zoo_s = seconds_per_call(forward_backward(layer, x, upstream), args.repeats)
-            loop_s = seconds_per_call(forward_backward(lambda t: loop_k_winners(reference, t), x, upstream),
-                                      args.repeats)
-            print(f"{name:<30}{batch:>6}{1e3 * zoo_s:>10.2f}{1e3 * loop_s:>10.2f}{loop_s / zoo_s:>7.1f}x")
+            zoo_step = forward_backward(layer, x, upstream)
+            loop_step = forward_backward(lambda t: loop_k_winners(reference, t), x, upstream)
+            zoo_s, loop_s = seconds_per_call([zoo_step, loop_step], args.repeats)
+            print(f"{name:<30}{batch:>6}{1e3 * zoo_s:>10.2f}{1e3 * loop_s:>10.2f}{loop_s / zoo_s:>7.2f}x")
 
 
 if __name__ == "__main__":
