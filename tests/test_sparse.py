@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from conftest import REPO, run_zoo, untrained_model_of
 from zoo import registry
 from zoo.layers import KWinners, KWinners2d, SparseWeights, SparseWeights2d, k_winners, k_winners2d, rezero_weights
+from zoo.layers import sparse
 from zoo.layers.sparse import boost_factors, updated_duty_cycles, winner_indices, winner_mask, wins_per_unit
 from zoo.models import DenseCNN, SparseCNN
 
@@ -56,15 +57,22 @@ def in_order(winners: torch.Tensor) -> list[list[int]]:
     return winners.sort(dim=1).values.tolist()
 
 
+@pytest.fixture(params=["argpartition", "topk"])
+def selection(request, monkeypatch):
+    """Run a test with each way of selecting the k + 1 largest: numpy's argpartition (CPU) and torch.topk (GPU)."""
+    monkeypatch.setattr(sparse, "CPU_SELECTION", request.param)
+    return request.param
+
+
 # ------------------------------------------------------------------------------------------------ winners
-def test_known_winners_keep_their_values_and_zero_the_rest():
+def test_known_winners_keep_their_values_and_zero_the_rest(selection):
     x = torch.tensor([[0.1, 0.5, -1.0, 2.0], [3.0, 1.0, 2.0, 0.0]])
     out, winners = k_winners(x, k=2)
     assert torch.equal(out, torch.tensor([[0.0, 0.5, 0.0, 2.0], [3.0, 0.0, 2.0, 0.0]]))
     assert in_order(winners) == [[1, 3], [0, 2]]
 
 
-def test_ties_give_exactly_k_winners_lowest_index_first():
+def test_ties_give_exactly_k_winners_lowest_index_first(selection):
     scores = torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.0], [5.0, 5.0, 5.0, 5.0, 5.0], [2.0, 2.0, 9.0, 2.0, 1.0]])
     mask = winner_mask(scores, k=2)
     assert mask.tolist() == [
@@ -81,10 +89,33 @@ def test_ties_give_exactly_k_winners_lowest_index_first():
     assert winner_indices(maps, k=2, dim=1).flatten().tolist() == [1, 2]
 
 
-def test_nan_ranks_first_as_in_topk_with_and_without_ties():
+def test_nan_ranks_first_as_in_topk_with_and_without_ties(selection):
     nan = float("nan")
     scores = torch.tensor([[1.0, nan, 1.0, 0.0], [0.0, 3.0, nan, 2.0]])  # row 0 has a tie at the 2nd place
     assert in_order(winner_indices(scores, k=2)) == [[0, 1], [1, 2]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_argpartition_and_topk_pick_the_same_winners(dtype, monkeypatch):
+    monkeypatch.setattr(sparse, "CPU_SELECTION", "argpartition")
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(-4, 5, (200, 40), generator=g).to(dtype)  # small integers: many ties at the k-th place
+    scores[::7, 3] = float("inf")
+    scores[::5, 11] = float("nan")
+    scores[::3] = torch.randn(len(scores[::3]), 40, generator=g).to(dtype)  # and rows without ties
+    for k in (1, 7, 20, 39):
+        by_argpartition = in_order(winner_indices(scores, k))
+        with monkeypatch.context() as patch:
+            patch.setattr(sparse, "CPU_SELECTION", "topk")
+            assert in_order(winner_indices(scores, k)) == by_argpartition
+    assert winner_indices(scores[:0], 7).shape == (0, 7)
+    assert torch.equal(winner_mask(scores, 7).sum(dim=1), torch.full((200,), 7))
+
+
+def test_winners_agree_under_torch_compile():
+    scores = torch.tensor([[4.0, 1.0, 2.0, 2.0], [1.0, 2.0, 3.0, 4.0]])  # row 0: tie at the 2nd place
+    compiled = torch.compile(winner_indices, backend="eager")  # traced by dynamo: the topk path
+    assert in_order(compiled(scores, 2)) == in_order(winner_indices(scores, 2)) == [[0, 2], [2, 3]]
 
 
 def test_gradient_flows_through_the_winners_only():
