@@ -4,10 +4,14 @@ Forward + backward of a training-mode layer (boosting on, duty cycles updated) a
 Sparse CNN-2 sizes of "How Can We Be So Dense?": KWinners over 700 units (k=100) and KWinners2d over
 32 x 12 x 12 maps (k=400 of 4608). The baseline is the straightforward implementation: a Python loop over the
 samples, each taking its own ``topk`` of the boosted activations and copying the winners' values. Both are
-timed in this process and the ratio printed (> 1: the zoo's layer is faster).
+timed in this process, in turns, and the ratio printed (> 1: the zoo's layer is faster).
+
+The layer selects the k + 1 largest on the CPU with numpy's ``argpartition`` where numpy has SIMD kernels for it
+(``zoo.layers.sparse.CPU_SELECTION``); ``--cpu-selection topk`` times it with ``torch.topk``, as on other devices.
 
     OMP_NUM_THREADS=1 python scripts/benchmark_kwinners.py [--repeats 10]   # one thread
     python scripts/benchmark_kwinners.py                                   # all cores
+    OMP_NUM_THREADS=1 python scripts/benchmark_kwinners.py --cpu-selection topk
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch import Tensor
 
 from zoo.layers import KWinners, KWinners2d
+from zoo.layers import sparse
 from zoo.layers.sparse import KWinnersBase, boost_factors
 
 
@@ -78,13 +83,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
+    parser.add_argument("--cpu-selection", choices=["argpartition", "topk"], default=sparse.CPU_SELECTION,
+                        help=f"how the layer selects the winners on the CPU (default here: {sparse.CPU_SELECTION})")
     args = parser.parse_args()
+    sparse.CPU_SELECTION = args.cpu_selection
     torch.manual_seed(0)
     cases = [
         ("KWinners   700 units, k=100", lambda: KWinners(700, 100, boost_strength=1.5), (700,)),
         ("KWinners2d 32x12x12, k=400", lambda: KWinners2d(32, 400, boost_strength=1.5), (32, 12, 12)),
     ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); forward+backward, training mode")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); forward+backward, training mode; "
+          f"the layer selects with {sparse.CPU_SELECTION}")
     print(f"{'layer':<30}{'batch':>6}{'zoo ms':>10}{'loop ms':>10}{'ratio':>8}")
     for name, make, shape in cases:
         for batch in args.batches:
