@@ -5,7 +5,7 @@ real convolutions: ``(W_r * x_r - W_i * x_i) + i(W_r * x_i + W_i * x_r)``. Compl
 does one real convolution with the block weight ``[[W_r, -W_i], [W_i, W_r]]``, its ``"gauss"`` product three
 (Gauss/Karatsuba); the default ``"auto"`` picks one of them by the size of the convolution (``GAUSS_MIN_MACS``).
 PyTorch's own complex ``F.conv2d`` is timed too, for reference. All run in this process on
-the same inputs, one thread by default; the printed ratio is the naive time divided by each method's time
+the same inputs, in turns, one thread by default; the printed ratio is the naive time divided by each method's time
 (> 1: faster than naive).
 
     python scripts/benchmark_complex.py [--threads 1] [--repeats 7]
@@ -14,14 +14,13 @@ the same inputs, one thread by default; the printed ratio is the naive time divi
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark_timing import median_seconds_in_turns
 from zoo.layers.complex import ComplexConv2d
 
 #: (name, batch, in channels, out channels, image side, kernel, stride, padding)
@@ -37,19 +36,6 @@ def naive_complex_conv2d(z: Tensor, weight: Tensor, bias: Tensor, stride: int, p
     real = conv(z.real, weight.real) - conv(z.imag, weight.imag)
     imag = conv(z.imag, weight.real) + conv(z.real, weight.imag)
     return torch.complex(real, imag) + bias.view(-1, 1, 1)
-
-
-def time_forward_backward(forward: Callable[[], Tensor], upstream: Tensor, repeats: int, inner: int) -> float:
-    """Median seconds of one forward + backward, after two warm-up runs."""
-    for _ in range(2):
-        forward().backward(upstream)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            forward().backward(upstream)
-        samples.append((time.perf_counter() - start) / inner)
-    return statistics.median(samples)
 
 
 def benchmark_size(batch: int, c_in: int, c_out: int, side: int, kernel: int, stride: int, padding: int,
@@ -74,7 +60,8 @@ def benchmark_size(batch: int, c_in: int, c_out: int, side: int, kernel: int, st
         if not torch.allclose(forward().detach(), reference, rtol=1e-4, atol=1e-4):
             raise AssertionError(f"{name} disagrees with the naive version")
     upstream = torch.randn(reference.shape, dtype=torch.complex64, generator=generator)
-    return {name: time_forward_backward(forward, upstream, repeats, inner) for name, forward in methods.items()}
+    steps = {name: (lambda forward=forward: forward().backward(upstream)) for name, forward in methods.items()}
+    return median_seconds_in_turns(steps, rounds=repeats, calls=inner)
 
 
 def main() -> None:

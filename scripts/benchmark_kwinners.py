@@ -17,13 +17,12 @@ The layer selects the k + 1 largest on the CPU with numpy's ``argpartition`` whe
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Callable
 
 import torch
 from torch import Tensor
 
+from benchmark_timing import median_seconds_in_turns
 from zoo.layers import KWinners, KWinners2d
 from zoo.layers import sparse
 from zoo.layers.sparse import KWinnersBase, boost_factors
@@ -48,25 +47,6 @@ def loop_k_winners(layer: KWinnersBase, x: Tensor) -> Tensor:
     wins = wins.sum(dim=(0, 2, 3)) / (x.shape[2] * x.shape[3]) if x.ndim == 4 else wins.sum(dim=0)
     layer.update_duty_cycles(wins, n)
     return out
-
-
-def seconds_per_call(steps: list[Callable[[], None]], repeats: int, rounds: int = 7) -> list[float]:
-    """Median over ``rounds`` of the mean time of ``repeats`` calls of each step (after a warm-up).
-
-    The steps take turns within each round, so a change in the machine's load during the run hits all of them
-    alike instead of one.
-    """
-    for step in steps:
-        for _ in range(3):
-            step()
-    times: list[list[float]] = [[] for _ in steps]
-    for _ in range(rounds):
-        for step, step_times in zip(steps, times):
-            start = time.perf_counter()
-            for _ in range(repeats):
-                step()
-            step_times.append((time.perf_counter() - start) / repeats)
-    return [statistics.median(step_times) for step_times in times]
 
 
 def forward_backward(forward: Callable[[Tensor], Tensor], x: Tensor, upstream: Tensor) -> Callable[[], None]:
@@ -102,7 +82,9 @@ def main() -> None:
             layer, reference = make(), make()
             zoo_step = forward_backward(layer, x, upstream)
             loop_step = forward_backward(lambda t: loop_k_winners(reference, t), x, upstream)
-            zoo_s, loop_s = seconds_per_call([zoo_step, loop_step], args.repeats)
+            steps = {"zoo": zoo_step, "loop": loop_step}
+            times = median_seconds_in_turns(steps, rounds=7, calls=args.repeats, warmup=3)
+            zoo_s, loop_s = times["zoo"], times["loop"]
             print(f"{name:<30}{batch:>6}{1e3 * zoo_s:>10.2f}{1e3 * loop_s:>10.2f}{loop_s / zoo_s:>7.2f}x")
 
 
