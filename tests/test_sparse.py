@@ -112,6 +112,27 @@ def test_argpartition_and_topk_pick_the_same_winners(dtype, monkeypatch):
     assert torch.equal(winner_mask(scores, 7).sum(dim=1), torch.full((200,), 7))
 
 
+def test_topk_path_drops_the_next_value_wherever_topk_puts_it(monkeypatch):
+    # On the CPU an unsorted topk happens to put the (k+1)-th last; on a GPU it may be anywhere. Shuffle the
+    # columns of every unsorted topk to check the topk path does not rely on the CPU's order.
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(64, 50, generator=g)
+    scores[::4] = torch.randint(-2, 3, (16, 50), generator=g).float()  # rows with ties at the k-th place
+    expected = {k: in_order(winner_indices(scores, k)) for k in (3, 10, 49)}
+    cpu_topk = torch.Tensor.topk
+
+    def shuffled_topk(self, k, dim=-1, largest=True, sorted=True):
+        values, indices = cpu_topk(self, k, dim=dim, largest=largest, sorted=sorted)
+        if sorted or self.ndim != 2:
+            return torch.return_types.topk((values, indices))
+        order = torch.randperm(k, generator=g)
+        return torch.return_types.topk((values[:, order], indices[:, order]))
+
+    monkeypatch.setattr(sparse, "CPU_SELECTION", "topk")
+    monkeypatch.setattr(torch.Tensor, "topk", shuffled_topk)
+    for k, winners in expected.items():
+        assert in_order(winner_indices(scores, k)) == winners
+
 def test_winners_agree_under_torch_compile():
     scores = torch.tensor([[4.0, 1.0, 2.0, 2.0], [1.0, 2.0, 3.0, 4.0]])  # row 0: tie at the 2nd place
     compiled = torch.compile(winner_indices, backend="eager")  # traced by dynamo: the topk path
