@@ -80,11 +80,9 @@ def main() -> None:
             x = torch.randn(batch, *shape, requires_grad=True)
             upstream = torch.randn(batch, *shape)
             layer, reference = make(), make()
-            zoo_step = forward_backward(layer, x, upstream)
-            loop_step = forward_backward(lambda t: loop_k_winners(reference, t), x, upstream)
-            steps = {"zoo": zoo_step, "loop": loop_step}
-            times = median_seconds_in_turns(steps, rounds=7, calls=args.repeats, warmup=3)
-            zoo_s, loop_s = times["zoo"], times["loop"]
+            steps = {"zoo": forward_backward(layer, x, upstream),
+                     "loop": forward_backward(lambda t: loop_k_winners(reference, t), x, upstream)}
+            zoo_s, loop_s = median_seconds_in_turns(steps, rounds=7, calls=args.repeats, warmup=3).values()
             print(f"{name:<30}{batch:>6}{1e3 * zoo_s:>10.2f}{1e3 * loop_s:>10.2f}{loop_s / zoo_s:>7.2f}x")
 
 

@@ -362,11 +362,8 @@ class KWinners2d(KWinnersBase):
         k = self.active_k(c if self.local else c * h * w)
         out, winners = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)
         if self.training:
-            if self.local:  # winners are channel indices
-                wins = wins_per_unit(winners, c)
-            else:  # winners index the flattened C * H * W map
-                wins = wins_per_unit(winners, c * h * w).view(c, h * w).sum(dim=1)
-            self.update_duty_cycles(wins / (h * w), n)
+            channel_of_winner = winners if self.local else winners.div(h * w, rounding_mode="floor")
+            self.update_duty_cycles(wins_per_unit(channel_of_winner, c) / (h * w), n)
         return out
 
     def extra_repr(self) -> str:
