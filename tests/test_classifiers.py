@@ -60,6 +60,10 @@ def test_optimizer_from_hparams():
     assert conf["lr_scheduler"]["scheduler"].gamma == 0.5
     with pytest.raises(ValueError, match="optimizer"):
         MLP(optimizer="rmsprop")
+    nag = MLP(momentum=0.9, nesterov=True).configure_optimizers()
+    assert nag.param_groups[0]["nesterov"] and not MLP(momentum=0.9).configure_optimizers().param_groups[0]["nesterov"]
+    with pytest.raises(ValueError, match="nesterov=True needs momentum"):
+        MLP(nesterov=True)
 
 
 def test_subclass_overrides_one_method():

@@ -28,6 +28,7 @@ class ZooModule(L.LightningModule):
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
         lr: learning rate.
         momentum: SGD momentum (ignored by Adam).
+        nesterov: SGD with Nesterov momentum (needs ``momentum > 0``; ignored by Adam).
         weight_decay: L2 penalty.
         lr_step_gamma: if set, the learning rate is multiplied by this after every epoch (``StepLR``).
         betas: Adam's ``(beta1, beta2)``.
@@ -42,6 +43,7 @@ class ZooModule(L.LightningModule):
         optimizer: OptimizerName = "sgd",
         lr: float = 0.01,
         momentum: float = 0.0,
+        nesterov: bool = False,
         weight_decay: float = 0.0,
         lr_step_gamma: Optional[float] = None,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -49,6 +51,8 @@ class ZooModule(L.LightningModule):
         super().__init__()
         if optimizer not in ("sgd", "adam", "adamw"):
             raise ValueError(f"optimizer must be one of 'sgd', 'adam', 'adamw', got {optimizer!r}")
+        if nesterov and optimizer == "sgd" and momentum <= 0:
+            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum}; set --model.momentum")
         self.save_hyperparameters()
 
     def configure_optimizers(self) -> Any:
@@ -56,7 +60,7 @@ class ZooModule(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         if hp.optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+                params, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
             )
         else:
             cls = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
