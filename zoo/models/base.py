@@ -52,7 +52,9 @@ class ZooModule(L.LightningModule):
         if optimizer not in ("sgd", "adam", "adamw"):
             raise ValueError(f"optimizer must be one of 'sgd', 'adam', 'adamw', got {optimizer!r}")
         if nesterov and optimizer == "sgd" and momentum <= 0:
-            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum}; set momentum (e.g. 0.9) or nesterov=False")
+            raise ValueError(
+                f"nesterov=True needs momentum > 0, got momentum={momentum}; set momentum (e.g. 0.9) or nesterov=False"
+            )
         self.save_hyperparameters()
 
     def configure_optimizers(self) -> Any:
