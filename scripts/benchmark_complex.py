@@ -4,6 +4,8 @@ The naive version computes the complex convolution of Trabelsi et al. (2018, sec
 real convolutions: ``(W_r * x_r - W_i * x_i) + i(W_r * x_i + W_i * x_r)``. ComplexConv2d's ``"block"`` product
 does one real convolution with the block weight ``[[W_r, -W_i], [W_i, W_r]]``, its ``"gauss"`` product three
 (Gauss/Karatsuba); the default ``"auto"`` picks one of them by the size of the convolution (``GAUSS_MIN_MACS``).
+On the CPU ComplexConv2d convolves in channels-last order (oneDNN's faster kernels there), so the naive version is
+also timed on a channels-last input: the gap between the two naive rows is what the memory order alone gives.
 PyTorch's own complex ``F.conv2d`` is timed too, for reference. All run in this process on
 the same inputs, in turns, one thread by default; the printed ratio is the naive time divided by each method's time
 (> 1: faster than naive).
@@ -42,6 +44,7 @@ def benchmark_size(batch: int, c_in: int, c_out: int, side: int, kernel: int, st
                    repeats: int, inner: int) -> dict[str, float]:
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(batch, c_in, side, side, dtype=torch.complex64, generator=generator).requires_grad_()
+    z_channels_last = z.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
     layers = {m: ComplexConv2d(c_in, c_out, kernel, stride=stride, padding=padding, method=m)
               for m in ("auto", "block", "gauss")}
     for method in ("block", "gauss"):
@@ -50,6 +53,7 @@ def benchmark_size(batch: int, c_in: int, c_out: int, side: int, kernel: int, st
     default = f"ComplexConv2d default ({layers['auto'].product_method(z)})"
     methods: dict[str, Callable[[], Tensor]] = {
         "naive (4 real convs)": lambda: naive_complex_conv2d(z, weight, bias, stride, padding),
+        "naive, channels-last input": lambda: naive_complex_conv2d(z_channels_last, weight, bias, stride, padding),
         default: lambda: layers["auto"](z),
         "ComplexConv2d block": lambda: layers["block"](z),
         "ComplexConv2d gauss": lambda: layers["gauss"](z),

@@ -60,6 +60,31 @@ def test_complex_conv2d_equals_pytorch_complex_convolution(method, stride, paddi
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["block", "gauss"])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_complex_conv2d_gradients_equal_pytorch_complex_convolution_in_either_memory_format(method, memory_format):
+    # on the CPU the layer convolves in channels-last order; values and gradients must not depend on the input's
+    conv = with_random_bias(ComplexConv2d(3, 5, 3, stride=2, padding=1, method=method))
+    z = crandn(2, 3, 9, 9).contiguous(memory_format=memory_format).requires_grad_()
+    upstream = crandn(2, 5, 5, 5, seed=3)
+    conv(z).backward(upstream)
+    grads = [z.grad, conv.weight.grad, conv.bias.grad]
+    z_ref, weight, bias = (t.detach().clone().requires_grad_() for t in (z, conv.weight, conv.bias))
+    F.conv2d(z_ref, weight, bias, stride=2, padding=1).backward(upstream)
+    for grad, expected in zip(grads, (z_ref.grad, weight.grad, bias.grad)):
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_planar_parts_are_dense_in_the_inputs_memory_order(memory_format):
+    from zoo.layers.complex import planar_parts
+
+    z = crandn(2, 3, 4, 5).contiguous(memory_format=memory_format)
+    real, imag = planar_parts(z)
+    assert torch.equal(real, z.real) and torch.equal(imag, z.imag)
+    assert real.is_contiguous(memory_format=memory_format) and imag.is_contiguous(memory_format=memory_format)
+
+
 def test_auto_method_picks_block_for_small_and_gauss_for_large_convolutions():
     from zoo.layers.complex import GAUSS_MIN_MACS
 

@@ -65,12 +65,15 @@ def check_channels(z: Tensor, expected: int, layer: str, dim: int = 1) -> None:
 
 # ---------------------------------------------------------------------------------------------- complex product
 def planar_parts(z: Tensor) -> tuple[Tensor, Tensor]:
-    """The real and imaginary parts of complex ``z`` as two contiguous real tensors, made in one pass.
+    """The real and imaginary parts of complex ``z`` as two dense real tensors, made in one pass.
 
-    Convolutions need contiguous inputs; the strided views of :func:`real_imag` would be copied by every
-    convolution that reads them, in the forward and again in the backward pass.
+    Each part keeps ``z``'s own memory order (contiguous, or channels-last). Convolutions need dense inputs; the
+    strided views of :func:`real_imag` would be copied by every convolution that reads them, in the forward and
+    again in the backward pass.
     """
-    return torch.view_as_real(z).movedim(-1, 0).contiguous().unbind(0)
+    memory_order = sorted(range(z.ndim), key=lambda dim: -z.stride(dim))  # outermost dimension first
+    planar = torch.view_as_real(z).permute(z.ndim, *memory_order).contiguous()
+    return planar.permute(0, *[1 + memory_order.index(dim) for dim in range(z.ndim)]).unbind(0)
 
 
 def real_imag(z: Tensor) -> tuple[Tensor, Tensor]:
@@ -232,6 +235,8 @@ class ComplexConv2d(_ComplexWeightLayer):
     def forward(self, z: Tensor) -> Tensor:
         check_complex(z, type(self).__name__, ndims=(4,))
         check_channels(z, self.in_channels, type(self).__name__)
+        if z.device.type == "cpu":  # oneDNN's channels-last kernels: 1.2x faster for ComplexNet's conv2 on this CPU
+            z = z.contiguous(memory_format=torch.channels_last)
         out = complex_product(self.real_conv, z, self.weight, dim=1, method=self.product_method(z))
         return out if self.bias is None else out + self.bias.view(-1, 1, 1)
 
