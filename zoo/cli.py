@@ -134,12 +134,18 @@ def cli_main(args: Optional[list[str]] = None) -> ZooCLI:
     """Run a LightningCLI subcommand (``args`` without the program name)."""
     # LightningCLI reads sys.argv, and DDP relaunches the script with it: put the resolved arguments there.
     sys.argv[1:] = resolve_entry_configs(sys.argv[1:] if args is None else args)
-    return ZooCLI(
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        parser_kwargs={"prog": "zoo", "description": "lightning-zoo: train and evaluate zoo models"},
-        save_config_kwargs={"overwrite": True},
-    )
+    try:
+        return ZooCLI(
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs={"prog": "zoo", "description": "lightning-zoo: train and evaluate zoo models"},
+            save_config_kwargs={"overwrite": True},
+        )
+    finally:
+        # Lightning destroys only NCCL process groups at exit. A gloo group (DDP on CPUs) left to interpreter shutdown
+        # can abort a finished run ("terminate called without an active exception", exit status -6).
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def format_metric(value: Any) -> str:
