@@ -86,6 +86,14 @@ def run_zoo(
     )
 
 
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """``proc``, after asserting that it exited with 0 (the message shows the end of its stdout and stderr)."""
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
+    )
+    return proc
+
+
 def untrained_model_of(entry: str):
     """The model an entry's config describes, built untrained (class imported the way `zoo.load` does)."""
     from zoo import registry

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, run_zoo
+from conftest import REPO, ok, run_zoo
 from zoo.models import LeNet
 
 
@@ -19,13 +19,6 @@ def fit_args(root: Path, out: Path, *extra: str) -> list[str]:
         "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false", "--trainer.logger", "false", *extra,
     ]
-
-
-def ok(proc):
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    )
-    return proc
 
 
 def test_fit_fast_dev_run(mnist_root, tmp_path):

@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 
-from conftest import REPO, run_zoo
+from conftest import REPO, ok, run_zoo
 from datamodules import AirlinePassengersDataModule, DatasetNotFoundError, ShakespeareTrigramDataModule, UDPosDataModule
 from datamodules.airline import make_windows, read_series_csv
 from datamodules.shakespeare import Vocabulary, count_trigram_perplexities, split_sonnets, tokenize, trigrams
@@ -23,13 +23,6 @@ from zoo.models import LSTMForecaster, LSTMTagger, NGramLanguageModel
 def quiet_trainer(**kwargs) -> L.Trainer:
     return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                      enable_model_summary=False, **kwargs)
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    )
-    return proc
 
 
 # ------------------------------------------------------------------------------------------------ airline

@@ -133,6 +133,7 @@ def test_topk_path_drops_the_next_value_wherever_topk_puts_it(monkeypatch):
     for k, winners in expected.items():
         assert in_order(winner_indices(scores, k)) == winners
 
+
 def test_winners_agree_under_torch_compile():
     scores = torch.tensor([[4.0, 1.0, 2.0, 2.0], [1.0, 2.0, 3.0, 4.0]])  # row 0: tie at the 2nd place
     compiled = torch.compile(winner_indices, backend="eager")  # traced by dynamo: the topk path
