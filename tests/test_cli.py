@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,25 @@ def test_ddp_two_cpu_processes(mnist_root, tmp_path):
     assert "GLOBAL_RANK: 1" in proc.stdout + proc.stderr
     # a gloo group left to interpreter shutdown can abort a finished run (exit status -6): both ranks destroy it
     assert proc.stdout.count("process group alive at exit: False") == 2, proc.stdout[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())  # written once, by rank 0
+    assert results["global_step"] == 3 and (proc.stdout + proc.stderr).count("results: ") == 1
+
+
+def test_fit_writes_results_json_with_best_checkpoint_and_test_metrics(mnist_root, tmp_path):
+    proc = ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.max_epochs", "2", "--seed_everything", "3",
+                                "--test_after_fit", "true")))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["seed"] == 3 and results["monitor"] == "val/acc"
+    assert (results["epochs"], results["global_step"]) == (2, 2 * 6)
+    assert Path(results["best_checkpoint"]).name.startswith("best-") and Path(results["best_checkpoint"]).exists()
+    assert Path(results["last_checkpoint"]).name == "last.ckpt" and Path(results["last_checkpoint"]).exists()
+    best = torch.load(results["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert results["best_score"] == pytest.approx(
+        float(next(v for k, v in best["callbacks"].items() if k.startswith("ZooCheckpoint"))["best_model_score"])
+    )
+    printed_accuracy = float(proc.stdout.split("test/acc")[1].split()[0])
+    assert results["test"]["test/acc"] == pytest.approx(printed_accuracy, abs=1e-6)
+    assert results["fit_seconds"] > 0
 
 
 def test_bf16_mixed_on_cpu(mnist_root, tmp_path):

@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -100,12 +102,46 @@ class ZooCLI(LightningCLI):
             help="after `fit`, test the best checkpoint on the test set and print its metrics",
         )
 
+    def before_fit(self) -> None:
+        self._fit_started = time.perf_counter()
+
     def after_fit(self) -> None:
+        fit_seconds = time.perf_counter() - self._fit_started
+        # taken before testing: loading the best checkpoint for the test resets the callback's last_model_path
+        results = fit_results(self.trainer, fit_seconds, self.config[self.subcommand].get("seed_everything"))
         if self.config_init[self.subcommand].get("test_after_fit"):
-            callback = self.trainer.checkpoint_callback
-            best = callback.best_model_path if callback is not None else ""
             # fast_dev_run and runs without validation keep no best checkpoint: test the weights in memory
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
+            metrics = self.trainer.test(
+                self.model, datamodule=self.datamodule, ckpt_path="best" if results["best_checkpoint"] else None
+            )
+            results["test"] = {key: float(value) for key, value in (metrics[0] if metrics else {}).items()}
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # a collective under DDP: all ranks ask
+        if self.trainer.is_global_zero:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            rank_zero_info(f"results: {log_dir / 'results.json'}")
+
+
+def fit_results(trainer: L.Trainer, fit_seconds: float, seed: Optional[int]) -> dict[str, Any]:
+    """What a finished ``fit`` writes to ``results.json`` beside its saved ``config.yaml`` (the trainer's log_dir).
+
+    Scripts read it instead of parsing printed tables: the seed, the monitored metric with the best score and
+    checkpoint, the last checkpoint, epochs and steps trained, the fit's wall time, and ``test``: the test metrics
+    of the best checkpoint when ``test_after_fit`` is on (else empty).
+    """
+    callback = trainer.checkpoint_callback
+    score = callback.best_model_score if callback is not None else None
+    return {
+        "seed": seed,
+        "monitor": callback.monitor if callback is not None else None,
+        "best_score": float(score) if score is not None else None,
+        "best_checkpoint": (callback.best_model_path or None) if callback is not None else None,
+        "last_checkpoint": (callback.last_model_path or None) if callback is not None else None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "fit_seconds": round(fit_seconds, 3),
+        "test": {},
+    }
 
 
 def resolve_entry_configs(argv: list[str]) -> list[str]:

@@ -1,0 +1,83 @@
+"""scripts/compare_seeds.py: the statistics, the seed syntax, and a whole study on tiny data (resume, refusals)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, ok
+
+sys.path.insert(0, str(REPO / "scripts"))
+from compare_seeds import compare, parse_seeds  # noqa: E402
+
+
+def test_compare_gives_the_difference_its_standard_errors_and_wins():
+    result = compare([1.0, 2.0, 3.0], [0.0, 2.0, 1.0])
+    assert result.difference == pytest.approx(1.0)
+    assert result.standard_error == pytest.approx(math.sqrt(1 / 3 + 1 / 3))  # both sample variances are 1
+    assert result.paired_standard_error == pytest.approx(1 / math.sqrt(3))  # differences 1, 0, 2
+    assert (result.wins, result.ties) == (2, 1)
+    assert compare([1.0, 2.0, 3.0], [0.0, 2.0, 1.0], higher_is_better=False).wins == 0
+
+
+def test_compare_needs_paired_seeds():
+    with pytest.raises(ValueError, match="equally long"):
+        compare([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        compare([1.0], [2.0])
+
+
+def test_seed_syntax():
+    assert parse_seeds("0-2,9") == [0, 1, 2, 9]
+    assert parse_seeds("4") == [4]
+    for bad in ("a-b", "0-2,1", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_seeds(bad)
+
+
+def study(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compare_seeds.py"), *args], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, tmp_path):
+    env = {**os.environ, "ZOO_DATA_DIR": str(mnist_root), "PYTHONWARNINGS": "ignore"}
+    entries = ["lenet_fashion_mnist", "mlp_fashion_mnist"]
+    fast = ["--", "--trainer.max_epochs", "2", "--trainer.enable_model_summary", "false"]
+    args = [*entries, "--seeds", "3-4", "--out", str(tmp_path), "--jobs", "2", "--threads", "1", *fast]
+
+    first = ok(study(*args, env=env))
+    assert "0 of 4 runs already done; training 4" in first.stdout
+    for entry in entries:
+        for seed in (3, 4):
+            results = json.loads((tmp_path / entry / f"seed{seed}.json").read_text())
+            assert results["seed"] == seed and results["epochs"] == 2 and results["monitor"] == "val/acc"
+            assert results["fit_args"] == fast[1:]
+            assert 0.0 <= results["test"]["test/acc"] <= 1.0
+            assert Path(results["best_checkpoint"]).is_relative_to(tmp_path / entry / f"seed{seed}")
+            assert Path(results["best_checkpoint"]).exists()
+    table = first.stdout[first.stdout.index("| entry |"):]
+    assert "| lenet_fashion_mnist | 2 | val/acc: " in table and "| mlp_fashion_mnist | 2 | val/acc: " in table
+    assert "| lenet_fashion_mnist - mlp_fashion_mnist | standard error | paired by seed |" in table
+
+    again = ok(study(*args, env=env))  # nothing is trained again, and the table is the same
+    assert "4 of 4 runs already done; training 0" in again.stdout
+    assert again.stdout[again.stdout.index("| entry |"):] == table
+
+    mixed = study(*args[:-1], "true", env=env)  # other zoo fit arguments into the same study directory
+    assert mixed.returncode != 0
+    assert "give another --out, or delete that file" in mixed.stderr
+
+    unknown = study("lenet_fashion_mnist", "no_such_entry", "--out", str(tmp_path / "u"), env=env)
+    assert unknown.returncode != 0 and "no_such_entry" in unknown.stderr
+    assert not (tmp_path / "u").exists()
