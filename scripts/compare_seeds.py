@@ -2,7 +2,7 @@
 
 Each entry is trained with ``zoo fit -c <entry> --seed_everything <s> --test_after_fit true`` for every seed, tested
 at its best checkpoint, and the script prints a Markdown table: per-seed best validation score and test metric,
-mean ± SD, then the difference of the means with its standard error (unpaired and paired by seed) and how many
+mean ± SD and mean fit time, then the difference of the means with its standard error (unpaired and paired by seed) and how many
 seeds the first entry wins.
 
     ZOO_DATA_DIR=../shared/data python scripts/compare_seeds.py complex_net_fashion_mnist real_net_fashion_mnist \\
@@ -159,8 +159,8 @@ def metric_of(results: dict, metric: str, run: str) -> float:
 
 def print_tables(entries: list[str], seeds: list[int], results: dict, metric: str, higher_is_better: bool) -> None:
     scores = {}
-    print(f"| entry | seeds | best validation score (per seed) | {metric} (per seed) | mean ± SD |")
-    print("|---|---|---|---|---|")
+    print(f"| entry | seeds | best validation score (per seed) | {metric} (per seed) | mean ± SD | mean fit time |")
+    print("|---|---|---|---|---|---|")
     for entry in entries:
         runs = [results[(entry, seed)] for seed in seeds]
         scores[entry] = [metric_of(r, metric, f"{entry} seed {r['seed']}") for r in runs]
@@ -168,8 +168,9 @@ def print_tables(entries: list[str], seeds: list[int], results: dict, metric: st
         per_seed = ", ".join(format_value(metric, value) for value in scores[entry])
         spread = f" ± {format_value(metric, statistics.stdev(scores[entry]))}" if len(seeds) > 1 else ""
         monitor = runs[0]["monitor"] or "none"
+        fit_time = statistics.fmean(r["fit_seconds"] for r in runs)
         print(f"| {entry} | {len(seeds)} | {monitor}: {best} | {per_seed} | "
-              f"{format_value(metric, statistics.fmean(scores[entry]))}{spread} |")
+              f"{format_value(metric, statistics.fmean(scores[entry]))}{spread} | {fit_time:.0f} s |")
     if len(seeds) < 2:
         return
     a, b = entries

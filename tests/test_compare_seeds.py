@@ -69,6 +69,7 @@ def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, t
     table = first.stdout[first.stdout.index("| entry |"):]
     assert "| lenet_fashion_mnist | 2 | val/acc: " in table and "| mlp_fashion_mnist | 2 | val/acc: " in table
     assert "| lenet_fashion_mnist - mlp_fashion_mnist | standard error | paired by seed |" in table
+    assert table.splitlines()[2].endswith(" s |")  # mean fit time
 
     again = ok(study(*args, env=env))  # nothing is trained again, and the table is the same
     assert "4 of 4 runs already done; training 0" in again.stdout
