@@ -157,6 +157,13 @@ def metric_of(results: dict, metric: str, run: str) -> float:
     return float(results["test"][metric])
 
 
+def format_difference(metric: str, value: float, sign: bool = False) -> str:
+    """A difference of two metric values: accuracies in percentage points, others as numbers."""
+    if "acc" in metric.rsplit("/", 1)[-1]:
+        return f"{100 * value:{'+' if sign else ''}.2f} points"
+    return f"{value:{'+' if sign else ''}.4g}"
+
+
 def print_tables(entries: list[str], seeds: list[int], results: dict, metric: str, higher_is_better: bool) -> None:
     scores = {}
     print(f"| entry | seeds | best validation score (per seed) | {metric} (per seed) | mean ± SD | mean fit time |")
@@ -178,8 +185,9 @@ def print_tables(entries: list[str], seeds: list[int], results: dict, metric: st
     print()
     print(f"| {a} - {b} | standard error | paired by seed | seeds won by {a} |")
     print("|---|---|---|---|")
-    print(f"| {format_value(metric, result.difference)} | {format_value(metric, result.standard_error)} | "
-          f"{format_value(metric, result.paired_standard_error)} | {result.wins} of {len(seeds)}"
+    print(f"| {format_difference(metric, result.difference, sign=True)} | "
+          f"{format_difference(metric, result.standard_error)} | "
+          f"{format_difference(metric, result.paired_standard_error)} | {result.wins} of {len(seeds)}"
           f"{f' ({result.ties} ties)' if result.ties else ''} |")
 
 

@@ -235,13 +235,13 @@ def zoo_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)")
     sub.add_parser("models", help="list the zoo's entries").set_defaults(func=cmd_models)
     p = sub.add_parser("evaluate", help="re-measure an entry's shipped weights on its real test set")
-    p.add_argument("entry")
+    p.add_argument("entry", help="a zoo entry with shipped weights (`zoo models` lists them)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("export", help="write shipped weights + manifest from a Lightning checkpoint")
-    p.add_argument("entry")
-    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("entry", help="the zoo entry the checkpoint was trained for")
+    p.add_argument("--ckpt_path", required=True, help="the Lightning checkpoint to ship (usually best-....ckpt)")
     p.add_argument("--command", required=True, help="the exact `zoo fit ...` command that trained it")
-    p.add_argument("--notes", default="")
+    p.add_argument("--notes", default="", help="how the run was picked and compared, kept in the manifest")
     p.set_defaults(func=cmd_export)
     return parser
 
