@@ -4,6 +4,7 @@
 ``--data``, ``--trainer.*``, ``--ckpt_path``, ``--seed_everything``); ``-c`` also takes a zoo entry name.
 ``zoo models`` lists the entries, ``zoo evaluate <entry>`` re-measures shipped weights, and
 ``zoo export <entry> --ckpt_path <ckpt>`` turns a trained checkpoint into shipped weights and a manifest.
+Every ``zoo fit`` also writes ``results.json`` (best score and checkpoint, test metrics, ...) beside its config.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class ZooCLI(LightningCLI):
 
     def after_fit(self) -> None:
         fit_seconds = time.perf_counter() - self._fit_started
-        # taken before testing: loading the best checkpoint for the test resets the callback's last_model_path
+        # taken before testing: loading the best checkpoint for the test can reset the callback's last_model_path
         results = fit_results(self.trainer, fit_seconds, self.config[self.subcommand].get("seed_everything"))
         if self.config_init[self.subcommand].get("test_after_fit"):
             # fast_dev_run and runs without validation keep no best checkpoint: test the weights in memory
@@ -129,14 +130,14 @@ def fit_results(trainer: L.Trainer, fit_seconds: float, seed: Optional[int]) -> 
     checkpoint, the last checkpoint, epochs and steps trained, the fit's wall time, and ``test``: the test metrics
     of the best checkpoint when ``test_after_fit`` is on (else empty).
     """
-    callback = trainer.checkpoint_callback
-    score = callback.best_model_score if callback is not None else None
+    callback = trainer.checkpoint_callback  # None when checkpointing is off: those fields are null
+    score = getattr(callback, "best_model_score", None)
     return {
         "seed": seed,
-        "monitor": callback.monitor if callback is not None else None,
+        "monitor": getattr(callback, "monitor", None),
         "best_score": float(score) if score is not None else None,
-        "best_checkpoint": (callback.best_model_path or None) if callback is not None else None,
-        "last_checkpoint": (callback.last_model_path or None) if callback is not None else None,
+        "best_checkpoint": getattr(callback, "best_model_path", "") or None,
+        "last_checkpoint": getattr(callback, "last_model_path", "") or None,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "fit_seconds": round(fit_seconds, 3),
