@@ -54,7 +54,8 @@ def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, t
     env = {**os.environ, "ZOO_DATA_DIR": str(mnist_root), "PYTHONWARNINGS": "ignore"}
     entries = ["lenet_fashion_mnist", "mlp_fashion_mnist"]
     fast = ["--", "--trainer.max_epochs", "2", "--trainer.enable_model_summary", "false"]
-    args = [*entries, "--seeds", "3-4", "--out", str(tmp_path), "--jobs", "2", "--threads", "1", *fast]
+    options = [*entries, "--seeds", "3-4", "--out", str(tmp_path), "--jobs", "2", "--threads", "1"]
+    args = [*options, *fast]
 
     first = ok(study(*args, env=env))
     assert "0 of 4 runs already done; training 4" in first.stdout
@@ -74,6 +75,10 @@ def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, t
     again = ok(study(*args, env=env))  # nothing is trained again, and the table is the same
     assert "4 of 4 runs already done; training 0" in again.stdout
     assert again.stdout[again.stdout.index("| entry |"):] == table
+
+    no_metric = study(*options, "--metric", "test/f1", *fast, env=env)  # from the kept results, nothing trained
+    assert no_metric.returncode != 0 and "0 of 4" not in no_metric.stdout
+    assert "no test metric 'test/f1'; it has ['test/acc', 'test/loss']" in no_metric.stderr
 
     mixed = study(*args[:-1], "true", env=env)  # other zoo fit arguments into the same study directory
     assert mixed.returncode != 0
