@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, ok
 
@@ -67,14 +68,14 @@ def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, t
             assert 0.0 <= results["test"]["test/acc"] <= 1.0
             assert Path(results["best_checkpoint"]).is_relative_to(tmp_path / entry / f"seed{seed}")
             assert Path(results["best_checkpoint"]).exists()
-    table = first.stdout[first.stdout.index("| entry |"):]
+    table = first.stdout[first.stdout.index("| side |"):]
     assert "| lenet_fashion_mnist | 2 | val/acc: " in table and "| mlp_fashion_mnist | 2 | val/acc: " in table
     assert "| lenet_fashion_mnist - mlp_fashion_mnist | standard error | paired by seed |" in table
     assert table.splitlines()[2].endswith(" s |")  # mean fit time
 
     again = ok(study(*args, env=env))  # nothing is trained again, and the table is the same
     assert "4 of 4 runs already done; training 0" in again.stdout
-    assert again.stdout[again.stdout.index("| entry |"):] == table
+    assert again.stdout[again.stdout.index("| side |"):] == table
 
     no_metric = study(*options, "--metric", "test/f1", *fast, env=env)  # from the kept results, nothing trained
     assert no_metric.returncode != 0 and "0 of 4" not in no_metric.stdout
@@ -87,3 +88,24 @@ def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, t
     unknown = study("lenet_fashion_mnist", "no_such_entry", "--out", str(tmp_path / "u"), env=env)
     assert unknown.returncode != 0 and "no_such_entry" in unknown.stderr
     assert not (tmp_path / "u").exists()
+
+
+@pytest.mark.slow
+def test_two_settings_of_one_entry(mnist_root, tmp_path):
+    env = {**os.environ, "ZOO_DATA_DIR": str(mnist_root), "PYTHONWARNINGS": "ignore"}
+    same = ["lenet_fashion_mnist", "lenet_fashion_mnist", "--seeds", "0-1", "--out", str(tmp_path), "--jobs", "2"]
+    unnamed = study(*same, "--args-a=--model.init_args.lr 0.05", env=env)
+    assert unnamed.returncode != 0 and "name them with --names" in unnamed.stderr
+    identical = study(*same, "--names", "a", "b", env=env)
+    assert identical.returncode != 0 and "give them different --args-a/-b" in identical.stderr
+
+    proc = ok(study(*same, "--names", "fast", "base", "--args-a=--model.init_args.lr 0.05", "--",
+                    "--trainer.max_epochs", "1", env=env))
+    assert "fast = zoo fit -c lenet_fashion_mnist --model.init_args.lr 0.05" in proc.stdout
+    assert "| fast - base | standard error |" in proc.stdout
+    fast = json.loads((tmp_path / "fast" / "seed1.json").read_text())
+    base = json.loads((tmp_path / "base" / "seed1.json").read_text())
+    assert fast["fit_args"] == ["--model.init_args.lr", "0.05", "--trainer.max_epochs", "1"]
+    assert base["fit_args"] == ["--trainer.max_epochs", "1"]
+    saved = (tmp_path / "fast" / "seed1").rglob("config.yaml")
+    assert yaml.safe_load(next(saved).read_text())["model"]["init_args"]["lr"] == 0.05
