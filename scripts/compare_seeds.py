@@ -215,7 +215,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("entries", nargs=2, metavar="ENTRY", help="two zoo entries, or one twice with --args-a/-b")
     parser.add_argument(
-        "--args-a", default="", help="the first side's own zoo fit arguments, one string: --args-a='--model.init_args.lr 0.05'"
+        "--args-a", default="", help="the first side's own zoo fit arguments as one string: --args-a='--model.x 1'"
     )
     parser.add_argument("--args-b", default="", help="the second side's own zoo fit arguments")
     parser.add_argument("--names", nargs=2, metavar="NAME", help="names of the two sides (default: the entries)")
