@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from results_table import format_value
+from results_table import format_value, is_accuracy
 from zoo import registry
 
 
@@ -173,7 +173,7 @@ def metric_of(results: dict, metric: str, run: str) -> float:
 
 def format_difference(metric: str, value: float, sign: bool = False) -> str:
     """A difference of two metric values: accuracies in percentage points, others as numbers."""
-    if "acc" in metric.rsplit("/", 1)[-1]:
+    if is_accuracy(metric):
         return f"{100 * value:{'+' if sign else ''}.2f} points"
     return f"{value:{'+' if sign else ''}.4g}"
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 from zoo import registry
 
 
+def is_accuracy(key: str) -> bool:
+    """Whether metric ``key`` (e.g. ``test/acc``) is an accuracy, shown in percent."""
+    return "acc" in key.rsplit("/", 1)[-1]
+
+
 def format_value(key: str, value: float) -> str:
-    if "acc" in key.rsplit("/", 1)[-1]:
+    if is_accuracy(key):
         return f"{100 * value:.2f} %"
     if float(value).is_integer():
         return f"{int(value):,}"

@@ -43,7 +43,9 @@ def test_seed_syntax():
             parse_seeds(bad)
 
 
-def study(*args: str, env: dict) -> subprocess.CompletedProcess:
+def study(*args: str, data_root: Path) -> subprocess.CompletedProcess:
+    """Run compare_seeds.py with ``ZOO_DATA_DIR=data_root``."""
+    env = {**os.environ, "ZOO_DATA_DIR": str(data_root), "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / "compare_seeds.py"), *args], cwd=REPO, env=env, capture_output=True,
         text=True, timeout=600,
@@ -52,13 +54,12 @@ def study(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, tmp_path):
-    env = {**os.environ, "ZOO_DATA_DIR": str(mnist_root), "PYTHONWARNINGS": "ignore"}
     entries = ["lenet_fashion_mnist", "mlp_fashion_mnist"]
     fast = ["--", "--trainer.max_epochs", "2", "--trainer.enable_model_summary", "false"]
     options = [*entries, "--seeds", "3-4", "--out", str(tmp_path), "--jobs", "2", "--threads", "1"]
     args = [*options, *fast]
 
-    first = ok(study(*args, env=env))
+    first = ok(study(*args, data_root=mnist_root))
     assert "0 of 4 runs already done; training 4" in first.stdout
     for entry in entries:
         for seed in (3, 4):
@@ -73,34 +74,34 @@ def test_study_trains_compares_resumes_and_refuses_mixed_arguments(mnist_root, t
     assert "| lenet_fashion_mnist - mlp_fashion_mnist | standard error | paired by seed |" in table
     assert table.splitlines()[2].endswith(" s |")  # mean fit time
 
-    again = ok(study(*args, env=env))  # nothing is trained again, and the table is the same
+    again = ok(study(*args, data_root=mnist_root))  # nothing is trained again, and the table is the same
     assert "4 of 4 runs already done; training 0" in again.stdout
     assert again.stdout[again.stdout.index("| side |"):] == table
 
-    no_metric = study(*options, "--metric", "test/f1", *fast, env=env)  # from the kept results, nothing trained
+    # a metric the runs lack is named from the kept results, with nothing trained
+    no_metric = study(*options, "--metric", "test/f1", *fast, data_root=mnist_root)
     assert no_metric.returncode != 0 and "0 of 4" not in no_metric.stdout
     assert "no test metric 'test/f1'; it has ['test/acc', 'test/loss']" in no_metric.stderr
 
-    mixed = study(*args[:-1], "true", env=env)  # other zoo fit arguments into the same study directory
+    mixed = study(*args[:-1], "true", data_root=mnist_root)  # other zoo fit arguments into the same study directory
     assert mixed.returncode != 0
     assert "give another --out, or delete that file" in mixed.stderr
 
-    unknown = study("lenet_fashion_mnist", "no_such_entry", "--out", str(tmp_path / "u"), env=env)
+    unknown = study("lenet_fashion_mnist", "no_such_entry", "--out", str(tmp_path / "u"), data_root=mnist_root)
     assert unknown.returncode != 0 and "no_such_entry" in unknown.stderr
     assert not (tmp_path / "u").exists()
 
 
 @pytest.mark.slow
 def test_two_settings_of_one_entry(mnist_root, tmp_path):
-    env = {**os.environ, "ZOO_DATA_DIR": str(mnist_root), "PYTHONWARNINGS": "ignore"}
     same = ["lenet_fashion_mnist", "lenet_fashion_mnist", "--seeds", "0-1", "--out", str(tmp_path), "--jobs", "2"]
-    unnamed = study(*same, "--args-a=--model.init_args.lr 0.05", env=env)
+    unnamed = study(*same, "--args-a=--model.init_args.lr 0.05", data_root=mnist_root)
     assert unnamed.returncode != 0 and "name them with --names" in unnamed.stderr
-    identical = study(*same, "--names", "a", "b", env=env)
+    identical = study(*same, "--names", "a", "b", data_root=mnist_root)
     assert identical.returncode != 0 and "give them different --args-a/-b" in identical.stderr
 
     proc = ok(study(*same, "--names", "fast", "base", "--args-a=--model.init_args.lr 0.05", "--",
-                    "--trainer.max_epochs", "1", env=env))
+                    "--trainer.max_epochs", "1", data_root=mnist_root))
     assert "fast = zoo fit -c lenet_fashion_mnist --model.init_args.lr 0.05" in proc.stdout
     assert "| fast - base | standard error |" in proc.stdout
     fast = json.loads((tmp_path / "fast" / "seed1.json").read_text())
