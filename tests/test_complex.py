@@ -100,7 +100,16 @@ def test_auto_method_picks_block_for_small_and_gauss_for_large_convolutions():
     expected = "gauss" if 64 * 64 * side * side >= GAUSS_MIN_MACS else "block"
     assert pointwise.product_method(at) == expected
     with pytest.raises(ValueError, match="method"):
-        ComplexLinear(6, 2, method="auto")  # auto is a convolution option only
+        ComplexConv2d(6, 2, 3, method="native")  # native is a linear-layer option only
+
+
+def test_linear_auto_method_is_native_complex64_outside_autocast_and_gauss_under_it():
+    linear = ComplexLinear(6, 2)
+    z = crandn(3, 6)
+    assert linear.method == "auto" and linear.product_method(z) == "native"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert linear.product_method(z) == "gauss"
+    assert ComplexLinear(6, 2, method="block").product_method(z) == "block"
 
 
 def test_auto_method_output_equals_pytorch_complex_convolution():
@@ -110,14 +119,69 @@ def test_auto_method_output_equals_pytorch_complex_convolution():
         torch.testing.assert_close(conv(z), F.conv2d(z, conv.weight, conv.bias, padding=1), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["block", "gauss"])
-def test_complex_linear_equals_complex_matmul(method):
+@pytest.mark.parametrize("method", ["auto", "block", "gauss", "native"])
+def test_complex_linear_values_and_gradients_equal_complex_matmul(method):
     linear = with_random_bias(ComplexLinear(7, 4, method=method))
-    z = crandn(3, 2, 7)  # extra leading dimension
-    expected = z @ linear.weight.T + linear.bias
+    z = crandn(3, 2, 7).requires_grad_()  # extra leading dimension
+    upstream = crandn(3, 2, 4, seed=3)
     out = linear(z)
+    out.backward(upstream)
+    grads = [z.grad, linear.weight.grad, linear.bias.grad]
+    z_ref, weight, bias = (t.detach().clone().requires_grad_() for t in (z, linear.weight, linear.bias))
+    expected = z_ref @ weight.T + bias
+    expected.backward(upstream)
     assert out.shape == (3, 2, 4) and out.dtype == torch.complex64
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for grad, expected_grad in zip(grads, (z_ref.grad, weight.grad, bias.grad)):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, dim", [((3, 5), 1), ((2, 5, 4, 3), 1), ((2, 3, 5), 2)])
+def test_interleaved_parts_round_trip_and_are_views_when_channels_are_innermost(shape, dim):
+    from zoo.layers.complex import deinterleaved, interleaved
+
+    z = crandn(*shape)
+    real = interleaved(z, dim)
+    expected_shape = list(shape)
+    expected_shape[dim] *= 2
+    assert list(real.shape) == expected_shape
+    assert torch.equal(real.select(dim, 2), z.real.select(dim, 1))  # channel 1's real part is real channel 2
+    assert torch.equal(real.select(dim, 3), z.imag.select(dim, 1))
+    assert torch.equal(deinterleaved(real, dim), z)
+    channels_innermost = z.movedim(dim, -1).contiguous().movedim(-1, dim)
+    view = interleaved(channels_innermost, dim)
+    assert view.data_ptr() == channels_innermost.data_ptr() and view.stride(dim) == 1
+    assert deinterleaved(view, dim).data_ptr() == channels_innermost.data_ptr()
+
+
+def test_complex_from_parts_equals_torch_complex_and_passes_dense_gradients():
+    from zoo.layers.complex import complex_from_parts
+
+    real, imag = (torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(s)).requires_grad_() for s in (0, 1))
+    out = complex_from_parts(real, imag)
+    assert torch.equal(out, torch.complex(real, imag))
+    upstream = crandn(2, 3, 4, seed=2)
+    out.backward(upstream)
+    assert torch.equal(real.grad, upstream.real) and torch.equal(imag.grad, upstream.imag)
+    assert real.grad.is_contiguous() and imag.grad.is_contiguous()
+
+
+def test_single_channel_conv_equals_a_plain_convolution_with_the_same_parameters():
+    from zoo.layers.complex import SingleChannelConv2d
+
+    torch.manual_seed(0)
+    fast, plain = SingleChannelConv2d(3, padding=1), nn.Conv2d(1, 1, 3, padding=1)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(5, 1, 7, 6)
+    upstream = torch.randn(5, 1, 7, 6)
+    outputs = []
+    for conv in (fast, plain):
+        image = x.clone().requires_grad_()
+        out = conv(image)
+        out.backward(upstream)
+        outputs.append((out, image.grad, conv.weight.grad, conv.bias.grad))
+    for got, expected in zip(*outputs):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("layer", [ComplexConv2d(2, 3, 3), ComplexLinear(2, 3)])
@@ -191,6 +255,42 @@ def test_batch_norm_whitens_each_channel_in_training_mode(bn_class, shape):
     mean, covariance = channel_moments(out)
     torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-5, rtol=0)
     torch.testing.assert_close(covariance, torch.eye(2).expand(shape[1], 2, 2), atol=1e-3, rtol=0)
+
+
+def reference_batch_norm(z, gamma_rr, gamma_ri, gamma_ii, beta, eps):
+    """Section 3.5 written out in float64: Gamma V^{-1/2} (z - E z) + beta, V^{-1/2} by eigendecomposition."""
+    parts = torch.view_as_real(z).double().movedim(1, 0).reshape(z.shape[1], -1, 2)  # (C, M, 2)
+    centred = parts - parts.mean(dim=1, keepdim=True)
+    covariance = centred.transpose(1, 2) @ centred / parts.shape[1] + eps * torch.eye(2, dtype=torch.float64)
+    eigenvalues, q = torch.linalg.eigh(covariance)
+    whitening = q @ torch.diag_embed(eigenvalues.rsqrt()) @ q.transpose(1, 2)
+    gamma = torch.stack([torch.stack([gamma_rr, gamma_ri], -1), torch.stack([gamma_ri, gamma_ii], -1)], -2).double()
+    out = centred @ (gamma @ whitening).transpose(1, 2) + torch.view_as_real(beta).double()[:, None]
+    out = out.reshape(z.shape[1], z.shape[0], *z.shape[2:], 2).movedim(0, 1)
+    return torch.view_as_complex(out.float().contiguous())
+
+
+@pytest.mark.parametrize("bn_class, shape", [(ComplexBatchNorm2d, (16, 3, 4, 5)), (ComplexBatchNorm1d, (64, 3))])
+def test_batch_norm_values_and_gradients_equal_the_written_out_formula(bn_class, shape):
+    bn = bn_class(shape[1]).train()
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        bn.gamma_rr.copy_(0.7 + 0.1 * torch.randn(shape[1], generator=g))
+        bn.gamma_ri.copy_(0.2 * torch.randn(shape[1], generator=g))
+        bn.gamma_ii.copy_(0.6 + 0.1 * torch.randn(shape[1], generator=g))
+        bn.beta.copy_(crandn(shape[1], seed=5))
+    z = correlated_complex(shape[0], shape[1], *shape[2:]).requires_grad_()
+    upstream = crandn(*shape, seed=6)
+    out = bn(z)
+    out.backward(upstream)
+    params = (bn.gamma_rr, bn.gamma_ri, bn.gamma_ii, bn.beta)
+    grads = [z.grad] + [p.grad for p in params]
+    leaves = [t.detach().clone().requires_grad_() for t in (z, *params)]
+    expected = reference_batch_norm(*leaves, eps=bn.eps)
+    expected.backward(upstream)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    for grad, leaf in zip(grads, leaves):
+        torch.testing.assert_close(grad, leaf.grad, rtol=1e-3, atol=1e-4)
 
 
 def test_batch_norm_eval_uses_the_running_statistics():
