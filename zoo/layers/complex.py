@@ -88,7 +88,7 @@ class _ComplexFromParts(torch.autograd.Function):
     """``torch.complex(real, imag)`` whose backward passes the gradient's parts on as dense tensors.
 
     ``torch.complex``'s own backward passes strided views of the interleaved complex gradient, and elementwise
-    kernels on those run several times slower (complex batch norm's backward: 2x).
+    kernels on those are slower (complex batch norm's forward + backward: 7 % faster with dense gradients).
     """
 
     @staticmethod
