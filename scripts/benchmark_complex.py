@@ -11,7 +11,8 @@ the same inputs, in turns, one thread by default; the printed ratio is the naive
 (> 1: faster than naive).
 
 Last, one SGD training step (forward, loss, backward, update) of ComplexNet and of RealNet, its real-valued twin
-with as many real parameters, on a batch of 64 random 28x28 images: the cost of complex arithmetic in a whole net.
+with as many real parameters, as shipped for Fashion-MNIST (``zoo.hub.load``), on a batch of 64 random 28x28
+images: the cost of complex arithmetic in a whole net.
 
     python scripts/benchmark_complex.py [--threads 1] [--repeats 7]
 """
@@ -26,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark_timing import median_seconds_in_turns
+from zoo.hub import load
 from zoo.layers.complex import ComplexConv2d
-from zoo.models import ComplexNet, RealNet
 from zoo.models.base import ImageClassifier
 
 #: (name, batch, in channels, out channels, image side, kernel, stride, padding)
@@ -90,8 +91,7 @@ def benchmark_nets(repeats: int, inner: int, batch: int = 64) -> dict[str, float
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 1, 28, 28, generator=generator)
     labels = torch.randint(0, 10, (batch,), generator=generator)
-    torch.manual_seed(0)
-    nets = {"ComplexNet": ComplexNet(init="glorot"), "RealNet": RealNet(dropout=0.5)}
+    nets = {"ComplexNet": load("complex_net_fashion_mnist"), "RealNet": load("real_net_fashion_mnist")}
     steps = {name: training_step(net.train(), images, labels) for name, net in nets.items()}
     return median_seconds_in_turns(steps, rounds=repeats, calls=inner)
 
