@@ -29,3 +29,9 @@ from datamodules.shakespeare import ShakespeareTrigramDataModule  # noqa: E402
 from datamodules.ud_pos import UDPosDataModule  # noqa: E402
 
 __all__ += ["AirlinePassengersDataModule", "ShakespeareTrigramDataModule", "UDPosDataModule"]
+from datamodules.cifar10 import CIFAR10DataModule, CorruptDatasetError  # noqa: E402
+
+__all__ += ["CIFAR10DataModule", "CorruptDatasetError"]
+from datamodules.toy_regression import BookPointsDataModule, PolynomialDataModule, TwoBlobsDataModule  # noqa: E402
+
+__all__ += ["BookPointsDataModule", "PolynomialDataModule", "TwoBlobsDataModule"]

@@ -102,3 +102,35 @@ def untrained_model_of(entry: str):
 
     model_section = registry.get(entry).config["model"]
     return import_trusted(model_section["class_path"], ZooModule)(**model_section["init_args"])
+
+
+def write_cifar10(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    """Write ``<root>/cifar-10-batches-py`` in the real pickled format (protocol 2 dicts, uint8 (N, 3072) rows of
+    R, G, B planes) with ``per_batch`` images in each of data_batch_1..5 and test_batch. Class ``k`` images are
+    brighter in channel ``k % 3`` so a small net can learn them."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]
+    for i, name in enumerate(names):
+        labels = rng.integers(0, 10, size=per_batch)
+        images = rng.integers(0, 100, size=(per_batch, 3, 32, 32))
+        images[np.arange(per_batch), labels % 3] += 120
+        entry = {"batch_label": f"batch {i}", "labels": labels.tolist(),
+                 "data": images.astype(np.uint8).reshape(per_batch, 3072),
+                 "filenames": [f"{i * per_batch + j}.png" for j in range(per_batch)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+            "num_cases_per_batch": per_batch, "num_vis": 3072}
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with a tiny CIFAR-10 (100 training, 20 test images) in torchvision's layout."""
+    return write_cifar10(tmp_path_factory.mktemp("cifar"))

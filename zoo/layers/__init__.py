@@ -58,3 +58,7 @@ __all__ += ["ComplexConv2d", "ComplexLinear", "ComplexBatchNorm1d", "ComplexBatc
 from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet  # noqa: E402  (textbook ch. 5 tagger)
 
 __all__ += ["CharLSTMWordFeatures", "LSTMTaggerNet"]
+
+from zoo.layers.classic import InceptionBlock  # noqa: E402  (GoogLeNet, textbook chapter 4.5)
+
+__all__ += ["InceptionBlock"]

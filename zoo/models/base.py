@@ -16,6 +16,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics import MeanSquaredError
 from torchmetrics.classification import MulticlassAccuracy
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -154,3 +155,56 @@ class ImageClassifier(Classifier):
     def input_shape(self) -> tuple[Optional[int], ...]:
         size = self.hparams.image_size
         return (None, self.hparams.in_channels, size, size)
+
+
+class Regressor(ZooModule):
+    """Least-squares regressor: batches ``(x, y)`` with real targets ``y`` of shape ``(N,)``.
+
+    Subclasses implement :meth:`build_network` (mapping ``x`` to ``(N, 1)`` or ``(N,)`` predictions) and
+    :meth:`input_shape`. The loss is the mean squared error; logs ``train/loss``, ``val/loss``, ``val/rmse``,
+    ``test/loss`` and ``test/rmse`` (torchmetrics' root mean squared error over the whole split).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.network = self.build_network()
+        self.val_rmse = MeanSquaredError(squared=False)
+        self.test_rmse = MeanSquaredError(squared=False)
+
+    def build_network(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_network()")
+
+    def input_shape(self) -> tuple[Optional[int], ...]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Predictions of shape ``(N,)``."""
+        self.check_input(x, self.input_shape())
+        return self.network(x).reshape(len(x))
+
+    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(prediction, target)
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        prediction = self(x)
+        loss = self.loss(prediction, y)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(y))
+        if stage != "train":
+            rmse = self.val_rmse if stage == "val" else self.test_rmse
+            rmse(prediction.detach(), y)
+            self.log(f"{stage}/rmse", rmse, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)

@@ -1,0 +1,302 @@
+"""CIFAR-10 (Krizhevsky, 2009) held as uint8 tensors, loaded in whole batches and augmented batch-wise on the device.
+
+The files are torchvision's layout, ``<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``.
+Batches leave the loader as uint8 ``(N, 3, 32, 32)``; :meth:`CIFAR10DataModule.on_after_batch_transfer` turns
+them into normalized floats on the batch's device and, for training batches, applies the augmentation with tensor
+operations over the whole batch (one random crop offset and one flip bit per image, no per-image Python):
+
+- ``"book"`` ("深度学习入门之PyTorch", ch. 4): Resize 40 -> random horizontal flip -> RandomCrop 32, with the
+  book's ``Normalize(0.5, 0.5)``;
+- ``"standard"`` (He et al., 2016, section 4.2): RandomCrop 32 with zero padding 4 -> random horizontal flip;
+- ``"airbench"`` (Jordan, 2024, "94% on CIFAR-10 in 3.29 seconds on a single GPU"): random translation by up to
+  2 pixels with reflect padding and *alternating* flips: every image gets a seeded flip bit, inverted every other
+  epoch, so each image is seen flipped and unflipped in consecutive epochs;
+- ``"none"``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets
+
+from datamodules._paths import missing_files_error, resolve_root
+from datamodules._splits import SplitLoaders
+
+Augment = Literal["none", "book", "standard", "airbench"]
+Normalization = Literal["cifar10", "half"]
+
+#: per-channel mean and std of the 50,000 CIFAR-10 training images (pixels in [0, 1]).
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+class CorruptDatasetError(RuntimeError):
+    """A dataset file exists but cannot be read; the message names the file and the fix."""
+
+
+class LocalCIFAR10(datasets.CIFAR10):
+    """torchvision's CIFAR-10 reader that accepts any readable copy of the batch files.
+
+    torchvision checks the md5 of each batch file. Copies rebuilt from the original pixels (e.g. ``shared/data``,
+    whose ``filenames`` field differs) hold the same images and labels but other bytes, so this reader checks
+    that the files exist and unpickle instead; ``download=True`` still verifies the downloaded archive's md5.
+    """
+
+    def _check_integrity(self) -> bool:
+        folder = Path(self.root) / self.base_folder
+        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        self.classes = list(_unpickle(path)[self.meta["key"]]) if path.is_file() else list(CIFAR10_CLASSES)
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError) as err:
+        raise CorruptDatasetError(
+            f"{path} is not a readable CIFAR-10 batch file ({type(err).__name__}: {err}); it is truncated or "
+            f"damaged. Delete it and download again (--data.init_args.download true) or copy a good one."
+        ) from err
+
+
+def _check_batch_file(path: Path) -> None:
+    """Raise :class:`CorruptDatasetError` naming ``path`` unless it unpickles to a CIFAR-10 batch or meta dict."""
+    entry = _unpickle(path) if path.is_file() else {}
+    if path.name == "batches.meta" or not path.is_file():
+        return
+    data, labels = np.asarray(entry.get("data")), entry.get("labels")
+    if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
+        raise CorruptDatasetError(
+            f"{path} does not hold CIFAR-10 images: expected 'data' of shape (N, 3072) and N 'labels', got data "
+            f"{data.shape} and {None if labels is None else len(labels)} labels. Replace it with a good copy "
+            f"(--data.init_args.download true)."
+        )
+
+
+def _already_batched(batch: Any) -> Any:
+    """``collate_fn`` for datasets whose ``__getitems__`` returns whole batches."""
+    return batch
+
+
+class BatchedImageDataset(Dataset):
+    """uint8 images ``(N, C, H, W)`` and labels ``(N,)``; the DataLoader fetches whole batches by indexing.
+
+    ``DataLoader`` calls ``__getitems__`` with the batch's index list, so a batch is one gather of the held
+    tensors. With ``with_index=True`` a batch is ``(images, labels, indices)``: per-image augmentation state
+    (the alternating flip) is looked up by index on the device.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, with_index: bool = False) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.with_index = images, labels, with_index
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        batch = (self.images[index], self.labels[index])
+        return (*batch, index) if self.with_index else batch
+
+
+def random_crop(images: Tensor, size: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """One random ``size x size`` window of each image of ``images`` (N, C, H, W), by one gather."""
+    n, _, h, w = images.shape
+    device = images.device
+    top = torch.randint(0, h - size + 1, (n,), generator=generator, device=device)
+    left = torch.randint(0, w - size + 1, (n,), generator=generator, device=device)
+    offsets = torch.arange(size, device=device)
+    rows = (top[:, None] + offsets)[:, :, None]  # (N, size, 1)
+    cols = (left[:, None] + offsets)[:, None, :]  # (N, 1, size)
+    batch = torch.arange(n, device=device)[:, None, None]
+    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+def flip_where(images: Tensor, flip: Tensor) -> Tensor:
+    """Mirror left-right the images whose entry of the boolean ``flip`` (N,) is set."""
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+class CIFAR10DataModule(SplitLoaders):
+    """CIFAR-10 from ``<root>/cifar-10-batches-py`` with a seeded train/val split and batch-wise augmentation.
+
+    Batches reaching the model are ``(x, y)``: ``x`` float ``(N, 3, 32, 32)`` normalized, ``y`` long ``(N,)``.
+
+    Args:
+        root: data directory (default ``$ZOO_DATA_DIR``, else ``./data``).
+        download: fetch the archive with torchvision when the files are missing.
+        batch_size: batch size of every loader.
+        num_workers: DataLoader workers (batches are one tensor gather: 0 is usually fastest).
+        val_size: training images held out for validation (seeded; 5,000 leaves 45,000 for training).
+        seed: seed of the split, of the alternating-flip bits and of the augmentation's random draws.
+        augment: ``"none"``, ``"book"``, ``"standard"`` or ``"airbench"`` (module docstring).
+        normalize: ``"cifar10"`` (the training set's per-channel mean and std) or ``"half"`` (the book's
+            ``Normalize(0.5, 0.5)``); default: ``"half"`` with ``augment="book"``, else ``"cifar10"``.
+        drop_last: drop the last incomplete training batch (the fast recipes do).
+    """
+
+    num_classes = 10
+    image_size = 32
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        download: bool = False,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        val_size: int = 5000,
+        seed: int = 0,
+        augment: Augment = "standard",
+        normalize: Optional[Normalization] = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if augment not in ("none", "book", "standard", "airbench"):
+            raise ValueError(f"augment must be 'none', 'book', 'standard' or 'airbench', got {augment!r}")
+        if normalize not in (None, "cifar10", "half"):
+            raise ValueError(f"normalize must be 'cifar10' or 'half', got {normalize!r}")
+        if not 0 <= val_size < 50000:
+            raise ValueError(f"val_size must be in [0, 50000), got {val_size}")
+        self.save_hyperparameters()
+        self.train_set: Optional[BatchedImageDataset] = None
+        self.val_set: Optional[BatchedImageDataset] = None
+        self.test_set: Optional[BatchedImageDataset] = None
+        self.classes: tuple[str, ...] = CIFAR10_CLASSES
+        self._flip_bits: Optional[Tensor] = None
+
+    # ------------------------------------------------------------------ files
+    @property
+    def root(self) -> Path:
+        return resolve_root(self.hparams.root)
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel used to normalize the pixels in [0, 1]."""
+        kind = self.hparams.normalize or ("half" if self.hparams.augment == "book" else "cifar10")
+        return ((0.5,) * 3, (0.5,) * 3) if kind == "half" else (CIFAR10_MEAN, CIFAR10_STD)
+
+    def _missing_error(self) -> FileNotFoundError:
+        folder = self.root / LocalCIFAR10.base_folder
+        expected = [name for name, _ in LocalCIFAR10.train_list + LocalCIFAR10.test_list] + ["batches.meta"]
+        return missing_files_error(
+            "CIFAR-10", folder, expected,
+            f"pass --data.init_args.download true (needs internet), or copy the python-version batch files "
+            f"(cifar-10-python.tar.gz, extracted) into {folder}, or point ZOO_DATA_DIR / --data.init_args.root "
+            f"at a directory holding cifar-10-batches-py/.",
+        )
+
+    def prepare_data(self) -> None:
+        if self.hparams.download and not LocalCIFAR10(str(self.root), download=False)._check_integrity():
+            try:
+                LocalCIFAR10(str(self.root), train=True, download=True)
+            except Exception as err:  # network failures come in many types
+                raise self._missing_error() from err
+
+    def _load(self, train: bool) -> tuple[Tensor, Tensor]:
+        """uint8 images ``(N, 3, 32, 32)`` and labels of one part, read by torchvision's CIFAR-10 reader."""
+        folder = self.root / LocalCIFAR10.base_folder
+        names = [name for name, _ in (LocalCIFAR10.train_list if train else LocalCIFAR10.test_list)]
+        if not all((folder / name).is_file() for name in names):
+            raise self._missing_error()
+        try:
+            dataset = LocalCIFAR10(str(self.root), train=train)
+        except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError):
+            for name in names + ["batches.meta"]:  # name the damaged file
+                _check_batch_file(folder / name)
+            raise
+        self.classes = tuple(dataset.classes)
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+        return images, torch.as_tensor(dataset.targets, dtype=torch.long)
+
+    # ------------------------------------------------------------------ splits
+    def setup(self, stage: Optional[str] = None) -> None:
+        hp = self.hparams
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            images, labels = self._load(train=True)
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(hp.seed))
+            val_idx, train_idx = order[: hp.val_size], order[hp.val_size :]
+            self.train_set = BatchedImageDataset(images[train_idx], labels[train_idx], with_index=True)
+            self.val_set = BatchedImageDataset(images[val_idx], labels[val_idx])
+            flips = torch.Generator().manual_seed(hp.seed + 1)
+            self._flip_bits = torch.rand(len(train_idx), generator=flips) < 0.5
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = BatchedImageDataset(*self._load(train=False))
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        dataset = getattr(self, f"{split}_set")
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
+        return DataLoader(
+            dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, collate_fn=_already_batched,
+            num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
+            drop_last=self.hparams.drop_last and split == "train",
+        )
+
+    # ------------------------------------------------------------------ batch-wise transforms
+    def normalize(self, images: Tensor) -> Tensor:
+        """Float images in [0, 1] ``(N, 3, H, W)`` -> normalized, on the same device."""
+        mean, std = (torch.tensor(v, device=images.device).view(1, 3, 1, 1) for v in self.normalization)
+        return (images - mean) / std
+
+    def augment(self, images: Tensor, indices: Tensor, epoch: int, generator: torch.Generator) -> Tensor:
+        """Augment a batch of images in [0, 1] ``(N, 3, 32, 32)``; ``indices`` are their training-set rows."""
+        kind, n = self.hparams.augment, len(images)
+        if kind == "none":
+            return images
+        if kind == "airbench":
+            flip = self._flip_bits.to(images.device)[indices] ^ bool(epoch % 2)
+            padded = F.pad(images, (2, 2, 2, 2), mode="reflect")
+            return flip_where(random_crop(padded, 32, generator), flip)
+        flip = torch.rand(n, generator=generator, device=images.device) < 0.5
+        if kind == "book":
+            resized = F.interpolate(images, size=(40, 40), mode="bilinear", antialias=True, align_corners=False)
+            return random_crop(flip_where(resized, flip), 32, generator)
+        padded = F.pad(images, (4, 4, 4, 4))  # zero padding: black pixels, as RandomCrop(32, padding=4)
+        return flip_where(random_crop(padded, 32, generator), flip)
+
+    def _generator(self, device: torch.device, epoch: int, step: int) -> torch.Generator:
+        """The augmentation's random draws are a function of (seed, epoch, step): resumable and reproducible."""
+        seed = (self.hparams.seed * 1_000_003 + epoch) * 1_000_003 + step
+        return torch.Generator(device=device).manual_seed(seed % (2**63))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if len(batch) == 3:  # a training batch: (uint8 images, labels, indices)
+            images, labels, indices = batch
+            trainer = self.trainer
+            epoch = trainer.current_epoch if trainer is not None else 0
+            step = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
+            generator = self._generator(images.device, epoch, step)
+            return self.normalize(self.augment(images.float() / 255.0, indices, epoch, generator)), labels
+        images, labels = batch
+        return self.normalize(images.float() / 255.0), labels
+
+    def describe(self) -> dict:
+        """Dataset facts for a checkpoint manifest (call after ``setup``)."""
+        return {
+            "dataset": "CIFAR-10",
+            "train_size": len(self.train_set) if self.train_set is not None else None,
+            "val_size": len(self.val_set) if self.val_set is not None else None,
+            "test_size": len(self.test_set) if self.test_set is not None else None,
+            "augment": self.hparams.augment,
+            "normalize": dict(zip(("mean", "std"), self.normalization)),
+        }
+
