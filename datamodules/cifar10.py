@@ -120,15 +120,14 @@ class BatchedImageDataset(Dataset):
 
 def random_crop(images: Tensor, size: int, generator: Optional[torch.Generator] = None) -> Tensor:
     """One random ``size x size`` window of each image of ``images`` (N, C, H, W), by one gather."""
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     device = images.device
     top = torch.randint(0, h - size + 1, (n,), generator=generator, device=device)
     left = torch.randint(0, w - size + 1, (n,), generator=generator, device=device)
     offsets = torch.arange(size, device=device)
-    rows = (top[:, None] + offsets)[:, :, None]  # (N, size, 1)
-    cols = (left[:, None] + offsets)[:, None, :]  # (N, 1, size)
-    batch = torch.arange(n, device=device)[:, None, None]
-    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    rows, cols = top[:, None] + offsets, left[:, None] + offsets  # (N, size) each
+    flat = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, size * size).expand(n, c, size * size)
+    return images.reshape(n, c, h * w).gather(2, flat).view(n, c, size, size)
 
 
 def flip_where(images: Tensor, flip: Tensor) -> Tensor:
@@ -232,6 +231,11 @@ class CIFAR10DataModule(SplitLoaders):
         hp = self.hparams
         if stage in (None, "fit", "validate") and self.train_set is None:
             images, labels = self._load(train=True)
+            if hp.val_size >= len(images):
+                raise ValueError(
+                    f"val_size={hp.val_size} leaves no training images: the training files hold {len(images)}; "
+                    f"set --data.init_args.val_size below {len(images)}"
+                )
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(hp.seed))
             val_idx, train_idx = order[: hp.val_size], order[hp.val_size :]
             self.train_set = BatchedImageDataset(images[train_idx], labels[train_idx], with_index=True)
@@ -258,7 +262,11 @@ class CIFAR10DataModule(SplitLoaders):
         return (images - mean) / std
 
     def augment(self, images: Tensor, indices: Tensor, epoch: int, generator: torch.Generator) -> Tensor:
-        """Augment a batch of images in [0, 1] ``(N, 3, 32, 32)``; ``indices`` are their training-set rows."""
+        """Augment a batch of uint8 images ``(N, 3, 32, 32)`` (``indices``: their training-set rows); returns uint8.
+
+        Crops, flips and the book's resize work on the uint8 pixels, as torchvision's v2 transforms do on uint8
+        image tensors; the caller converts to float and normalizes afterwards.
+        """
         kind, n = self.hparams.augment, len(images)
         if kind == "none":
             return images
@@ -268,7 +276,8 @@ class CIFAR10DataModule(SplitLoaders):
             return flip_where(random_crop(padded, 32, generator), flip)
         flip = torch.rand(n, generator=generator, device=images.device) < 0.5
         if kind == "book":
-            resized = F.interpolate(images, size=(40, 40), mode="bilinear", antialias=True, align_corners=False)
+            channels_last = images.contiguous(memory_format=torch.channels_last)  # the fast uint8 resize kernel
+            resized = F.interpolate(channels_last, size=(40, 40), mode="bilinear", antialias=True).contiguous()
             return random_crop(flip_where(resized, flip), 32, generator)
         padded = F.pad(images, (4, 4, 4, 4))  # zero padding: black pixels, as RandomCrop(32, padding=4)
         return flip_where(random_crop(padded, 32, generator), flip)
@@ -285,7 +294,7 @@ class CIFAR10DataModule(SplitLoaders):
             epoch = trainer.current_epoch if trainer is not None else 0
             step = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
             generator = self._generator(images.device, epoch, step)
-            return self.normalize(self.augment(images.float() / 255.0, indices, epoch, generator)), labels
+            return self.normalize(self.augment(images, indices, epoch, generator).float() / 255.0), labels
         images, labels = batch
         return self.normalize(images.float() / 255.0), labels
 

@@ -75,7 +75,7 @@ def test_augmented_batches_are_crops_and_flips_of_the_images(cifar_root, augment
 def test_alternating_flip_inverts_each_images_flip_every_other_epoch(cifar_root):
     dm = CIFAR10DataModule(root=str(cifar_root), val_size=20, augment="airbench")
     dm.setup("fit")
-    images, indices = torch.rand(8, 3, 32, 32), torch.arange(8)
+    images, indices = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.arange(8)
     even, odd, next_even = (dm.augment(images, indices, epoch, torch.Generator().manual_seed(0)) for epoch in (0, 1, 2))
     assert torch.equal(odd, even.flip(-1)), "the same crops, each image mirrored against the epoch before"
     assert torch.equal(next_even, even)
@@ -98,6 +98,11 @@ def test_missing_files_name_the_directory_the_files_and_the_fix(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "cifar-10-batches-py") in message and "data_batch_1   (missing)" in message
     assert "download true" in message
+
+
+def test_a_validation_split_larger_than_the_data_is_refused(cifar_root):
+    with pytest.raises(ValueError, match="val_size=5000 leaves no training images: the training files hold 100"):
+        CIFAR10DataModule(root=str(cifar_root)).setup("fit")
 
 
 def test_a_damaged_batch_file_is_named(tmp_path, cifar_root):
