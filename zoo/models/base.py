@@ -160,18 +160,23 @@ class ImageClassifier(Classifier):
 class Regressor(ZooModule):
     """Least-squares regressor: batches ``(x, y)`` with real targets ``y`` of shape ``(N,)``.
 
-    Subclasses implement :meth:`build_network` (mapping ``x`` to ``(N, 1)`` or ``(N,)`` predictions) and
-    :meth:`input_shape`. The loss is the mean squared error; logs ``train/loss``, ``val/loss``, ``val/rmse``,
-    ``test/loss`` and ``test/rmse`` (torchmetrics' root mean squared error over the whole split).
+    Subclasses implement :meth:`build_network` (mapping ``x`` to ``(N, 1)`` or ``(N,)`` predictions; a subclass
+    that registers its own modules may return ``None`` and override :meth:`forward`) and :meth:`input_shape`.
+    The loss is the mean squared error of the model's outputs; :meth:`to_target_unit` maps outputs and targets
+    to the unit the RMSE is reported in (identity here; a forecaster of scaled values multiplies the scale back).
+    Logs ``train/loss``, ``val/loss``, ``val/rmse``, ``test/loss`` and ``test/rmse`` (torchmetrics' root mean
+    squared error over the whole split).
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.network = self.build_network()
+        network = self.build_network()
+        if network is not None:
+            self.network = network
         self.val_rmse = MeanSquaredError(squared=False)
         self.test_rmse = MeanSquaredError(squared=False)
 
-    def build_network(self) -> nn.Module:
+    def build_network(self) -> Optional[nn.Module]:
         raise NotImplementedError(f"{type(self).__name__} must implement build_network()")
 
     def input_shape(self) -> tuple[Optional[int], ...]:
@@ -181,6 +186,10 @@ class Regressor(ZooModule):
         """Predictions of shape ``(N,)``."""
         self.check_input(x, self.input_shape())
         return self.network(x).reshape(len(x))
+
+    def to_target_unit(self, values: Tensor) -> Tensor:
+        """Outputs or targets in the unit that the RMSE and predictions are reported in."""
+        return values
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(prediction, target)
@@ -192,7 +201,7 @@ class Regressor(ZooModule):
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(y))
         if stage != "train":
             rmse = self.val_rmse if stage == "val" else self.test_rmse
-            rmse(prediction.detach(), y)
+            rmse(self.to_target_unit(prediction.detach()), self.to_target_unit(y))
             self.log(f"{stage}/rmse", rmse, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
@@ -206,5 +215,6 @@ class Regressor(ZooModule):
         self._shared_step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Predictions in the target unit, shape ``(N,)``."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x)
+        return self.to_target_unit(self(x))

@@ -16,15 +16,13 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanSquaredError
 from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from datamodules.ud_pos import PAD_TAG
 from zoo.layers.sequence_tagging import LSTMTaggerNet
-from zoo.models.base import Classifier, ZooModule
+from zoo.models.base import Classifier, Regressor, ZooModule
 
 
 def datamodule_of(module: ZooModule) -> Optional[Any]:
@@ -43,12 +41,12 @@ class LogsDataBaselines:
 
 
 # ---------------------------------------------------------------------------------------------- forecaster
-class LSTMForecaster(LogsDataBaselines, ZooModule):
+class LSTMForecaster(LogsDataBaselines, Regressor):
     """One-step forecaster of a scaled series: ``window`` ``(N, look_back, 1)`` -> next value ``(N,)``.
 
-    Batches are ``(window, target)``. The MSE is taken on scaled values; ``val/rmse`` and ``test/rmse`` are in
-    the series' own unit (thousands of passengers) after multiplying by the ``scale`` buffer, which is copied
-    from the datamodule's ``scale`` at setup and saved with the weights.
+    Batches are ``(window, target)``. The MSE is taken on scaled values; ``val/rmse`` and ``test/rmse`` (and
+    predictions) are in the series' own unit (thousands of passengers) after multiplying by the ``scale`` buffer,
+    which is copied from the datamodule's ``scale`` at setup and saved with the weights.
 
     Args:
         look_back: months in a window (the book: 2).
@@ -68,11 +66,13 @@ class LSTMForecaster(LogsDataBaselines, ZooModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.lstm = nn.LSTM(1, hidden_size, num_layers, batch_first=True)
-        self.head = nn.Linear(hidden_size, 1)
         self.register_buffer("scale", torch.tensor(1.0))
-        self.val_rmse = MeanSquaredError(squared=False)
-        self.test_rmse = MeanSquaredError(squared=False)
+
+    def build_network(self) -> None:
+        """Registers ``lstm`` and ``head`` (the names of the shipped weights) instead of one ``network``."""
+        hp = self.hparams
+        self.lstm = nn.LSTM(1, hp.hidden_size, hp.num_layers, batch_first=True)
+        self.head = nn.Linear(hp.hidden_size, 1)
 
     def setup(self, stage: str) -> None:
         scale = getattr(datamodule_of(self), "scale", None)
@@ -87,30 +87,8 @@ class LSTMForecaster(LogsDataBaselines, ZooModule):
         output = self.head(self.lstm(inputs)[0][:, -1]).squeeze(-1)
         return output + last[:, 0, 0] if self.hparams.predict_change else output
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        window, target = batch
-        forecast = self(window)
-        loss = F.mse_loss(forecast, target)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(target))
-        if stage != "train":
-            rmse = self.val_rmse if stage == "val" else self.test_rmse
-            rmse(forecast * self.scale, target * self.scale)
-            self.log(f"{stage}/rmse", rmse, on_epoch=True, prog_bar=True, batch_size=len(target))
-        return loss
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "test")
-
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Forecasts in the series' unit (thousands of passengers), shape ``(N,)``."""
-        window = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(window) * self.scale
+    def to_target_unit(self, values: Tensor) -> Tensor:
+        return values * self.scale
 
 
 # ---------------------------------------------------------------------------------------------- n-gram model
