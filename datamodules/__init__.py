@@ -29,3 +29,6 @@ from datamodules.shakespeare import ShakespeareTrigramDataModule  # noqa: E402
 from datamodules.ud_pos import UDPosDataModule  # noqa: E402
 
 __all__ += ["AirlinePassengersDataModule", "ShakespeareTrigramDataModule", "UDPosDataModule"]
+from datamodules.dogs_vs_cats import DogsVsCatsDataModule  # noqa: E402
+
+__all__ += ["DogsVsCatsDataModule"]

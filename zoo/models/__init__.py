@@ -16,3 +16,6 @@ __all__ += ["ComplexNet", "RealNet", "TwoConvNet"]
 from zoo.models.textbook_ch5 import LSTMForecaster, LSTMTagger, NGramLanguageModel  # noqa: E402
 
 __all__ += ["LSTMForecaster", "NGramLanguageModel", "LSTMTagger"]
+from zoo.models.textbook_ch7 import TransferClassifier  # noqa: E402
+
+__all__ += ["TransferClassifier"]
