@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms import v2
@@ -48,40 +48,51 @@ def read_rgb_jpeg(path: Path) -> Tensor:
 
 
 class JpegFiles(Dataset):
-    """JPEG files with labels; items are ``(transform(image), label, path)``."""
+    """JPEG files with labels; items are ``(finish(prepare(image)), label, path)``.
 
-    def __init__(self, files: Sequence[Path], labels: Sequence[int], transform: Callable[[Tensor], Tensor]):
+    ``prepare`` is the deterministic uint8 part of the transform (resize, crop); with ``keep_prepared`` its
+    results stay in memory, so later epochs decode nothing (for frozen backbones, whose features are cached).
+    """
+
+    def __init__(self, files: Sequence[Path], labels: Sequence[int], prepare: Callable[[Tensor], Tensor],
+                 finish: Callable[[Tensor], Tensor], keep_prepared: bool = False):
         if len(files) != len(labels):
             raise ValueError(f"got {len(files)} files but {len(labels)} labels")
-        self.files, self.labels, self.transform = list(files), list(labels), transform
+        self.files, self.labels, self.prepare, self.finish = list(files), list(labels), prepare, finish
+        self.prepared: Optional[dict[int, Tensor]] = {} if keep_prepared else None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int, str]:
         path = self.files[index]
-        return self.transform(read_rgb_jpeg(path)), self.labels[index], str(path)
+        if self.prepared is not None and index in self.prepared:
+            image = self.prepared[index]
+        else:
+            image = self.prepare(read_rgb_jpeg(path))
+            if self.prepared is not None:
+                self.prepared[index] = image
+        return self.finish(image), self.labels[index], str(path)
 
 
 def jpegs_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in JPEG_SUFFIXES and p.is_file())
 
 
-def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+def eval_resize(image_size: int) -> v2.Compose:
     """Resize the short side to ``image_size * 256 / 224`` and center-crop ``image_size`` (torchvision's ImageNet
-    evaluation), then scale to [0, 1] and normalize."""
-    return v2.Compose([
-        v2.Resize(round(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
-    ])
+    evaluation transform)."""
+    return v2.Compose([v2.Resize(round(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)])
 
 
-def train_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
-    """Random resized crop (scale 0.35-1) and horizontal flip, then scale to [0, 1] and normalize."""
-    return v2.Compose([
-        v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True), v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
-    ])
+def to_normalized_float(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+
+
+def train_augmentation(image_size: int) -> v2.Compose:
+    """Random resized crop (scale 0.35-1) and horizontal flip."""
+    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True),
+                       v2.RandomHorizontalFlip()])
 
 
 class DogsVsCatsDataModule(SplitLoaders):
@@ -98,6 +109,9 @@ class DogsVsCatsDataModule(SplitLoaders):
         seed: seed of the kaggle layout's split.
         batch_size, num_workers: DataLoader settings.
         predict_dir: a folder of JPEG files to classify with ``zoo predict`` (default: the val split).
+        keep_images: keep the resized and cropped uint8 images of non-augmented splits in memory after the first
+            epoch (about 150 KB per image at 224 px), so that a head trained on cached features decodes no JPEG
+            after its first epoch.
     """
 
     classes = CLASSES
@@ -115,6 +129,7 @@ class DogsVsCatsDataModule(SplitLoaders):
         batch_size: int = 32,
         num_workers: int = 0,
         predict_dir: Optional[str] = None,
+        keep_images: bool = False,
     ) -> None:
         super().__init__()
         if layout not in ("auto", "folders", "kaggle"):
@@ -125,6 +140,7 @@ class DogsVsCatsDataModule(SplitLoaders):
             raise ValueError(f"image_size must be at least 8, got {image_size}")
         self.save_hyperparameters()
         self.splits: dict[str, tuple[list[Path], list[int]]] = {}
+        self.datasets: dict[str, JpegFiles] = {}
 
     @property
     def root(self) -> Path:
@@ -184,16 +200,21 @@ class DogsVsCatsDataModule(SplitLoaders):
         else:
             self.splits = self._kaggle_splits()
 
-    def transform(self, split: str) -> v2.Compose:
+    def jpeg_files(self, files: Sequence[Path], labels: Sequence[int], split: str) -> JpegFiles:
         hp = self.hparams
-        make = train_transform if split == "train" and hp.augment else eval_transform
-        return make(hp.image_size, hp.mean, hp.std)
+        finish = to_normalized_float(hp.mean, hp.std)
+        if split == "train" and hp.augment:
+            return JpegFiles(files, labels, nn.Identity(), v2.Compose([train_augmentation(hp.image_size), finish]))
+        return JpegFiles(files, labels, eval_resize(hp.image_size), finish,
+                         keep_prepared=hp.keep_images and split != "predict")
 
     def dataset(self, split: str) -> JpegFiles:
         """The ``train`` or ``val`` split (``test`` is ``val``) as a dataset of ``(image, label, path)``."""
         self.setup()
-        files, labels = self.splits["val" if split == "test" else split]
-        return JpegFiles(files, labels, self.transform(split))
+        key = "val" if split == "test" else split
+        if key not in self.datasets:  # one per split, so images kept in memory survive the epochs
+            self.datasets[key] = self.jpeg_files(*self.splits[key], split=split)
+        return self.datasets[key]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=self.hparams.batch_size, shuffle=shuffle,
@@ -208,7 +229,7 @@ class DogsVsCatsDataModule(SplitLoaders):
         if not files:
             raise missing_files_error("JPEG files to classify", directory, ["*.jpg"],
                                       "point --data.predict_dir at a folder holding .jpg/.jpeg files")
-        dataset = JpegFiles(files, [-1] * len(files), self.transform("predict"))
+        dataset = self.jpeg_files(files, [-1] * len(files), "predict")
         return DataLoader(dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
 
     def describe(self) -> dict:

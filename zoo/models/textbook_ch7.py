@@ -137,18 +137,36 @@ def sha256_prefix(path: Path, length: int = 12) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:length]
 
 
+def torchvision_model(name: str, weights: Optional[str]) -> nn.Module:
+    """torchvision's model ``name`` with ``weights``: a torchvision weights name, a state dict file or ``None``
+    (random initialisation)."""
+    model = torchvision.models.get_model(name)
+    if weights is None:
+        return model
+    if not looks_like_path(weights):
+        model.load_state_dict(torchvision_weights_state_dict(name, weights))
+        return model
+    path = resolve_root(weights)
+    if not path.is_file():
+        raise BackboneWeightsError(f"backbone weights file {path} (backbone_weights={weights!r}) not found; "
+                                   f"point backbone_weights at a state dict or TorchScript file of {name}")
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except RuntimeError as err:
+        raise BackboneWeightsError(f"{path} does not fit torchvision's {name}: {err}") from err
+    return model
+
+
 def build_backbone(name: str, weights: Optional[str], input_mean: Sequence[float],
                    input_std: Sequence[float], trainable: bool) -> Backbone:
     """A :class:`Backbone` from a torchvision name (+ weights name, file or None) or ``zoo:<entry>``."""
     if name.startswith("zoo:"):
         return zoo_backbone(name[4:], input_mean, input_std)
+    identity = f"{name}-{weights or 'random'}"
     if weights is not None and looks_like_path(weights):
         path = resolve_root(weights)
-        if not path.is_file():
-            raise BackboneWeightsError(f"backbone weights file {path} (backbone_weights={weights!r}) not found; "
-                                       f"point backbone_weights at a state dict or TorchScript file of {name}")
-        identity = f"{name}-{sha256_prefix(path)}"
-        if is_torchscript(path):
+        identity = f"{name}-{sha256_prefix(path)}" if path.is_file() else identity
+        if path.is_file() and is_torchscript(path):
             if trainable:
                 raise ValueError(f"{path} is a TorchScript file: it can be a frozen backbone, not fine-tuned; "
                                  f"use method 'frozen' or 'concat', or a state dict for 'finetune'")
@@ -156,17 +174,7 @@ def build_backbone(name: str, weights: Optional[str], input_mean: Sequence[float
             with torch.no_grad():
                 size = net(torch.zeros(1, 3, 224, 224)).shape[1]
             return Backbone(net, size, identity, input_mean, input_std, IMAGENET_MEAN, IMAGENET_STD)
-        model = torchvision.models.get_model(name)
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except RuntimeError as err:
-            raise BackboneWeightsError(f"{path} does not fit torchvision's {name}: {err}") from err
-    else:
-        model = torchvision.models.get_model(name)
-        if weights is not None:
-            model.load_state_dict(torchvision_weights_state_dict(name, weights))
-        identity = f"{name}-{weights or 'random'}"
-    net, size = cut_classifier(model)
+    net, size = cut_classifier(torchvision_model(name, weights))
     return Backbone(net, size, identity, input_mean, input_std, IMAGENET_MEAN, IMAGENET_STD)
 
 
