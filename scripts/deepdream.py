@@ -78,7 +78,7 @@ def dream(image: Tensor, objective: Callable[[Tensor], Tensor], iterations: int,
         value = objective(image)
         (grad,) = torch.autograd.grad(value, image)
         if history is not None:
-            history.append(float(value))
+            history.append(float(value.detach()))
         with torch.no_grad():
             image = (image + lr * grad / (grad.abs().mean() + 1e-8)).clamp(0.0, 1.0)
     return image.detach()
