@@ -10,7 +10,7 @@ Offline, with the ImageNet MobileNet V2 of the shared data::
 
     ZOO_DATA_DIR=../shared/data python scripts/deepdream.py --image $ZOO_DATA_DIR/dogs-vs-cats-3k/val/dog/dog.9.jpg \\
         --model mobilenet_v2 --weights '$ZOO_DATA_DIR/weights/mobilenet_v2_imagenet_dequantized_int8.pth' \\
-        --layer features.10 --size 256 --out docs/deepdream_mobilenet_v2.png
+        --layer features.10 --size 256 --iterations 10 --lr 0.01 --out docs/deepdream_mobilenet_v2.png
 """
 
 from __future__ import annotations

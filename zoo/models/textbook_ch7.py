@@ -11,7 +11,8 @@ A backbone is a torchvision model name with ``backbone_weights`` one of: a torch
 (``IMAGENET1K_V1``; downloaded into torch hub's ``checkpoints/`` directory), a local state dict or TorchScript file,
 or ``None`` (random initialisation: the from-scratch baseline). ``zoo:<entry>`` names a shipped zoo entry, whose
 penultimate features are used. Frozen backbones are not part of the state dict (the manifest records their files'
-sha256) and their features are computed once per image and cached (in memory, and in ``feature_cache_dir``).
+sha256) and their features are computed once per image and cached (in memory, and in ``feature_cache_dir``) for
+training and validation; ``test`` (``zoo evaluate``) recomputes them from the pixels.
 """
 
 from __future__ import annotations
@@ -357,7 +358,7 @@ class TransferClassifier(ImageClassifier):
 
     def _shared_step(self, batch: Sequence[Any], stage: str, accuracy: Any) -> Tensor:
         x, y, paths = batch
-        logits = self(x, paths)
+        logits = self(x, paths if stage in ("train", "val") else None)  # test: features recomputed from pixels
         loss = self.loss(logits, y)
         accuracy(logits.detach(), y)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(y))
@@ -374,9 +375,5 @@ class TransferClassifier(ImageClassifier):
             self.save_feature_cache()
 
     def on_validation_epoch_end(self) -> None:
-        if self.frozen:
-            self.save_feature_cache()
-
-    def on_test_epoch_end(self) -> None:
         if self.frozen:
             self.save_feature_cache()
