@@ -402,8 +402,12 @@ def test_real_dogs_vs_cats_3k_layout(real_data):
 @pytest.mark.realdata
 @pytest.mark.parametrize("entry", TRANSFER_SHIPPED)
 def test_shipped_transfer_entry_names_the_real_backbone_file(entry, real_data):
+    from datamodules._paths import resolve_root
+
     manifest = registry.get(entry).manifest()
-    assert manifest["backbone_files"] == {
-        "$ZOO_DATA_DIR/weights/mobilenet_v2_imagenet_dequantized_int8.pth":
-            "8310eac79d3e288edfe2010dfd93a02fc8bc1343485fcd7b3812d03af080c2b0"}
+    files = manifest["backbone_files"]
+    assert files["$ZOO_DATA_DIR/weights/mobilenet_v2_imagenet_dequantized_int8.pth"] == (
+        "8310eac79d3e288edfe2010dfd93a02fc8bc1343485fcd7b3812d03af080c2b0")  # the sha256 in the data README
+    for name, digest in files.items():
+        assert hub.sha256(resolve_root(name)) == digest
     assert manifest["data"]["test_size"] == 300
