@@ -332,6 +332,9 @@ def test_zoo_load_refuses_a_different_backbone_file(folders_root, tmp_path, monk
     loaded = zoo.load("transfer_frozen_dogs_vs_cats")
     x = torch.randn(2, 3, SIZE, SIZE)
     assert torch.allclose(loaded(x), model.eval()(x), atol=1e-6)
+    started_from = transfer("frozen", weights=("$ZOO_DATA_DIR/backbone.pth",),
+                            weights_from="zoo:transfer_frozen_dogs_vs_cats").eval()
+    assert torch.allclose(started_from(x), loaded(x), atol=1e-6)
     torch.manual_seed(1)
     torch.save(torchvision.models.mobilenet_v2().state_dict(), tmp_path / "backbone.pth")
     with pytest.raises(CheckpointError, match="backbone weights file .*backbone.pth has sha256"):

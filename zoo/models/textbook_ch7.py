@@ -221,6 +221,8 @@ class TransferClassifier(ImageClassifier):
         feature_cache_dir: directory where frozen backbones' features are saved, one file per backbone,
             weights and image size, so later runs skip the extraction (None: memory only).
         input_mean, input_std: the normalization of the images the datamodule gives.
+        weights_from: ``zoo:<entry>`` starts from that entry's shipped weights (sha256-checked by ``zoo.load``),
+            e.g. for ``zoo predict -c <entry> --model.weights_from zoo:<entry> --data.predict_dir my_photos``.
     """
 
     def __init__(
@@ -234,6 +236,7 @@ class TransferClassifier(ImageClassifier):
         feature_cache_dir: Optional[str] = None,
         input_mean: tuple[float, float, float] = IMAGENET_MEAN,
         input_std: tuple[float, float, float] = IMAGENET_STD,
+        weights_from: Optional[str] = None,
         num_classes: int = 2,
         in_channels: int = 3,
         image_size: int = 224,
@@ -252,6 +255,12 @@ class TransferClassifier(ImageClassifier):
         super().__init__(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
         if self.hparams.in_channels != 3:
             raise ValueError(f"TransferClassifier takes RGB images, got in_channels={in_channels}")
+        if weights_from is not None:
+            if not weights_from.startswith("zoo:"):
+                raise ValueError(f"weights_from must be 'zoo:<entry>', got {weights_from!r}")
+            from zoo import hub
+
+            self.load_state_dict(hub.load(weights_from[4:]).state_dict())
 
     @property
     def frozen(self) -> bool:
