@@ -115,7 +115,8 @@ class Backbone(nn.Module):
                  input_std: Sequence[float], own_mean: Sequence[float], own_std: Sequence[float],
                  size: Optional[int] = None, channels: int = 3) -> None:
         super().__init__()
-        self.net, self.feature_size, self.identity, self.size, self.channels = net, feature_size, identity, size, channels
+        self.net, self.feature_size, self.identity = net, feature_size, identity
+        self.size, self.channels = size, channels
         self.adapt = (size is not None or channels != 3 or tuple(own_mean) != tuple(input_mean)
                       or tuple(own_std) != tuple(input_std))
         for key, value in (("input_mean", input_mean), ("input_std", input_std), ("own_mean", own_mean),
