@@ -27,7 +27,7 @@ from torchvision.io import ImageReadMode, decode_image, write_png
 from torchvision.models.feature_extraction import create_feature_extractor
 from torchvision.transforms.v2 import functional as TF
 
-from zoo.models.textbook_ch7 import IMAGENET_MEAN, IMAGENET_STD, as_triple, torchvision_model
+from zoo.models.textbook_ch7 import IMAGENET_MEAN, IMAGENET_STD, entry_normalization, torchvision_model
 
 BLEND = 0.6  # the book's ImageChops.blend(image, dreamed octave, 0.6)
 
@@ -56,16 +56,12 @@ def load_objective(model: str, weights: Optional[str], layer: str) -> LayerObjec
     """A torchvision model (weights: torchvision name, state dict file or None) or ``zoo:<entry>``."""
     if not model.startswith("zoo:"):
         return LayerObjective(torchvision_model(model, weights), layer, IMAGENET_MEAN, IMAGENET_STD)
-    from zoo import hub, registry
+    from zoo import hub
 
     entry = model[4:]
     net = hub.load(entry)
-    manifest = registry.get(entry).manifest() or {}
-    dm_cls = hub.import_trusted(manifest["datamodule_class"], object)
-    channels = net.hparams.get("in_channels", 3)
-    mean = as_triple(manifest["datamodule"].get("mean", getattr(dm_cls, "mean", 0.0)))
-    std = as_triple(manifest["datamodule"].get("std", getattr(dm_cls, "std", 1.0)))
-    return LayerObjective(getattr(net, "network", net), layer, mean, std, channels=channels)
+    mean, std = entry_normalization(entry)
+    return LayerObjective(getattr(net, "network", net), layer, mean, std, channels=net.hparams.get("in_channels", 3))
 
 
 def dream(image: Tensor, objective: Callable[[Tensor], Tensor], iterations: int, lr: float,

@@ -21,7 +21,7 @@ from tests.conftest import ok, run_zoo
 from zoo import hub, registry
 from zoo.hub import CheckpointError
 from zoo.models import LeNet, TransferClassifier
-from zoo.models.textbook_ch7 import BackboneWeightsError, build_backbone
+from zoo.models.textbook_ch7 import BackboneWeightsError, build_backbone, entry_normalization
 
 SIZE = 32  # network input side in these tests: small, so the CPU cost is tiny
 
@@ -309,6 +309,13 @@ def test_zoo_entry_backbone_gives_its_penultimate_features(shipped_lenet):
         x * std + mean, size=(28, 28), mode="bilinear", antialias=True, align_corners=False))
     expected = shipped_lenet.network[:-1]((grey - MNISTDataModule.mean) / MNISTDataModule.std)
     assert torch.allclose(lenet_part, expected, atol=1e-5)
+    # an entry whose datamodule class names no mean/std: the manifest's normalize facts (the CIFAR-10 datamodule's)
+    manifest_path = registry.get("lenet_mnist5k").manifest_path
+    manifest = json.loads(manifest_path.read_text())
+    manifest["datamodule_class"] = "datamodules.dogs_vs_cats.DogsVsCatsDataModule"
+    manifest["data"]["normalize"] = {"mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]}
+    manifest_path.write_text(json.dumps(manifest))
+    assert entry_normalization("lenet_mnist5k") == ((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
 
 
 # --- shipping: the backbone file check -------------------------------------------------------------------------

@@ -185,24 +185,35 @@ def as_triple(value: Any) -> tuple[float, ...]:
     return values
 
 
-def zoo_backbone(entry: str, input_mean: Sequence[float], input_std: Sequence[float]) -> Backbone:
-    """The penultimate features of a shipped zoo entry (sha256-checked by ``zoo.load``), fed at its input size
-    and normalization (the ``mean``/``std`` of its datamodule)."""
+def entry_normalization(entry: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a shipped entry's inputs were normalized with: its datamodule's ``mean``/``std`` arguments,
+    else the ``normalize`` facts of its manifest, else the datamodule class's ``mean``/``std``."""
     from zoo import hub, registry
 
-    model = hub.load(entry)
     manifest = registry.get(entry).manifest() or {}
     dm_cls = hub.import_trusted(manifest["datamodule_class"], object)
-    dm_args = manifest.get("datamodule", {})
-    mean = dm_args.get("mean", getattr(dm_cls, "mean", None))
-    std = dm_args.get("std", getattr(dm_cls, "std", None))
+    facts = manifest.get("data", {}).get("normalize") or {}
+    args = manifest.get("datamodule", {})
+    mean = args.get("mean", facts.get("mean", getattr(dm_cls, "mean", None)))
+    std = args.get("std", facts.get("std", getattr(dm_cls, "std", None)))
     if mean is None or std is None:
         raise ValueError(f"zoo entry {entry!r}: its datamodule {manifest['datamodule_class']} names no mean/std, "
                          f"so its input normalization is unknown")
+    return as_triple(mean), as_triple(std)
+
+
+def zoo_backbone(entry: str, input_mean: Sequence[float], input_std: Sequence[float]) -> Backbone:
+    """The penultimate features of a shipped zoo entry (sha256-checked by ``zoo.load``), fed at its input size
+    and normalization (:func:`entry_normalization`)."""
+    from zoo import hub, registry
+
+    model = hub.load(entry)
+    mean, std = entry_normalization(entry)
     net, size = cut_classifier(getattr(model, "network", model))
     hp = model.hparams
-    return Backbone(net, size, f"zoo-{entry}-{manifest['sha256'][:12]}", input_mean, input_std,
-                    as_triple(mean), as_triple(std), size=hp.get("image_size"), channels=hp.get("in_channels", 3))
+    sha = (registry.get(entry).manifest() or {}).get("sha256", "")[:12]
+    return Backbone(net, size, f"zoo-{entry}-{sha}", input_mean, input_std, mean, std,
+                    size=hp.get("image_size"), channels=hp.get("in_channels", 3))
 
 
 class TransferClassifier(ImageClassifier):
