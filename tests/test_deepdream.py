@@ -74,3 +74,23 @@ def test_script_writes_a_png_of_the_input_size(tmp_path):
     picture = read_image(str(out))
     assert picture.shape == (3, 40, 50) and picture.dtype == torch.uint8
     assert "octave sizes [(20, 25), (28, 35), (40, 50)]" in proc.stdout
+
+
+def test_a_shipped_zoo_cnn_dreams_by_entry_and_layer(mnist_root, tmp_path, monkeypatch):
+    import lightning as L
+
+    from datamodules import MNISTDataModule
+    from zoo import hub, registry
+    from zoo.models import LeNet
+
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "shipped"))
+    trainer = L.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, limit_val_batches=1)
+    trainer.fit(LeNet(), datamodule=MNISTDataModule(root=str(mnist_root), batch_size=32))
+    trainer.save_checkpoint(tmp_path / "lenet.ckpt")
+    hub.export("lenet_mnist5k", str(tmp_path / "lenet.ckpt"), fit_command="zoo fit -c lenet_mnist5k")
+    objective = deepdream.load_objective("zoo:lenet_mnist5k", None, "0")
+    assert objective.channels == 1
+    history: list[float] = []
+    result = deepdream.dream(torch.rand(1, 3, 28, 28), objective, iterations=4, lr=0.05, history=history)
+    assert history[-1] > history[0] and result.shape == (1, 3, 28, 28)
