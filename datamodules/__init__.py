@@ -35,3 +35,6 @@ __all__ += ["CIFAR10DataModule", "CorruptDatasetError"]
 from datamodules.toy_regression import BookPointsDataModule, PolynomialDataModule, TwoBlobsDataModule  # noqa: E402
 
 __all__ += ["BookPointsDataModule", "PolynomialDataModule", "TwoBlobsDataModule"]
+from datamodules.dogs_vs_cats import DogsVsCatsDataModule  # noqa: E402
+
+__all__ += ["DogsVsCatsDataModule"]

@@ -66,6 +66,32 @@ def plain_hparams(hparams: Any) -> dict[str, Any]:
     return out
 
 
+def backbone_file_hashes(model: L.LightningModule) -> dict[str, str]:
+    """The sha256 of each weights file a model loads at construction (``external_weight_files``), by its name as
+    written in the hyperparameters (``$ZOO_DATA_DIR/...``)."""
+    from datamodules._paths import resolve_root
+
+    files = getattr(model, "external_weight_files", None)
+    return {name: sha256(resolve_root(name)) for name in (files() if files else [])}
+
+
+def check_backbone_files(entry_name: str, recorded: dict[str, str]) -> None:
+    """Refuse to build an entry whose backbone weights files are missing or differ from the exported ones."""
+    from datamodules._paths import resolve_root
+
+    for name, expected in recorded.items():
+        path = resolve_root(name)
+        if not path.is_file():
+            raise CheckpointError(f"{entry_name} needs the backbone weights file {path} ({name}), which is missing; "
+                                  f"put the file with sha256 {expected} there (set ZOO_DATA_DIR to its data dir)")
+        digest = sha256(path)
+        if digest != expected:
+            raise CheckpointError(
+                f"backbone weights file {path} has sha256 {digest}, but {entry_name} was trained on the file with "
+                f"sha256 {expected}: its shipped head does not fit another backbone. Restore that file."
+            )
+
+
 def test_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
     """Run ``trainer.test`` on CPU and return the logged metrics as floats."""
     trainer = L.Trainer(
@@ -124,6 +150,7 @@ def export(
         "trained": {"epochs": checkpoint.get("epoch", -1) + 1, "global_step": checkpoint.get("global_step")},
         "weights": weights.name,
         "sha256": sha256(weights),
+        **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
         "command": fit_command,
         "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
         if sys.argv[1:2] == ["export"] else "",
@@ -161,6 +188,7 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
             f"sha256 of {path} is {digest}, but the manifest expects {manifest['sha256']}: the file is corrupt or "
             f"was replaced. Restore it (git checkout -- {path.name}, or reinstall) or re-export it with `zoo export`."
         )
+    check_backbone_files(entry_name, manifest.get("backbone_files", {}))
     model_cls = import_trusted(manifest["model_class"], ZooModule)
     model = model_cls(**manifest["hparams"])
     try:

@@ -37,3 +37,33 @@ class PredictionWriter(BasePredictionWriter):
         path = self.output_dir / f"predictions{suffix}.pt"
         torch.save(outputs, path)
         print(f"wrote predictions to {path}")
+
+
+class ClassProbabilityPrinter(BasePredictionWriter):
+    """Print ``<file>  <class>  <probability>`` for every image of a `zoo predict` run.
+
+    For batches ``(x, y, paths)`` (the dogs-vs-cats datamodule) whose predictions are class probabilities. Use:
+    ``zoo predict -c <entry> --ckpt_path <ckpt> --data.predict_dir my_photos
+    --trainer.callbacks+=zoo.writers.ClassProbabilityPrinter``. ``class_names`` defaults to the datamodule's
+    ``classes``.
+    """
+
+    def __init__(self, class_names: Optional[Sequence[str]] = None) -> None:
+        super().__init__(write_interval="batch")
+        self.class_names = list(class_names) if class_names else None
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Optional[Sequence[int]],
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        names = self.class_names or list(getattr(trainer.datamodule, "classes", []))
+        probabilities, classes = prediction.max(dim=-1)
+        for path, probability, index in zip(batch[-1], probabilities.tolist(), classes.tolist()):
+            name = names[index] if index < len(names) else str(index)
+            print(f"{path}\t{name}\t{probability:.4f}")

@@ -24,3 +24,6 @@ from zoo.models.classic_cnns import VGG, AlexNet, GoogLeNet, ResNet  # noqa: E40
 __all__ += ["AlexNet", "VGG", "GoogLeNet", "ResNet"]
 
 __all__ += ["LinearRegression", "PolynomialRegression", "LogisticRegression"]
+from zoo.models.textbook_ch7 import TransferClassifier  # noqa: E402
+
+__all__ += ["TransferClassifier"]

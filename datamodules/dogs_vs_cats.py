@@ -1,0 +1,244 @@
+"""Kaggle "Dogs vs. Cats" (2013) photos for the transfer learning of textbook chapter 7 ("深度学习入门之PyTorch").
+
+Two on-disk layouts are read, both with JPEG decoding by ``torchvision.io``:
+
+- ``folders``: ``<root>/train/{cat,dog}/*.jpg`` and ``<root>/val/{cat,dog}/*.jpg`` (what the book makes by moving
+  files, and the layout of ``dogs-vs-cats`` and ``dogs-vs-cats-3k`` in the shared data).
+- ``kaggle``: Kaggle's flat ``<root>/train/cat.N.jpg`` and ``<root>/train/dog.N.jpg``; a seeded 90/10 split gives
+  train and val, as the book does by moving files, without moving anything.
+
+There is no labelled test split: ``test`` is the held-out ``val`` split. ``predict_dir`` names a folder of the
+user's own JPEGs for ``zoo predict``. Batches are ``(x, y, path)``: images ``(N, 3, S, S)`` normalized with the
+backbone's mean and std, labels (0 cat, 1 dog; -1 for unlabelled files) and the file paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.transforms import v2
+
+from datamodules._paths import missing_files_error, resolve_root
+from datamodules._splits import SplitLoaders
+
+CLASSES = ("cat", "dog")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
+Layout = Literal["auto", "folders", "kaggle"]
+
+
+class DamagedImageError(ValueError):
+    """A JPEG file could not be decoded; the message names the file."""
+
+
+def read_rgb_jpeg(path: Path) -> Tensor:
+    """Decode ``path`` into a uint8 RGB tensor ``(3, H, W)``; a damaged file raises :class:`DamagedImageError`."""
+    try:
+        return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+    except RuntimeError as err:
+        raise DamagedImageError(
+            f"cannot decode the JPEG file {path}: {err}. Replace or delete the damaged file."
+        ) from err
+
+
+class JpegFiles(Dataset):
+    """JPEG files with labels; items are ``(finish(prepare(image)), label, path)``.
+
+    ``prepare`` is the deterministic uint8 part of the transform (resize, crop); with ``keep_prepared`` its
+    results stay in memory, so later epochs decode nothing (for frozen backbones, whose features are cached).
+    """
+
+    def __init__(self, files: Sequence[Path], labels: Sequence[int], prepare: Callable[[Tensor], Tensor],
+                 finish: Callable[[Tensor], Tensor], keep_prepared: bool = False):
+        if len(files) != len(labels):
+            raise ValueError(f"got {len(files)} files but {len(labels)} labels")
+        self.files, self.labels, self.prepare, self.finish = list(files), list(labels), prepare, finish
+        self.prepared: Optional[dict[int, Tensor]] = {} if keep_prepared else None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, str]:
+        path = self.files[index]
+        if self.prepared is not None and index in self.prepared:
+            image = self.prepared[index]
+        else:
+            image = self.prepare(read_rgb_jpeg(path))
+            if self.prepared is not None:
+                self.prepared[index] = image
+        return self.finish(image), self.labels[index], str(path)
+
+
+def jpegs_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in JPEG_SUFFIXES and p.is_file())
+
+
+def eval_resize(image_size: int) -> v2.Compose:
+    """Resize the short side to ``image_size * 256 / 224`` and center-crop ``image_size`` (torchvision's ImageNet
+    evaluation transform)."""
+    return v2.Compose([v2.Resize(round(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)])
+
+
+def to_normalized_float(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+
+
+def train_augmentation(image_size: int) -> v2.Compose:
+    """Random resized crop (scale 0.35-1) and horizontal flip."""
+    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True),
+                       v2.RandomHorizontalFlip()])
+
+
+class DogsVsCatsDataModule(SplitLoaders):
+    """Cats (label 0) and dogs (label 1) from JPEG files, in the ``folders`` or the ``kaggle`` layout.
+
+    Args:
+        root: dataset directory (``$ZOO_DATA_DIR`` may appear in it, e.g. ``$ZOO_DATA_DIR/dogs-vs-cats-3k``).
+        layout: ``"folders"``, ``"kaggle"`` or ``"auto"`` (folders when ``train/cat/`` exists).
+        image_size: side of the square network input (224 for ImageNet backbones; smaller is cheaper on CPUs).
+        augment: random resized crop + flip on training images (off: the evaluation transform everywhere, which
+            frozen backbones with cached features need).
+        mean, std: the backbone's input normalization (default: ImageNet's, as torchvision's weights use).
+        val_fraction: share of ``train/`` held out as val in the kaggle layout (seeded by ``seed``).
+        seed: seed of the kaggle layout's split.
+        batch_size, num_workers: DataLoader settings.
+        predict_dir: a folder of JPEG files to classify with ``zoo predict`` (default: the val split).
+        keep_images: keep the resized and cropped uint8 images of non-augmented splits in memory after the first
+            epoch (about 150 KB per image at 224 px), so that a head trained on cached features decodes no JPEG
+            after its first epoch.
+    """
+
+    classes = CLASSES
+
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        layout: Layout = "auto",
+        image_size: int = 224,
+        augment: bool = True,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        predict_dir: Optional[str] = None,
+        keep_images: bool = False,
+    ) -> None:
+        super().__init__()
+        if layout not in ("auto", "folders", "kaggle"):
+            raise ValueError(f"layout must be 'auto', 'folders' or 'kaggle', got {layout!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be at least 8, got {image_size}")
+        self.save_hyperparameters()
+        self.splits: dict[str, tuple[list[Path], list[int]]] = {}
+        self.datasets: dict[str, JpegFiles] = {}
+
+    @property
+    def root(self) -> Path:
+        return resolve_root(self.hparams.root)
+
+    def resolved_layout(self) -> str:
+        """The layout of ``root``; a missing dataset raises an error naming the expected files."""
+        train = self.root / "train"
+        folders = all((train / name).is_dir() for name in CLASSES) and all(
+            (self.root / "val" / name).is_dir() for name in CLASSES)
+        kaggle = train.is_dir() and any(train.glob("cat.*.jpg")) and any(train.glob("dog.*.jpg"))
+        wanted = self.hparams.layout
+        if wanted in ("auto", "folders") and folders:
+            return "folders"
+        if wanted in ("auto", "kaggle") and kaggle:
+            return "kaggle"
+        expected = {
+            "folders": ["train/cat/*.jpg", "train/dog/*.jpg", "val/cat/*.jpg", "val/dog/*.jpg"],
+            "kaggle": ["train/cat.N.jpg", "train/dog.N.jpg"],
+        }
+        listed = expected["folders"] + expected["kaggle"] if wanted == "auto" else expected[wanted]
+        raise missing_files_error(
+            "Dogs vs. Cats", self.root, listed,
+            "download the Kaggle 'Dogs vs. Cats' train.zip (kaggle.com/c/dogs-vs-cats) and unzip it into the root "
+            "(kaggle layout), or put the photos in class folders train/{cat,dog}/ and val/{cat,dog}/; "
+            "the shared data has them in ../shared/data/dogs-vs-cats-3k",
+        )
+
+    def _folder_split(self, split: str) -> tuple[list[Path], list[int]]:
+        files, labels = [], []
+        for label, name in enumerate(CLASSES):
+            found = jpegs_in(self.root / split / name)
+            if not found:
+                raise missing_files_error("Dogs vs. Cats", self.root, [f"{split}/{name}/*.jpg"],
+                                          f"put the {split} photos of {name}s in {split}/{name}/")
+            files += found
+            labels += [label] * len(found)
+        return files, labels
+
+    def _kaggle_splits(self) -> dict[str, tuple[list[Path], list[int]]]:
+        splits: dict[str, tuple[list[Path], list[int]]] = {"train": ([], []), "val": ([], [])}
+        generator = torch.Generator().manual_seed(self.hparams.seed)
+        for label, name in enumerate(CLASSES):  # per class, so both splits keep the class balance
+            found = sorted(self.root.joinpath("train").glob(f"{name}.*.jpg"))
+            order = torch.randperm(len(found), generator=generator).tolist()
+            n_val = round(len(found) * self.hparams.val_fraction)
+            for split, indices in (("val", order[:n_val]), ("train", order[n_val:])):
+                splits[split][0].extend(found[i] for i in sorted(indices))
+                splits[split][1].extend([label] * len(indices))
+        return splits
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.splits:
+            return
+        if self.resolved_layout() == "folders":
+            self.splits = {split: self._folder_split(split) for split in ("train", "val")}
+        else:
+            self.splits = self._kaggle_splits()
+
+    def jpeg_files(self, files: Sequence[Path], labels: Sequence[int], split: str) -> JpegFiles:
+        hp = self.hparams
+        finish = to_normalized_float(hp.mean, hp.std)
+        if split == "train" and hp.augment:
+            return JpegFiles(files, labels, nn.Identity(), v2.Compose([train_augmentation(hp.image_size), finish]))
+        return JpegFiles(files, labels, eval_resize(hp.image_size), finish,
+                         keep_prepared=hp.keep_images and split != "predict")
+
+    def dataset(self, split: str) -> JpegFiles:
+        """The ``train`` or ``val`` split (``test`` is ``val``) as a dataset of ``(image, label, path)``."""
+        self.setup()
+        key = "val" if split == "test" else split
+        if key not in self.datasets:  # one per split, so images kept in memory survive the epochs
+            self.datasets[key] = self.jpeg_files(*self.splits[key], split=split)
+        return self.datasets[key]
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(self.dataset(split), batch_size=self.hparams.batch_size, shuffle=shuffle,
+                          num_workers=self.hparams.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The user's JPEGs in ``predict_dir`` (labels -1), else the val split."""
+        if self.hparams.predict_dir is None:
+            return self._loader("val")
+        directory = resolve_root(self.hparams.predict_dir)
+        files = jpegs_in(directory) if directory.is_dir() else []
+        if not files:
+            raise missing_files_error("JPEG files to classify", directory, ["*.jpg"],
+                                      "point --data.predict_dir at a folder holding .jpg/.jpeg files")
+        dataset = self.jpeg_files(files, [-1] * len(files), "predict")
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
+
+    def describe(self) -> dict:
+        """Dataset facts for a checkpoint manifest."""
+        self.setup()
+        return {
+            "dataset": f"Dogs vs. Cats ({self.root.name}, {self.resolved_layout()} layout)",
+            "train_size": len(self.splits["train"][0]),
+            "val_size": len(self.splits["val"][0]),
+            "test_size": len(self.splits["val"][0]),
+            "test_split": "val (the held-out split; Kaggle's test set has no labels)",
+        }
