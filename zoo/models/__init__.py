@@ -16,3 +16,10 @@ __all__ += ["ComplexNet", "RealNet", "TwoConvNet"]
 from zoo.models.textbook_ch5 import LSTMForecaster, LSTMTagger, NGramLanguageModel  # noqa: E402
 
 __all__ += ["LSTMForecaster", "NGramLanguageModel", "LSTMTagger"]
+from zoo.models.generative import GAN, Autoencoder, SampleGridCallback, VariationalAutoencoder  # noqa: E402
+from zoo.models.textbook_ch6 import (  # noqa: E402
+    DCGAN, LSGAN, VAE, WGANGP, ConditionalGAN, ConvAutoencoder, MLPAutoencoder, MLPGAN,
+)
+
+__all__ += ["GAN", "Autoencoder", "VariationalAutoencoder", "SampleGridCallback"]
+__all__ += ["MLPAutoencoder", "ConvAutoencoder", "VAE", "MLPGAN", "LSGAN", "ConditionalGAN", "DCGAN", "WGANGP"]
