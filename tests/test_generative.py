@@ -46,6 +46,16 @@ def quiet_trainer(**kwargs) -> L.Trainer:
                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
 
 
+def fit_briefly(model: GenerativeModel, mnist_root, batches: int, batch_size: int = 8, ckpt=None) -> L.Trainer:
+    """Fit ``model`` on ``batches`` training batches of the synthetic MNIST files; save a checkpoint if asked."""
+    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=batch_size)
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=batches, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    if ckpt is not None:
+        trainer.save_checkpoint(ckpt)
+    return trainer
+
+
 def test_all_config_entries_are_covered():
     assert len(GENERATIVE_ENTRIES) == 10
 
@@ -139,7 +149,8 @@ def test_gan_lsgan_and_wgan_losses_match_their_formulas():
     torch.testing.assert_close(gan.discriminator_loss(real, fake), expected_d)
     torch.testing.assert_close(gan.generator_loss(fake), -sig(fake).log().mean())
     ls = tiny(LSGAN)
-    torch.testing.assert_close(ls.discriminator_loss(real, fake), torch.tensor(0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2))
+    expected_ls = torch.tensor(0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2)  # 1/2 mean (real - 1)^2 + 1/2 mean fake^2
+    torch.testing.assert_close(ls.discriminator_loss(real, fake), expected_ls)
     torch.testing.assert_close(ls.generator_loss(fake), torch.tensor(0.5 * (0.25 + 16) / 2))
     w = tiny(WGANGP)
     torch.testing.assert_close(w.discriminator_loss(real, fake), torch.tensor((0.5 - 3) / 2 - (2 - 1) / 2))
@@ -190,8 +201,7 @@ class StepRecorder:
 def test_each_step_updates_every_parameter_of_its_network_and_none_of_the_other(cls, mnist_root):
     model = tiny(cls, n_critic=1)
     recorder = StepRecorder(model)
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=8)
-    quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0).fit(model, datamodule=dm)
+    fit_briefly(model, mnist_root, 2)
     assert [s[0] for s in recorder.steps] == ["discriminator", "generator"] * 2
     # the Wasserstein loss E[D(fake)] - E[D(real)] and the penalty do not depend on the critic's output bias
     exempt = {"discriminator": {"9.bias"} if cls is WGANGP else set(), "generator": set()}
@@ -204,9 +214,7 @@ def test_each_step_updates_every_parameter_of_its_network_and_none_of_the_other(
 
 def test_n_critic_discriminator_steps_per_generator_step(mnist_root):
     model = tiny(MLPGAN, n_critic=3)
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=8)
-    trainer = quiet_trainer(max_epochs=1, limit_train_batches=7, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
+    trainer = fit_briefly(model, mnist_root, 7)
     d_optimizer, g_optimizer = trainer.optimizers
     steps = [int(next(iter(opt.state.values()))["step"]) for opt in (d_optimizer, g_optimizer)]
     assert steps == [7, 2]
@@ -226,25 +234,20 @@ def test_gradient_clipping_bounds_the_step_norm(mnist_root):
         clipped.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item())
 
     model.clip_gradients = record
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=8)
-    quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0).fit(model, datamodule=dm)
+    fit_briefly(model, mnist_root, 2)
     assert len(clipped) == 4 and max(clipped) <= 1e-3 * 1.01
 
 
 def test_autoencoder_tracks_its_code_statistics(mnist_root):
     model = tiny(MLPAutoencoder)
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=16)
-    quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=0).fit(model, datamodule=dm)
+    fit_briefly(model, mnist_root, 3, batch_size=16)
     assert not torch.equal(model.code_mean, torch.zeros(3)) and not torch.equal(model.code_std, torch.ones(3))
 
 
 # ---------------------------------------------------------------- checkpoints and shipped weights
 def test_checkpoint_round_trip_gives_the_same_samples(tmp_path, mnist_root):
     model = tiny(DCGAN)
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=8)
-    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(tmp_path / "dcgan.ckpt")
+    fit_briefly(model, mnist_root, 2, ckpt=tmp_path / "dcgan.ckpt")
     loaded = DCGAN.load_from_checkpoint(tmp_path / "dcgan.ckpt", weights_only=True)
     expected = model.sample(4, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loaded.sample(4, generator=torch.Generator().manual_seed(0)), expected)
@@ -255,10 +258,7 @@ def test_export_ships_only_the_generator_and_load_refuses_missing_generator_keys
         shutil.copy(REPO / "checkpoints" / name, tmp_path / name)
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
     model = tiny(ConditionalGAN)
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=8)
-    trainer = quiet_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(tmp_path / "cgan.ckpt")
+    fit_briefly(model, mnist_root, 2, ckpt=tmp_path / "cgan.ckpt")
     manifest = hub.export("cgan_mnist", str(tmp_path / "cgan.ckpt"), "zoo fit -c cgan_mnist", out_dir=tmp_path)
     assert manifest["weights_hold_only"] == ["generator"]
     stored = load_file(tmp_path / "cgan_mnist.safetensors")
@@ -334,10 +334,7 @@ def test_sample_script_writes_grid_strip_and_scatter(tmp_path, mnist_root):
     import sys
 
     model = tiny(MLPAutoencoder)
-    dm = MNISTDataModule(root=str(mnist_root), normalize=False, batch_size=8)
-    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(tmp_path / "ae.ckpt")
+    fit_briefly(model, mnist_root, 1, ckpt=tmp_path / "ae.ckpt")
     outs = [tmp_path / f"{name}.png" for name in ("grid", "strip", "scatter")]
     cmd = [sys.executable, str(REPO / "scripts" / "sample_generative.py"), "ae_mlp_mnist", "--ckpt_path",
            str(tmp_path / "ae.ckpt"), "--out", str(outs[0]), "--strip", str(outs[1]), "--scatter", str(outs[2])]
