@@ -264,8 +264,8 @@ class GAN(GenerativeModel):
     The loss here is the non-saturating one of Goodfellow et al. (2014, section 3).
 
     Logs ``train/d_loss``, ``train/g_loss`` and, on fixed noise (seeded by the batch index), ``val/d_loss``,
-    ``val/g_loss``, ``test/d_loss``, ``test/g_loss``. There is no model-selection metric: the zoo checkpoint
-    keeps the last epoch.
+    ``val/g_loss``; the test figures are the sample-quality metrics. There is no model-selection metric: the zoo
+    checkpoint keeps the last epoch.
 
     Args:
         n_critic: discriminator steps per generator step.
@@ -376,7 +376,9 @@ class GAN(GenerativeModel):
         self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
+        """Logs nothing: the shipped weights hold only the generator, so losses that need the discriminator
+        could not be re-measured from them. A GAN's test figures are its sample quality
+        (:meth:`evaluation_metrics`, which ``zoo export`` and ``zoo evaluate`` add)."""
 
 
 # ---------------------------------------------------------------------------------------------- quality
