@@ -257,11 +257,14 @@ class GAN(GenerativeModel):
 
     Every training batch makes one discriminator step; every ``n_critic``-th batch also one generator step.
     Each step toggles its optimizer (the other network's parameters get no gradient), backpropagates with
-    ``manual_backward`` (precision plugins and DDP take part) and clips gradient norms to
+    ``manual_backward`` (so the precision plugin, e.g. ``bf16-mixed``, takes part) and clips gradient norms to
     ``gradient_clip_norm`` when set. Subclasses build ``build_generator`` (noise ``(N, latent_dim)`` [plus
     one-hot labels when conditional] -> images in [-1, 1]) and ``build_discriminator`` (images -> scores
     ``(N, 1)``), and may change :meth:`discriminator_loss`, :meth:`generator_loss` and :meth:`penalty`.
     The loss here is the non-saturating one of Goodfellow et al. (2014, section 3).
+
+    Known limit: a 2-process DDP fit on CPU (gloo) stalls after setup (with ``ddp`` it stops at once: unused
+    parameters in each step); see Lightning issues #20328 and #20866. Train GANs on one device for now.
 
     Logs ``train/d_loss``, ``train/g_loss`` and, on fixed noise (seeded by the batch index), ``val/d_loss``,
     ``val/g_loss``; the test figures are the sample-quality metrics. There is no model-selection metric: the zoo
