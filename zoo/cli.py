@@ -215,9 +215,9 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
     measured, recorded = hub.evaluate(ns.entry)
     print(f"{ns.entry}: metrics on the test set, measured now beside the manifest's")
-    print(f"{'metric':<24}{'measured':>12}{'manifest':>12}")
+    print(f"{'metric':<30}{'measured':>12}{'manifest':>12}")
     for key in sorted(set(measured) | set(recorded)):
-        print(f"{key:<24}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}")
+        print(f"{key:<30}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}")
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 from zoo import registry
 from zoo.models.base import ZooModule
@@ -102,6 +102,16 @@ def test_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) ->
     return {k: float(v) for k, v in results[0].items()}
 
 
+def model_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """``trainer.test`` metrics plus those of the model's ``evaluation_metrics(datamodule)`` if it has one
+    (the generative models' sample quality)."""
+    metrics = test_metrics(model, datamodule)
+    extra = getattr(model, "evaluation_metrics", None)
+    if callable(extra):
+        metrics.update(extra(datamodule))
+    return metrics
+
+
 def class_path(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -128,7 +138,7 @@ def export(
     dm_cls = import_trusted(stored.get("_class_path", entry.datamodule_class), L.LightningDataModule)
     dm_hparams = plain_hparams(stored)
     datamodule = dm_cls(**dm_hparams)
-    metrics = test_metrics(model, datamodule)
+    metrics = model_metrics(model, datamodule)
     metrics.update(extra_metrics or {})
     describe = getattr(datamodule, "describe", None)
     if describe is not None:
@@ -137,7 +147,14 @@ def export(
     out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{entry_name}.safetensors"
-    save_model(model, str(weights), metadata={"entry": entry_name, "model_class": class_path(model)})
+    metadata = {"entry": entry_name, "model_class": class_path(model)}
+    shipped_modules = getattr(model, "shipped_modules", None)
+    if shipped_modules:  # e.g. a GAN's generator: the discriminator serves training only
+        prefixes = tuple(f"{name}." for name in shipped_modules)
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+        save_file(state, str(weights), metadata=metadata)
+    else:
+        save_model(model, str(weights), metadata=metadata)
     weights.chmod(0o644)  # safetensors writes owner-only files; shipped weights are read by everyone
     manifest = {
         "entry": entry_name,
@@ -149,6 +166,7 @@ def export(
         "metrics": metrics,
         "trained": {"epochs": checkpoint.get("epoch", -1) + 1, "global_step": checkpoint.get("global_step")},
         "weights": weights.name,
+        **({"weights_hold_only": list(shipped_modules)} if shipped_modules else {}),
         "sha256": sha256(weights),
         **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
         "command": fit_command,
@@ -199,6 +217,9 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
         raise CheckpointError(
             f"{path} does not fit {manifest['model_class']} built from the manifest's hyperparameters: {err}"
         ) from err
+    held = manifest.get("weights_hold_only")
+    if held:  # the file holds only these submodules (a GAN's generator): the rest keeps its initialization
+        missing = [key for key in missing if key.split(".", 1)[0] in held]
     if missing or unexpected:
         raise CheckpointError(
             f"{path} does not fit {manifest['model_class']}: missing keys {sorted(missing)}, "
@@ -221,6 +242,6 @@ def evaluate(entry_name: str) -> tuple[dict[str, float], dict[str, float]]:
     """Re-measure an entry's test metrics with its shipped weights; return (measured, manifest's)."""
     model = load(entry_name)
     datamodule = build_datamodule(entry_name)
-    measured = test_metrics(model, datamodule)
+    measured = model_metrics(model, datamodule)
     manifest = registry.get(entry_name).manifest() or {}
     return measured, manifest.get("metrics", {})

@@ -27,3 +27,10 @@ __all__ += ["LinearRegression", "PolynomialRegression", "LogisticRegression"]
 from zoo.models.textbook_ch7 import TransferClassifier  # noqa: E402
 
 __all__ += ["TransferClassifier"]
+from zoo.models.generative import GAN, Autoencoder, SampleGridCallback, VariationalAutoencoder  # noqa: E402
+from zoo.models.textbook_ch6 import (  # noqa: E402
+    DCGAN, LSGAN, VAE, WGANGP, ConditionalGAN, ConvAutoencoder, MLPAutoencoder, MLPGAN,
+)
+
+__all__ += ["GAN", "Autoencoder", "VariationalAutoencoder", "SampleGridCallback"]
+__all__ += ["MLPAutoencoder", "ConvAutoencoder", "VAE", "MLPGAN", "LSGAN", "ConditionalGAN", "DCGAN", "WGANGP"]

@@ -60,7 +60,15 @@ class ZooModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
+        opt = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
+        if hp.lr_step_gamma is None:
+            return opt
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=hp.lr_step_gamma)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def build_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """The optimizer of the hyperparameters over ``params`` (models with several optimizers call it per set)."""
+        hp = self.hparams
         if hp.optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(
                 params, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
@@ -68,10 +76,7 @@ class ZooModule(L.LightningModule):
         else:
             cls = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
             opt = cls(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        if hp.lr_step_gamma is None:
-            return opt
-        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=hp.lr_step_gamma)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return opt
 
     def check_input(self, x: Tensor, expected: Sequence[Optional[int]], name: str = "input") -> None:
         """Raise ``ValueError`` naming the expected and the received shape (``None`` matches any size)."""

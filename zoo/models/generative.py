@@ -1,0 +1,539 @@
+"""Task bases of the zoo's generative models: autoencoders, VAEs and GANs, plus their offline sample quality.
+
+Pixel range: every generative model reads and returns images in [0, 1] (configure the MNIST datamodules with
+``normalize: false``). Networks with a tanh output work in [-1, 1] inside the model (:func:`to_tanh_range`,
+:func:`from_tanh_range`), so ``sample`` always returns images in the datamodule's [0, 1].
+
+- :class:`GenerativeModel`: ``sample(n, labels=None, generator=None) -> (n, C, H, W)``, reproducible for a given
+  ``torch.Generator``, and :meth:`GenerativeModel.evaluation_metrics` (Fréchet distance in a zoo classifier's
+  feature space, class shares or per-label accuracy of the samples), which ``zoo evaluate`` prints.
+- :class:`Autoencoder`: ``encode``/``decode`` and a reconstruction loss; samples decode codes drawn from a
+  Gaussian fitted to the training codes (running mean and std).
+- :class:`GAN`: manual optimization of two optimizers (Goodfellow et al., 2014, Algorithm 1): ``n_critic``
+  discriminator steps per generator step, optional gradient-norm clipping; subclasses change the loss
+  (:meth:`GAN.discriminator_loss`, :meth:`GAN.generator_loss`) or add a penalty (:meth:`GAN.penalty`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchvision.utils import make_grid, save_image
+
+from zoo.models.base import ZooModule
+
+
+def to_tanh_range(images: Tensor) -> Tensor:
+    """Images in [0, 1] to [-1, 1]."""
+    return images * 2 - 1
+
+
+def from_tanh_range(images: Tensor) -> Tensor:
+    """Images in [-1, 1] to [0, 1]."""
+    return (images + 1) / 2
+
+
+class GenerativeModel(ZooModule):
+    """Base of the generative models: the ``sample`` interface, label checks and the sample-quality metrics.
+
+    Args:
+        latent_dim: size of the code (autoencoders) or of the noise (GANs).
+        conditional: the model takes class labels (``sample`` then needs ``labels``).
+        num_classes: classes of the labels.
+        in_channels: image channels.
+        image_size: image height and width.
+        quality_classifier: the shipped zoo classifier whose penultimate layer measures the samples.
+        **kwargs: optimizer arguments of :class:`ZooModule`.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        conditional: bool = False,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 28,
+        quality_classifier: str = "lenet_mnist",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        hp = self.hparams
+        return (hp.in_channels, hp.image_size, hp.image_size)
+
+    def check_labels(self, labels: Optional[Tensor], n: int) -> Optional[Tensor]:
+        """``labels`` on the model's device if the model is conditional (``None`` otherwise), after checks."""
+        hp = self.hparams
+        if not hp.conditional:
+            if labels is not None:
+                raise ValueError(f"{type(self).__name__} is unconditional (conditional=False): pass no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"{type(self).__name__} is class-conditional: pass labels of shape ({n},) in "
+                             f"[0, {hp.num_classes})")
+        if labels.shape != (n,):
+            raise ValueError(f"{type(self).__name__} expects labels of shape ({n},), got {tuple(labels.shape)}")
+        if labels.min() < 0 or labels.max() >= hp.num_classes:
+            raise ValueError(f"labels must lie in [0, {hp.num_classes}), got values {labels.min()}..{labels.max()}")
+        return labels.long().to(self.device)
+
+    def one_hot(self, labels: Tensor) -> Tensor:
+        return F.one_hot(labels, self.hparams.num_classes).to(self.dtype)
+
+    def latent_noise(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Standard normal noise ``(n, latent_dim)``, drawn on the CPU (so a CPU generator fixes it everywhere)."""
+        return torch.randn(n, self.hparams.latent_dim, generator=generator).to(self.device, self.dtype)
+
+    def generate(self, noise: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Images ``(n, C, H, W)`` in [0, 1] from latent noise ``(n, latent_dim)``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement generate()")
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+        """``n`` images ``(n, C, H, W)`` in [0, 1]; ``labels`` ``(n,)`` picks their classes if conditional.
+
+        Runs in eval mode (batch norm uses its running statistics) and restores the mode; the same generator
+        state gives the same images.
+        """
+        labels = self.check_labels(labels, n)
+        was_training = self.training
+        self.eval()
+        images = self.generate(self.latent_noise(n, generator), labels)
+        self.train(was_training)
+        return images.float()
+
+    def evaluation_metrics(self, datamodule: L.LightningDataModule, num_samples: int = 10000,
+                           seed: int = 0) -> dict[str, float]:
+        """Sample quality against the datamodule's real test images (see :func:`sample_quality`)."""
+        return sample_quality(self, datamodule, self.hparams.quality_classifier, num_samples, seed)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """One sample per image of the batch (of the batch's labels when conditional)."""
+        x, y = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        return self.sample(len(x), labels=y if self.hparams.conditional else None)
+
+
+# ---------------------------------------------------------------------------------------------- autoencoders
+class Autoencoder(GenerativeModel):
+    """An encoder to a ``latent_dim`` code and a decoder back, trained on a reconstruction loss.
+
+    Subclasses build ``build_encoder`` (images -> codes ``(N, latent_dim)``) and ``build_decoder`` (codes ->
+    images ``(N, C, H, W)`` in [-1, 1], a tanh output). The loss is the mean squared error in [0, 1].
+    ``sample`` decodes codes drawn from N(code_mean, code_std^2), the running statistics of the training codes.
+    Logs ``train/loss``, ``val/loss``, ``test/loss``.
+    """
+
+    code_momentum: float = 0.01
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.encoder = self.build_encoder()
+        self.decoder = self.build_decoder()
+        self.register_buffer("code_mean", torch.zeros(self.hparams.latent_dim))
+        self.register_buffer("code_std", torch.ones(self.hparams.latent_dim))
+
+    def build_encoder(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_encoder()")
+
+    def build_decoder(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_decoder()")
+
+    def check_images(self, x: Tensor) -> None:
+        self.check_input(x, (None, *self.image_shape), name="images")
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Codes ``(N, latent_dim)`` of images ``x`` ``(N, C, H, W)`` in [0, 1]."""
+        self.check_images(x)
+        return self.encoder(to_tanh_range(x))
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Images ``(N, C, H, W)`` in [0, 1] of codes ``(N, latent_dim)``."""
+        return from_tanh_range(self.decoder(codes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction of ``x``."""
+        return self.decode(self.encode(x))
+
+    def generate(self, noise: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return self.decode(self.code_mean + self.code_std * noise)
+
+    @torch.no_grad()
+    def update_code_statistics(self, codes: Tensor) -> None:
+        m = self.code_momentum
+        self.code_mean.lerp_(codes.mean(0).to(self.code_mean.dtype), m)
+        self.code_std.lerp_(codes.std(0).to(self.code_std.dtype), m)
+
+    def losses(self, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """The loss terms of a batch; ``"loss"`` is optimized."""
+        codes = self.encode(x)
+        if self.training:
+            self.update_code_statistics(codes.detach().float())
+        return {"loss": F.mse_loss(self.decode(codes), x)}
+
+    def _step(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> Tensor:
+        x, _ = batch
+        terms = self.losses(x, batch_idx)
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value, on_step=stage == "train", on_epoch=True, prog_bar=name == "loss",
+                     batch_size=len(x))
+        return terms["loss"]
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, batch_idx, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, batch_idx, "test")
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) of each row, summed over the code (Kingma & Welling, 2014, app. B)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+
+
+class VariationalAutoencoder(Autoencoder):
+    """VAE (Kingma & Welling, 2014): the encoder gives ``(mu, logvar)`` ``(N, 2 * latent_dim)``, the decoder
+    Bernoulli logits.
+
+    Loss per image, in nats: ``BCE(decode(z), x)`` summed over the pixels plus ``KL(q(z|x) || N(0, I))``, with
+    ``z = mu + exp(logvar / 2) * eps`` (reparameterization), averaged over the batch (the PyTorch example's loss
+    divided by the number of images). Outside training, ``eps`` is drawn from a generator seeded by the batch
+    index, so validation and test losses are reproducible. ``encode`` returns ``mu``; ``sample`` decodes N(0, I).
+    Logs ``<stage>/loss``, ``<stage>/bce``, ``<stage>/kl``.
+    """
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of q(z | x), each ``(N, latent_dim)``."""
+        self.check_images(x)
+        return self.encoder(x).chunk(2, dim=1)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.posterior(x)[0]
+
+    def decode(self, codes: Tensor) -> Tensor:
+        return torch.sigmoid(self.decoder(codes))
+
+    def generate(self, noise: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return self.decode(noise)
+
+    def losses(self, x: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        mu, logvar = self.posterior(x)
+        if self.training:
+            eps = torch.randn_like(mu)
+        else:
+            eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(batch_idx)).to(mu)
+        z = mu + (0.5 * logvar).exp() * eps
+        logits = self.decoder(z)
+        bce = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
+        kl = gaussian_kl(mu.float(), logvar.float())
+        return {"loss": (bce + kl).mean(), "bce": bce.mean(), "kl": kl.mean()}
+
+
+# ---------------------------------------------------------------------------------------------- GANs
+def gradient_penalty(critic: Any, real: Tensor, fake: Tensor, mix: Optional[Tensor] = None) -> Tensor:
+    """WGAN-GP penalty (Gulrajani et al., 2017, Algorithm 1): ``mean((||grad critic(x_hat)||_2 - 1)^2)`` at
+    ``x_hat = mix * real + (1 - mix) * fake``, ``mix ~ U[0, 1]`` per image unless given ``(N,)``."""
+    if mix is None:
+        mix = torch.rand(len(real), device=real.device)
+    mix = mix.to(real.dtype).view(-1, *([1] * (real.ndim - 1)))
+    x_hat = (mix * real + (1 - mix) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+class GAN(GenerativeModel):
+    """Generative adversarial network trained with Lightning's manual optimization.
+
+    Every training batch makes one discriminator step; every ``n_critic``-th batch also one generator step.
+    Each step toggles its optimizer (the other network's parameters get no gradient), backpropagates with
+    ``manual_backward`` (so the precision plugin, e.g. ``bf16-mixed``, takes part) and clips gradient norms to
+    ``gradient_clip_norm`` when set. Subclasses build ``build_generator`` (noise ``(N, latent_dim)`` [plus
+    one-hot labels when conditional] -> images in [-1, 1]) and ``build_discriminator`` (images -> scores
+    ``(N, 1)``), and may change :meth:`discriminator_loss`, :meth:`generator_loss` and :meth:`penalty`.
+    The loss here is the non-saturating one of Goodfellow et al. (2014, section 3).
+
+    Known limit: a 2-process DDP fit on CPU (gloo) stalls after setup (with ``ddp`` it stops at once: unused
+    parameters in each step); see Lightning issues #20328 and #20866. Train GANs on one device for now.
+
+    Logs ``train/d_loss``, ``train/g_loss`` and, on fixed noise (seeded by the batch index), ``val/d_loss``,
+    ``val/g_loss``; the test figures are the sample-quality metrics. There is no model-selection metric: the zoo
+    checkpoint keeps the last epoch.
+
+    Args:
+        n_critic: discriminator steps per generator step.
+        gradient_clip_norm: clip each network's gradient norm to this (``None``: no clipping).
+        **kwargs: :class:`GenerativeModel` arguments (``latent_dim``, ``conditional``, optimizer, ...).
+    """
+
+    checkpoint_monitor = None
+    #: shipped weights hold only these modules' keys (the discriminator serves training only).
+    shipped_modules: tuple[str, ...] = ("generator",)
+
+    def __init__(self, n_critic: int = 1, gradient_clip_norm: Optional[float] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        self.automatic_optimization = False
+        self.generator = self.build_generator()
+        self.discriminator = self.build_discriminator()
+
+    def build_generator(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_generator()")
+
+    def build_discriminator(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_discriminator()")
+
+    # -------------------------------------------------------------- the two networks, in [-1, 1]
+    def generate_tanh(self, noise: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Generator images in [-1, 1]; a conditional model gets ``[noise, one_hot(labels)]``."""
+        if labels is not None:
+            noise = torch.cat([noise, self.one_hot(labels)], dim=1)
+        return self.generator(noise)
+
+    def discriminate(self, images: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """Scores ``(N, 1)`` of images in [-1, 1]; a conditional model gets ``[flat images, one_hot(labels)]``."""
+        if labels is not None:
+            images = torch.cat([images.flatten(1), self.one_hot(labels)], dim=1)
+        return self.discriminator(images)
+
+    def generate(self, noise: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return from_tanh_range(self.generate_tanh(noise, labels))
+
+    # -------------------------------------------------------------- losses
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        """``-log D(x) - log(1 - D(G(z)))``, as logits."""
+        return (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
+                + F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        """``-log D(G(z))`` (the non-saturating generator loss)."""
+        return F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
+
+    def penalty(self, real: Tensor, fake: Tensor, labels: Optional[Tensor]) -> Tensor:
+        """A term added to the discriminator loss (none here)."""
+        return real.new_zeros(())
+
+    def batch_losses(self, real: Tensor, labels: Optional[Tensor], noise: Tensor) -> tuple[Tensor, Tensor]:
+        """(d_loss, g_loss) of real images in [-1, 1] and one noise batch, without penalty (evaluation)."""
+        fake = self.generate_tanh(noise, labels)
+        fake_scores = self.discriminate(fake, labels)
+        d_loss = self.discriminator_loss(self.discriminate(real, labels), fake_scores)
+        return d_loss, self.generator_loss(fake_scores)
+
+    # -------------------------------------------------------------- training
+    def configure_optimizers(self) -> Any:
+        """One optimizer per network, both from the hyperparameters: ``[discriminator's, generator's]``."""
+        return [self.build_optimizer(network.parameters()) for network in (self.discriminator, self.generator)]
+
+    def _optimizer_step(self, optimizer: Any, loss: Tensor) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_norm,
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        real = to_tanh_range(x)
+        labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
+        d_optimizer, g_optimizer = self.optimizers()
+
+        self.toggle_optimizer(d_optimizer)
+        with torch.no_grad():
+            fake = self.generate_tanh(self.latent_noise(len(x)), labels)
+        d_loss = self.discriminator_loss(self.discriminate(real, labels), self.discriminate(fake, labels))
+        d_loss = d_loss + self.penalty(real, fake, labels)
+        self._optimizer_step(d_optimizer, d_loss)
+        self.untoggle_optimizer(d_optimizer)
+        self.log("train/d_loss", d_loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+
+        if (batch_idx + 1) % self.hparams.n_critic == 0:
+            self.toggle_optimizer(g_optimizer)
+            fake = self.generate_tanh(self.latent_noise(len(x)), labels)
+            g_loss = self.generator_loss(self.discriminate(fake, labels))
+            self._optimizer_step(g_optimizer, g_loss)
+            self.untoggle_optimizer(g_optimizer)
+            self.log("train/g_loss", g_loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> None:
+        x, y = batch
+        labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
+        noise = self.latent_noise(len(x), torch.Generator().manual_seed(batch_idx))
+        d_loss, g_loss = self.batch_losses(to_tanh_range(x), labels, noise)
+        self.log(f"{stage}/d_loss", d_loss, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log(f"{stage}/g_loss", g_loss, on_epoch=True, batch_size=len(x))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Logs nothing: the shipped weights hold only the generator, so losses that need the discriminator
+        could not be re-measured from them. A GAN's test figures are its sample quality
+        (:meth:`evaluation_metrics`, which ``zoo export`` and ``zoo evaluate`` add)."""
+
+
+# ---------------------------------------------------------------------------------------------- quality
+class ClassifierFeatures(nn.Module):
+    """The penultimate layer of a zoo classifier whose ``network`` is an ``nn.Sequential`` ending in a Linear,
+    on images in [0, 1] (normalized here with the classifier's datamodule mean and std).
+
+    ``num_features`` tells torchmetrics' FrechetInceptionDistance the feature size.
+    """
+
+    def __init__(self, classifier: nn.Module, mean: float = 0.0, std: float = 1.0) -> None:
+        super().__init__()
+        network = getattr(classifier, "network", None)
+        if not isinstance(network, nn.Sequential) or not isinstance(network[-1], nn.Linear):
+            raise ValueError(f"{type(classifier).__name__} has no nn.Sequential `network` ending in nn.Linear; "
+                             f"pick a zoo classifier such as lenet_mnist")
+        self.body = network[:-1]
+        self.head = network[-1]
+        self.num_features = network[-1].in_features
+        self.mean, self.std = mean, std
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.body((images.float() - self.mean) / self.std)
+
+    def predict(self, images: Tensor) -> Tensor:
+        """Predicted classes ``(N,)``."""
+        return self.head(self(images)).argmax(dim=1)
+
+
+def load_feature_classifier(entry_name: str) -> ClassifierFeatures:
+    """The shipped classifier ``entry_name`` as a feature extractor on [0, 1] images."""
+    from zoo import hub
+
+    classifier = hub.load(entry_name)
+    datamodule = hub.build_datamodule(entry_name)
+    normalized = getattr(datamodule.hparams, "normalize", False)
+    mean, std = (datamodule.mean, datamodule.std) if normalized else (0.0, 1.0)
+    return ClassifierFeatures(classifier, mean, std).eval()
+
+
+def real_images(datamodule: L.LightningDataModule, split: str) -> Tensor:
+    """All images of the ``"train"`` or ``"test"`` split of an MNIST-family datamodule, in [0, 1]."""
+    if getattr(datamodule.hparams, "normalize", False):
+        raise ValueError("generative models read images in [0, 1]: build the datamodule with normalize=False")
+    datamodule.setup("fit" if split == "train" else "test")
+    return getattr(datamodule, f"{split}_set").images
+
+
+@torch.no_grad()
+def sample_quality(model: GenerativeModel, datamodule: L.LightningDataModule, classifier_entry: str,
+                   num_samples: int = 10000, seed: int = 0, batch_size: int = 500) -> dict[str, float]:
+    """Fréchet distance and class statistics of ``num_samples`` samples (seed ``seed``).
+
+    The Fréchet distance (torchmetrics' FrechetInceptionDistance with the classifier's penultimate layer as
+    the feature) is measured against the real test images. Beside it, as a floor, the distance of the first
+    ``num_samples`` real training images, and as a weak reference, Gaussian noise with the test images'
+    per-pixel mean and std (clipped to [0, 1]). Keys, with ``<c>`` the classifier's name (``lenet`` for
+    ``lenet_mnist``): ``test/fd_<c>``, ``test/fd_<c>_train_floor``, ``test/fd_<c>_noise``; unconditional
+    models: ``test/class_share_<k>`` (share of samples the classifier puts in class k), ``test/class_share_min``,
+    ``test/class_share_max``; conditional models (``num_samples / num_classes`` per label):
+    ``test/label_acc`` and ``test/label_acc_<k>``.
+    """
+    features = load_feature_classifier(classifier_entry).to(model.device)
+    tag = classifier_entry.split("_")[0]
+    fd = FrechetInceptionDistance(feature=features, reset_real_features=False).to(model.device)
+    test_images = real_images(datamodule, "test")
+    for chunk in test_images.split(batch_size):
+        fd.update(chunk.to(model.device), real=True)
+
+    def distance(images_in_batches: Any) -> float:
+        fd.reset()
+        for chunk in images_in_batches:
+            fd.update(chunk.to(model.device), real=False)
+        return float(fd.compute())
+
+    generator = torch.Generator().manual_seed(seed)
+    num_classes = model.hparams.num_classes
+    labels = None
+    if model.hparams.conditional:
+        labels = torch.arange(num_classes).repeat_interleave(num_samples // num_classes)
+    count = len(labels) if labels is not None else num_samples
+    samples = torch.cat([
+        model.sample(len(part), labels=None if labels is None else part, generator=generator).cpu()
+        for part in (labels.split(batch_size) if labels is not None else torch.arange(count).split(batch_size))
+    ])
+    metrics = {f"test/fd_{tag}": distance(samples.split(batch_size))}
+    train_images = real_images(datamodule, "train")[:num_samples]
+    metrics[f"test/fd_{tag}_train_floor"] = distance(train_images.split(batch_size))
+    mean, std = test_images.mean(0), test_images.std(0)
+    noise_generator = torch.Generator().manual_seed(seed + 1)
+    noise = (mean + std * torch.randn(num_samples, *mean.shape, generator=noise_generator)).clamp(0, 1)
+    metrics[f"test/fd_{tag}_noise"] = distance(noise.split(batch_size))
+
+    predicted = torch.cat([features.predict(chunk.to(model.device)).cpu() for chunk in samples.split(batch_size)])
+    if labels is None:
+        shares = torch.bincount(predicted, minlength=num_classes).double() / len(predicted)
+        metrics.update({f"test/class_share_{k}": float(s) for k, s in enumerate(shares)})
+        metrics["test/class_share_min"] = float(shares.min())
+        metrics["test/class_share_max"] = float(shares.max())
+    else:
+        correct = (predicted == labels).double()
+        metrics["test/label_acc"] = float(correct.mean())
+        for k in range(num_classes):
+            metrics[f"test/label_acc_{k}"] = float(correct[labels == k].mean())
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------- pictures
+class SampleGridCallback(L.Callback):
+    """Writes a grid of samples from a fixed noise batch after every ``every_n_epochs`` training epochs.
+
+    The same generator seed is used every time, so successive grids show the same noise decoded by the
+    model as it trains. Conditional models get one row per class. The PNG goes to
+    ``<dirpath>/epoch=<E>.png`` (``dirpath`` defaults to ``<trainer.log_dir>/samples``) and to TensorBoard
+    (``add_image``) when a TensorBoard logger is attached.
+
+    Args:
+        dirpath: where to write the PNG files.
+        per_row: samples per row (and per class for conditional models).
+        rows: rows of an unconditional grid.
+        seed: seed of the fixed noise batch.
+        every_n_epochs: write a grid every this many epochs.
+    """
+
+    def __init__(self, dirpath: Optional[str] = None, per_row: int = 8, rows: int = 8, seed: int = 0,
+                 every_n_epochs: int = 1) -> None:
+        super().__init__()
+        if min(per_row, rows, every_n_epochs) < 1:
+            raise ValueError(f"per_row, rows and every_n_epochs must be >= 1, got {per_row}, {rows}, "
+                             f"{every_n_epochs}")
+        self.dirpath, self.per_row, self.rows = dirpath, per_row, rows
+        self.seed, self.every_n_epochs = seed, every_n_epochs
+        self.written: list[Path] = []
+
+    def grid(self, model: GenerativeModel) -> Tensor:
+        """The grid image ``(3, H', W')`` of the fixed noise batch."""
+        labels = None
+        if model.hparams.conditional:
+            labels = torch.arange(model.hparams.num_classes).repeat_interleave(self.per_row)
+        n = len(labels) if labels is not None else self.per_row * self.rows
+        samples = model.sample(n, labels=labels, generator=torch.Generator().manual_seed(self.seed))
+        return make_grid(samples.cpu(), nrow=self.per_row, padding=2, pad_value=0.5)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs or not trainer.is_global_zero:
+            return
+        image = self.grid(pl_module)
+        directory = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "samples")
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"epoch={trainer.current_epoch:03d}.png"
+        save_image(image, path)
+        self.written.append(path)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples (fixed noise)", image, global_step=trainer.global_step)

@@ -1,0 +1,223 @@
+"""Chapter 6 of "深度学习入门之PyTorch" (Liao Xingyu, 2017): autoencoders, the VAE and the GAN family.
+
+Each model is one small class on the bases of :mod:`zoo.models.generative` (which documents the pixel range:
+images in [0, 1] in and out; tanh networks work in [-1, 1] inside).
+
+- :class:`MLPAutoencoder` (section 6.2): 784-128-64-12-3, mirrored, ReLU, tanh output.
+- :class:`ConvAutoencoder` (section 6.2): the book's strided convolutions to an 8x2x2 code and back.
+- :class:`VAE` (section 6.3): 784-400-20 (Kingma & Welling, 2014, as in the PyTorch example).
+- :class:`MLPGAN` (section 6.4): D 784-256-256-1 LeakyReLU 0.2, G 96-1024-1024-784 tanh (Goodfellow et al., 2014).
+- :class:`LSGAN`: the same nets with the least-squares loss (Mao et al., 2017, eq. 9 with a=0, b=c=1).
+- :class:`DCGAN` (section 6.4): the book's convolutional D and G (Radford et al., 2016).
+- :class:`WGANGP`: the DCGAN nets as critic (no sigmoid) and generator, gradient penalty 10, n_critic 5
+  (Gulrajani et al., 2017, Algorithm 1).
+- :class:`ConditionalGAN`: the MLP nets with the one-hot label appended to the noise and to the image
+  (Mirza & Osindero, 2014).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from torch import Tensor, nn
+
+from zoo.models.generative import GAN, Autoencoder, VariationalAutoencoder, gradient_penalty
+
+
+def mlp(sizes: list[int], activation: Any = nn.ReLU) -> list[nn.Module]:
+    """Linear layers of the given sizes with ``activation()`` between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return layers
+
+
+class MLPAutoencoder(Autoencoder):
+    """Fully connected autoencoder: encoder ``hidden``, code ``latent_dim``, decoder mirrored, tanh output.
+
+    Args:
+        hidden: encoder hidden sizes after the input (the book: 128, 64, 12).
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = (128, 64, 12), latent_dim: int = 3, **kwargs: Any) -> None:
+        super().__init__(latent_dim=latent_dim, **kwargs)
+
+    def sizes(self) -> list[int]:
+        c, h, w = self.image_shape
+        return [c * h * w, *self.hparams.hidden, self.hparams.latent_dim]
+
+    def build_encoder(self) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), *mlp(self.sizes()))
+
+    def build_decoder(self) -> nn.Module:
+        return nn.Sequential(*mlp(self.sizes()[::-1]), nn.Tanh(), nn.Unflatten(1, self.image_shape))
+
+
+class ConvAutoencoder(Autoencoder):
+    """The book's convolutional autoencoder for 28x28 images: code 8x2x2 (``latent_dim`` 32), tanh output."""
+
+    def __init__(self, latent_dim: int = 32, **kwargs: Any) -> None:
+        super().__init__(latent_dim=latent_dim, **kwargs)
+        if latent_dim != 32 or self.hparams.image_size != 28:
+            raise ValueError(f"ConvAutoencoder's layers fit 28x28 images and a 32-unit code, got image_size="
+                             f"{self.hparams.image_size}, latent_dim={latent_dim}")
+
+    def build_encoder(self) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(self.hparams.in_channels, 16, 3, stride=3, padding=1), nn.ReLU(),  # 16x10x10
+            nn.MaxPool2d(2, stride=2),  # 16x5x5
+            nn.Conv2d(16, 8, 3, stride=2, padding=1), nn.ReLU(),  # 8x3x3
+            nn.MaxPool2d(2, stride=1),  # 8x2x2
+            nn.Flatten(),
+        )
+
+    def build_decoder(self) -> nn.Module:
+        return nn.Sequential(
+            nn.Unflatten(1, (8, 2, 2)),
+            nn.ConvTranspose2d(8, 16, 3, stride=2), nn.ReLU(),  # 16x5x5
+            nn.ConvTranspose2d(16, 8, 5, stride=3, padding=1), nn.ReLU(),  # 8x15x15
+            nn.ConvTranspose2d(8, self.hparams.in_channels, 2, stride=2, padding=1), nn.Tanh(),  # 1x28x28
+        )
+
+
+class VAE(VariationalAutoencoder):
+    """784-400-(20 mu, 20 logvar) encoder, 20-400-784 decoder of Bernoulli logits, ReLU.
+
+    Args:
+        hidden: the hidden layer size of encoder and decoder.
+    """
+
+    def __init__(self, hidden: int = 400, latent_dim: int = 20, **kwargs: Any) -> None:
+        super().__init__(latent_dim=latent_dim, **kwargs)
+
+    def build_encoder(self) -> nn.Module:
+        c, h, w = self.image_shape
+        return nn.Sequential(nn.Flatten(), *mlp([c * h * w, self.hparams.hidden, 2 * self.hparams.latent_dim]))
+
+    def build_decoder(self) -> nn.Module:
+        c, h, w = self.image_shape
+        return nn.Sequential(*mlp([self.hparams.latent_dim, self.hparams.hidden, c * h * w]),
+                             nn.Unflatten(1, self.image_shape))
+
+
+class MLPGAN(GAN):
+    """Fully connected GAN: D ``784 -> d_hidden -> 1`` with LeakyReLU 0.2, G ``latent_dim -> g_hidden -> 784``
+    with ReLU and a tanh output. A conditional model's nets take ``num_classes`` more inputs.
+
+    Args:
+        d_hidden: discriminator hidden sizes.
+        g_hidden: generator hidden sizes.
+    """
+
+    def __init__(self, d_hidden: tuple[int, ...] = (256, 256), g_hidden: tuple[int, ...] = (1024, 1024),
+                 latent_dim: int = 96, **kwargs: Any) -> None:
+        super().__init__(latent_dim=latent_dim, **kwargs)
+
+    def label_inputs(self) -> int:
+        return self.hparams.num_classes if self.hparams.conditional else 0
+
+    def build_generator(self) -> nn.Module:
+        c, h, w = self.image_shape
+        sizes = [self.hparams.latent_dim + self.label_inputs(), *self.hparams.g_hidden, c * h * w]
+        return nn.Sequential(*mlp(sizes), nn.Tanh(), nn.Unflatten(1, self.image_shape))
+
+    def build_discriminator(self) -> nn.Module:
+        c, h, w = self.image_shape
+        sizes = [c * h * w + self.label_inputs(), *self.hparams.d_hidden, 1]
+        return nn.Sequential(nn.Flatten(), *mlp(sizes, lambda: nn.LeakyReLU(0.2)))
+
+
+def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """``1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]``."""
+    return 0.5 * (real_scores - 1).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
+
+
+def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
+    """``1/2 E[(D(G(z)) - 1)^2]``."""
+    return 0.5 * (fake_scores - 1).pow(2).mean()
+
+
+class LSGAN(MLPGAN):
+    """Least-squares GAN: :func:`least_squares_d_loss` and :func:`least_squares_g_loss`."""
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return least_squares_d_loss(real_scores, fake_scores)
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        return least_squares_g_loss(fake_scores)
+
+
+class ConditionalGAN(MLPGAN):
+    """Class-conditional MLP GAN: G gets ``[z, one_hot(y)]``, D gets ``[flattened x, one_hot(y)]``.
+
+    Args:
+        least_squares: train with the least-squares losses of :class:`LSGAN` instead of the cross-entropy ones
+            (with the cross-entropy loss the shipped config's run collapsed to one digit for every label).
+    """
+
+    def __init__(self, conditional: bool = True, least_squares: bool = False, **kwargs: Any) -> None:
+        if not conditional:
+            raise ValueError("ConditionalGAN is class-conditional: use MLPGAN for conditional=False")
+        super().__init__(conditional=True, **kwargs)
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        if self.hparams.least_squares:
+            return least_squares_d_loss(real_scores, fake_scores)
+        return super().discriminator_loss(real_scores, fake_scores)
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        if self.hparams.least_squares:
+            return least_squares_g_loss(fake_scores)
+        return super().generator_loss(fake_scores)
+
+
+class DCGAN(GAN):
+    """The book's DCGAN for 28x28 images.
+
+    D: Conv(1, 32, 5) LeakyReLU 0.01, MaxPool 2, Conv(32, 64, 5) LeakyReLU 0.01, MaxPool 2, Linear 1024 -> 1024
+    LeakyReLU 0.01 -> 1. G: ``latent_dim`` -> 1024 ReLU BN -> 7*7*128 ReLU BN, ConvT(128, 64, 4, 2, 1) ReLU BN,
+    ConvT(64, 1, 4, 2, 1) tanh.
+    """
+
+    def __init__(self, latent_dim: int = 96, **kwargs: Any) -> None:
+        super().__init__(latent_dim=latent_dim, **kwargs)
+        if self.hparams.image_size != 28 or self.hparams.conditional:
+            raise ValueError("DCGAN's nets fit unconditional 28x28 images: set image_size=28, conditional=false")
+
+    def build_generator(self) -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(self.hparams.latent_dim, 1024), nn.ReLU(), nn.BatchNorm1d(1024),
+            nn.Linear(1024, 7 * 7 * 128), nn.ReLU(), nn.BatchNorm1d(7 * 7 * 128),
+            nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(64),
+            nn.ConvTranspose2d(64, self.hparams.in_channels, 4, stride=2, padding=1), nn.Tanh(),
+        )
+
+    def build_discriminator(self) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(self.hparams.in_channels, 32, 5), nn.LeakyReLU(0.01), nn.MaxPool2d(2),  # 32x12x12
+            nn.Conv2d(32, 64, 5), nn.LeakyReLU(0.01), nn.MaxPool2d(2),  # 64x4x4
+            nn.Flatten(), nn.Linear(1024, 1024), nn.LeakyReLU(0.01), nn.Linear(1024, 1),
+        )
+
+
+class WGANGP(DCGAN):
+    """WGAN-GP on the DCGAN nets: critic ``E[D(G(z))] - E[D(x)] + lambda * GP``, generator ``-E[D(G(z))]``.
+
+    Args:
+        penalty_weight: lambda of the gradient penalty (10 in the paper).
+    """
+
+    def __init__(self, penalty_weight: float = 10.0, n_critic: int = 5, **kwargs: Any) -> None:
+        super().__init__(n_critic=n_critic, **kwargs)
+
+    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return fake_scores.mean() - real_scores.mean()
+
+    def generator_loss(self, fake_scores: Tensor) -> Tensor:
+        return -fake_scores.mean()
+
+    def penalty(self, real: Tensor, fake: Tensor, labels: Optional[Tensor]) -> Tensor:
+        return self.hparams.penalty_weight * gradient_penalty(lambda x: self.discriminate(x, labels), real, fake)
