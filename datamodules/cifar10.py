@@ -51,13 +51,19 @@ class LocalCIFAR10(datasets.CIFAR10):
     """
 
     def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+        return batch_files_present(Path(self.root) / self.base_folder)
 
     def _load_meta(self) -> None:
         path = Path(self.root) / self.base_folder / self.meta["filename"]
         self.classes = list(_unpickle(path)[self.meta["key"]]) if path.is_file() else list(CIFAR10_CLASSES)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+def batch_files_present(folder: Path, train: Optional[bool] = None) -> bool:
+    """Whether ``folder`` holds the training (``train=True``), test (``False``) or all (``None``) batch files."""
+    parts = {True: LocalCIFAR10.train_list, False: LocalCIFAR10.test_list}
+    names = [name for part in ([True, False] if train is None else [train]) for name, _ in parts[part]]
+    return all((folder / name).is_file() for name in names)
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -204,7 +210,7 @@ class CIFAR10DataModule(SplitLoaders):
         )
 
     def prepare_data(self) -> None:
-        if self.hparams.download and not LocalCIFAR10(str(self.root), download=False)._check_integrity():
+        if self.hparams.download and not batch_files_present(self.root / LocalCIFAR10.base_folder):
             try:
                 LocalCIFAR10(str(self.root), train=True, download=True)
             except Exception as err:  # network failures come in many types
@@ -214,7 +220,7 @@ class CIFAR10DataModule(SplitLoaders):
         """uint8 images ``(N, 3, 32, 32)`` and labels of one part, read by torchvision's CIFAR-10 reader."""
         folder = self.root / LocalCIFAR10.base_folder
         names = [name for name, _ in (LocalCIFAR10.train_list if train else LocalCIFAR10.test_list)]
-        if not all((folder / name).is_file() for name in names):
+        if not batch_files_present(folder, train):
             raise self._missing_error()
         try:
             dataset = LocalCIFAR10(str(self.root), train=train)
