@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,13 +44,55 @@ def test_entry_yaml_path_and_name_are_the_same_run():
 
 def test_unknown_entry_lists_known_ones():
     proc = run_zoo("fit", "-c", "no_such_model")
-    assert proc.returncode != 0
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no zoo entry named 'no_such_model'" in proc.stderr and "lenet_mnist_mini" in proc.stderr
+
+
+def test_misspelt_entry_suggests_the_nearest_names_in_one_message():
+    proc = run_zoo("fit", "-c", "lenet_mnst")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("zoo fit: error: no zoo entry named 'lenet_mnst'; did you mean 'lenet_mnist'")
+    debug = run_zoo("fit", "-c", "lenet_mnst", env={"ZOO_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "UnknownEntryError" in debug.stderr
+
+
+def test_missing_dataset_is_one_message_with_status_2(tmp_path):
+    proc = run_zoo("fit", "-c", "lenet_mnist", "--trainer.logger", "false",
+                   "--trainer.default_root_dir", str(tmp_path), env={"ZOO_DATA_DIR": str(tmp_path / "none")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"MNIST not found in {tmp_path / 'none' / 'MNIST' / 'raw'}" in proc.stderr
+    assert "How to fix" in proc.stderr and "ZOO_DEBUG=1" in proc.stderr
 
 
 def test_bad_config_key_is_named():
     proc = run_zoo("fit", "-c", "lenet_mnist_mini", "--model.init_args.hiden", "3", "--print_config")
-    assert proc.returncode != 0 and "hiden" in proc.stderr
+    assert proc.returncode == 2 and "hiden" in proc.stderr
+    assert "zoo fit: error:" in proc.stderr and "zoo fit --help" in proc.stderr
+    assert len(proc.stderr.splitlines()) < 20  # the message, not LightningCLI's 60 lines of usage
+
+
+def test_wrong_input_shape_is_a_deliberate_error_and_a_library_failure_is_not():
+    from zoo import errors
+    from zoo.models import LeNet
+
+    with pytest.raises(ValueError) as shape_error:
+        LeNet()(torch.zeros(2, 3, 28, 28))
+    assert errors.is_deliberate(shape_error.value) and "expects input of shape (N, 1, 28, 28)" in str(shape_error.value)
+    with pytest.raises(RuntimeError) as library_error:
+        torch.zeros(2).view(3)
+    assert not errors.is_deliberate(library_error.value)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["models"], ["evaluate", "--help"], ["export", "--help"]])
+def test_light_subcommands_start_without_torch_or_lightning(argv):
+    code = (
+        "import sys\nfrom zoo.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'torchvision') if m in sys.modules)\n"
+        "print('heavy modules:', heavy)\n" % (argv,)
+    )
+    proc = ok(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60))
+    assert "heavy modules: []" in proc.stdout
 
 
 def test_models_lists_entries():

@@ -83,5 +83,5 @@ def test_entry_without_weights_and_unknown_entry(tmp_path, monkeypatch):
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
     with pytest.raises(CheckpointError, match="ships no weights"):
         zoo.load("lenet_mnist_mini")
-    with pytest.raises(registry.UnknownEntryError, match="known entries"):
+    with pytest.raises(registry.UnknownEntryError, match="no zoo entry named 'nope'; known entries"):
         zoo.load("nope")
