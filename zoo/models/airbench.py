@@ -262,9 +262,11 @@ class AirbenchNet(ImageClassifier):
                 value.copy_(slow)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         if self._lookahead is not None:
             checkpoint["lookahead"] = {k: v.cpu() for k, v in self._lookahead.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         if "lookahead" in checkpoint:
             self._lookahead = {k: v.to(self.device) for k, v in checkpoint["lookahead"].items()}

@@ -9,6 +9,7 @@ method: ``build_network``, ``loss`` or ``configure_optimizers``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
 
@@ -16,7 +17,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanSquaredError
+from torchmetrics import MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -57,6 +58,88 @@ class ZooModule(L.LightningModule):
                 f"nesterov=True needs momentum > 0, got momentum={momentum}; set momentum (e.g. 0.9) or nesterov=False"
             )
         self.save_hyperparameters()
+        self._epoch_metrics: dict[str, dict[str, tuple[Metric, bool]]] = {}
+        self._train_sums: dict[str, tuple[Tensor, int, bool]] = {}
+        self._next_step_log: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ cheap logging
+    # Lightning's ``self.log`` costs about 0.4 ms a call on a CPU (it moves its stored result to the device on
+    # every call), a tenth of a LeNet step; the two methods below log the same values with fewer calls.
+
+    #: seconds between the progress bar's step values of ``log_train_step`` (the logger's steps always get theirs).
+    step_log_interval: float = 0.25
+
+    def log_train_step(self, name: str, value: Tensor, batch_size: int, prog_bar: bool = True) -> None:
+        """In a training step, what ``self.log(name, value, on_step=True, on_epoch=True, prog_bar=...)`` logs.
+
+        ``<name>_epoch``, the epoch mean weighted by batch size (Lightning's reduction), is summed here and logged
+        when the epoch ends, with ``<name>`` (the epoch value, for callbacks) as before. ``<name>_step`` goes
+        through ``self.log`` only on the steps where someone sees it: those whose step metrics Lightning writes to
+        the logger (every ``trainer.log_every_n_steps``; every step under ``fast_dev_run``), and for the progress
+        bar at most every ``step_log_interval`` seconds.
+        """
+        trainer = self.trainer
+        if not self.automatic_optimization:  # manual optimization counts steps per optimizer: log as Lightning does
+            self.log(name, value, on_step=True, on_epoch=True, prog_bar=prog_bar, batch_size=batch_size)
+            return
+        value = value.detach()
+        total, count, _ = self._train_sums.get(name, (0.0, 0, prog_bar))
+        self._train_sums[name] = (value * batch_size + total, count + batch_size, prog_bar)
+        every = trainer.log_every_n_steps
+        logger_step = every > 0 and (trainer.global_step + 1) % every == 0
+        now = time.monotonic()
+        if logger_step or trainer.fast_dev_run or now >= self._next_step_log.get(name, 0.0):
+            self._next_step_log[name] = now + self.step_log_interval
+            self.log(f"{name}_step", value, on_step=True, on_epoch=False, prog_bar=prog_bar, batch_size=batch_size)
+
+    def _log_train_epoch_means(self) -> None:
+        for name, (total, count, prog_bar) in self._train_sums.items():
+            mean = total / count
+            self.log(f"{name}_epoch", mean, on_step=False, on_epoch=True, prog_bar=prog_bar)
+            self.log(name, mean, on_step=False, on_epoch=True, logger=False)
+        self._train_sums.clear()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A mid-epoch checkpoint keeps the epoch sums of :meth:`log_train_step`, so a resumed epoch logs the same
+        ``<name>_epoch`` values as an uninterrupted one."""
+        checkpoint["zoo_train_sums"] = {name: (total, count, prog_bar)
+                                        for name, (total, count, prog_bar) in self._train_sums.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._train_sums = dict(checkpoint.get("zoo_train_sums", {}))
+
+    def log_loss(self, stage: str, name: str, value: Tensor, batch_size: int, prog_bar: bool = True) -> None:
+        """``<stage>/<name>``: per step and per epoch in training (:meth:`log_train_step`), per epoch otherwise."""
+        if stage == "train":
+            self.log_train_step(f"train/{name}", value, batch_size, prog_bar=prog_bar)
+        else:
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, prog_bar=prog_bar, batch_size=batch_size)
+
+    # ------------------------------------------------------------------ epoch-level metrics
+    def update_epoch_metric(self, stage: str, name: str, metric: Metric, *args: Any, prog_bar: bool = True) -> None:
+        """Add this batch to ``metric``; it is logged once, as ``<stage>/<name>``, when the stage's epoch ends.
+
+        The same value as ``self.log(name, metric, on_step=False, on_epoch=True)`` in every step, without the cost:
+        Lightning moves a logged torchmetrics object to the device on every ``self.log`` call (about 0.5 ms on a
+        CPU, a tenth of a LeNet step), and ``metric(...)`` would compute a batch value nobody reads.
+        """
+        metric.update(*args)
+        self._epoch_metrics.setdefault(stage, {})[name] = (metric, prog_bar)
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        """Log (Lightning then computes and resets) the metrics that ``update_epoch_metric`` updated in ``stage``."""
+        for name, (metric, prog_bar) in self._epoch_metrics.pop(stage, {}).items():
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=prog_bar)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train_epoch_means()
+        self.log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_metrics("test")
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
@@ -130,10 +213,8 @@ class Classifier(ZooModule):
         x, y = batch
         logits = self(x)
         loss = self.loss(logits, y)
-        accuracy(logits.detach(), y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.update_epoch_metric(stage, "acc", accuracy, logits.detach(), y)
+        self.log_loss(stage, "loss", loss, len(y))
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -203,11 +284,11 @@ class Regressor(ZooModule):
         x, y = batch
         prediction = self(x)
         loss = self.loss(prediction, y)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log_loss(stage, "loss", loss, len(y))
         if stage != "train":
             rmse = self.val_rmse if stage == "val" else self.test_rmse
-            rmse(self.to_target_unit(prediction.detach()), self.to_target_unit(y))
-            self.log(f"{stage}/rmse", rmse, on_epoch=True, prog_bar=True, batch_size=len(y))
+            self.update_epoch_metric(stage, "rmse", rmse, self.to_target_unit(prediction.detach()),
+                                     self.to_target_unit(y))
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -125,8 +125,7 @@ class ConvLSTMForecaster(ZooModule):
         inputs, target = batch
         logits = self(inputs)
         loss = self.loss(logits, target)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=len(inputs))
+        self.log_loss(stage, "loss", loss, len(inputs))
         return logits, loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -151,6 +150,7 @@ class ConvLSTMForecaster(ZooModule):
             self.log(f"test/ssim{name}", ssim, batch_size=len(inputs))
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         metrics = self.trainer.callback_metrics
         rows = [f"{'':<12}{'ce_per_seq':>12}{'mse/frame':>12}{'ssim':>8}"]
         for name, label in zip(PREDICTORS, ("model", "copy-last", "mean-frame")):

@@ -183,8 +183,7 @@ class Autoencoder(GenerativeModel):
         x, _ = batch
         terms = self.losses(x, batch_idx)
         for name, value in terms.items():
-            self.log(f"{stage}/{name}", value, on_step=stage == "train", on_epoch=True, prog_bar=name == "loss",
-                     batch_size=len(x))
+            self.log_loss(stage, name, value, len(x), prog_bar=name == "loss")
         return terms["loss"]
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

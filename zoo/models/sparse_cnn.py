@@ -192,4 +192,5 @@ class SparseCNN(DenseCNN):
             layer.duty_cycles.copy_(values)
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         decay_boost_strength(self)

@@ -35,6 +35,7 @@ class LogsDataBaselines:
     """Mixin: at the end of testing, log ``test/<name>`` for each entry of ``datamodule.baselines("test")``."""
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()  # type: ignore[misc]  (the task base logs its epoch metrics)
         baselines = getattr(datamodule_of(self), "baselines", None)
         for name, value in (baselines("test") if callable(baselines) else {}).items():
             self.log(f"test/{name}", float(value))
@@ -79,9 +80,12 @@ class LSTMForecaster(LogsDataBaselines, Regressor):
         if scale is not None:
             self.scale.fill_(float(scale))
 
+    def input_shape(self) -> tuple[Optional[int], ...]:
+        return (None, self.hparams.look_back, 1)
+
     def forward(self, window: Tensor) -> Tensor:
         """Scaled forecast ``(N,)`` of the month after each ``window`` ``(N, look_back, 1)``."""
-        self.check_input(window, (None, self.hparams.look_back, 1), "window")
+        self.check_input(window, self.input_shape(), "window")
         last = window[:, -1:, :]
         inputs = window - last if self.hparams.predict_change else window
         output = self.head(self.lstm(inputs)[0][:, -1]).squeeze(-1)
@@ -171,8 +175,7 @@ class NGramLanguageModel(LogsDataBaselines, Classifier):
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, accuracy: MulticlassAccuracy) -> Tensor:
         loss = super()._shared_step(batch, stage, accuracy)
         perplexity = getattr(self, f"{stage}_perplexity")
-        perplexity.update(loss.detach(), weight=len(batch[1]))
-        self.log(f"{stage}/perplexity", perplexity, on_step=False, on_epoch=True, batch_size=len(batch[1]))
+        self.update_epoch_metric(stage, "perplexity", perplexity, loss.detach(), len(batch[1]), prog_bar=False)
         return loss
 
     @torch.no_grad()

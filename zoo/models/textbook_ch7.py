@@ -381,9 +381,8 @@ class TransferClassifier(ImageClassifier):
         x, y, paths = batch
         logits = self(x, paths if stage in ("train", "val") else None)  # test: features recomputed from pixels
         loss = self.loss(logits, y)
-        accuracy(logits.detach(), y)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.update_epoch_metric(stage, "acc", accuracy, logits.detach(), y)
+        self.log_loss(stage, "loss", loss, len(y))
         return loss
 
     def predict_step(self, batch: Sequence[Any], batch_idx: int) -> Tensor:
@@ -392,9 +391,11 @@ class TransferClassifier(ImageClassifier):
         return self(batch[0]).softmax(-1)
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         if self.frozen:
             self.save_feature_cache()
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if self.frozen:
             self.save_feature_cache()

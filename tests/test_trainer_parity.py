@@ -1,0 +1,78 @@
+"""The `zoo fit` path trains the same weights as a hand-written loop (scripts/benchmark_trainer.py's), so the
+speed figures of that benchmark compare the same computation, and the zoo's logging changes no numerics."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import sys
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import benchmark_trainer as bench  # noqa: E402
+
+
+@pytest.mark.parametrize("entry", ["lenet_mnist", "cnn_mnist", "sparse_cnn2_mnist", "lstm_airline"])
+def test_zoo_fit_path_and_plain_loop_give_the_same_weights(entry, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    cli = bench.build_zoo_fit(entry, 16, str(tmp_path), ["--trainer.enable_progress_bar", "false"])
+    plain_model = copy.deepcopy(cli.model)
+    before = copy.deepcopy(plain_model.state_dict())
+    train = DataLoader(bench.random_batches(cli.model, 6, 16, seed=0), batch_size=None)
+    val = DataLoader(bench.random_batches(cli.model, 2, 16, seed=1), batch_size=None)
+    torch.manual_seed(7)  # dropout draws from the global generator: both paths start from the same state
+    bench.plain_fit(plain_model, train, val)
+    torch.manual_seed(7)
+    bench.zoo_fit(cli, cli.model, train, val)
+    assert cli.trainer.global_step == 6
+    zoo_state, plain_state = cli.model.state_dict(), plain_model.state_dict()
+    assert zoo_state.keys() == plain_state.keys()
+    changed = [k for k in plain_state if not torch.equal(plain_state[k], before[k])]
+    assert any("weight" in k for k in changed), "the plain loop did not train"
+    for key in plain_state:
+        torch.testing.assert_close(zoo_state[key], plain_state[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+class RecordLosses(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, float, int]] = []  # (epoch, loss, batch size)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append((trainer.current_epoch, float(outputs["loss"]), len(batch[1])))
+
+
+@pytest.mark.parametrize("interval", [0.0, 1e9])  # progress-bar values every step / only on the logger's steps
+def test_logged_training_loss_is_each_logged_step_and_the_weighted_epoch_mean(interval, tmp_path):
+    from zoo.models import LeNet
+
+    torch.manual_seed(0)
+    model = LeNet()
+    model.step_log_interval = interval
+    x, y = torch.randn(101, 1, 28, 28), torch.randint(0, 10, (101,))  # 6 batches of 16 and one of 5
+    train = DataLoader(TensorDataset(x, y), batch_size=16)
+    val = DataLoader(TensorDataset(x[:32], y[:32]), batch_size=16)
+    record = RecordLosses()
+    trainer = L.Trainer(max_epochs=2, logger=CSVLogger(tmp_path, name="", version=""), log_every_n_steps=2,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[record])
+    trainer.fit(model, train, val)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    step_rows = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    losses = [loss for _, loss, _ in record.losses]
+    assert step_rows.keys() == {s for s in range(len(losses)) if (s + 1) % 2 == 0}
+    for step, value in step_rows.items():
+        assert value == pytest.approx(losses[step], rel=1e-6)
+    epoch_rows = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    for epoch, logged in enumerate(epoch_rows):
+        batch = [(loss, n) for e, loss, n in record.losses if e == epoch]
+        assert logged == pytest.approx(sum(loss * n for loss, n in batch) / sum(n for _, n in batch), rel=1e-6)
+    assert len(epoch_rows) == 2
+    assert len([r for r in rows if r.get("train/acc")]) == 2 and len([r for r in rows if r.get("val/acc")]) == 2
+    assert trainer.callback_metrics["train/loss"] == pytest.approx(epoch_rows[-1], rel=1e-6)
