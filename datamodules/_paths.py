@@ -1,4 +1,10 @@
-"""Where datasets live: ``root`` arguments, the ``ZOO_DATA_DIR`` environment variable, clear missing-data errors."""
+"""Where datasets live: ``root`` arguments, the ``ZOO_DATA_DIR`` environment variable, and the errors for missing and
+damaged dataset files (one place for all of them; each names the file and the fix).
+
+The errors derive from :class:`zoo.errors.ZooError`, which the ``zoo`` command prints as one message (exit status
+2), and from the built-in type code caught before (``FileNotFoundError``, ``RuntimeError``, ``ValueError``).
+``zoo.errors`` imports nothing but the standard library: it is the one module of ``zoo`` that datamodules use.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
+
+from zoo.errors import ZooError
 
 DATA_DIR_ENV = "ZOO_DATA_DIR"
 
@@ -29,8 +37,17 @@ def resolve_root(root: Optional[str]) -> Path:
     return Path(os.path.expanduser(os.path.expandvars(text)))
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(ZooError, FileNotFoundError):
     """A dataset's files are missing; the message names the directory, the files and how to get them."""
+
+
+class CorruptDatasetError(ZooError, RuntimeError):
+    """A dataset file exists but cannot be read (truncated, damaged, not the expected format); the message names
+    the file and the fix."""
+
+
+class DamagedImageError(CorruptDatasetError, ValueError):
+    """An image file could not be decoded; the message names the file."""
 
 
 def missing_files_error(

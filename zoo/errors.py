@@ -1,0 +1,45 @@
+"""The errors the zoo raises on purpose, and how the ``zoo`` command tells them from bugs.
+
+Every deliberate error names the problem and the fix. The ``zoo`` command prints such an error as one message on
+stderr and exits with status 2; any other exception is a bug and keeps its traceback. ``ZOO_DEBUG=1`` shows the
+traceback of deliberate errors too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: the packages whose ``raise`` statements are the zoo's own (their messages are written for users).
+ZOO_PACKAGES = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep for name in ("zoo", "datamodules"))
+
+#: built-in types that the zoo's own code raises for bad arguments, shapes, files and states.
+_USER_FACING_TYPES = (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError)
+
+
+class ZooError(Exception):
+    """Base of the zoo's own error types (missing or corrupt data, untrusted checkpoints, unknown entries, ...)."""
+
+
+def is_deliberate(err: BaseException) -> bool:
+    """Whether ``err`` is an error the zoo raised on purpose rather than a bug.
+
+    True for a :class:`ZooError`, and for a ``ValueError``, ``TypeError``, ``FileNotFoundError``, ``KeyError`` or
+    ``RuntimeError`` whose innermost frame is a ``raise`` in the zoo's own packages (an argument or shape check).
+    The same types raised inside torch, Lightning or any other library are not: they may be bugs of the zoo.
+    """
+    if isinstance(err, ZooError):
+        return True
+    if not isinstance(err, _USER_FACING_TYPES):
+        return False
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(ZOO_PACKAGES)
+
+
+def debug_enabled() -> bool:
+    """``ZOO_DEBUG`` set to anything but ``""``/``0``: show tracebacks of deliberate errors as well."""
+    return os.environ.get("ZOO_DEBUG", "") not in ("", "0")
