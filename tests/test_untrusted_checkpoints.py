@@ -71,6 +71,13 @@ def test_the_subcommand_check_refuses_unless_weights_only_is_false(checkpoints):
 
 
 def test_zoo_test_refuses_the_pickle_and_runs_it_only_when_told(checkpoints, mnist_root, tmp_path):
+    from lightning.pytorch.cli import LightningCLI
+
+    from zoo.checkpoint_trust import RefuseUntrustedCkptPath
+
+    # the check overrides the LightningCLI method that first loads --ckpt_path: it must still exist
+    assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)) and "_parse_ckpt_path" in vars(
+        RefuseUntrustedCkptPath)
     _, bad = checkpoints
     args = ("test", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root", str(mnist_root),
             "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",

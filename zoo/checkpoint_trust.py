@@ -8,8 +8,8 @@ file. The zoo checks a checkpoint *before* loading it, with ``torch.serializatio
 message: the file, the globals, and ``--weights_only false`` as the explicit, risky way to accept it. Lightning
 loads ``http(s)://`` checkpoints with ``weights_only=False`` unless told; the zoo tells it ``True``.
 
-The ``zoo`` command checks ``--ckpt_path`` in ``ZooCLI._parse_ckpt_path`` (where LightningCLI reads the checkpoint's
-hyperparameters, before any hook); ``zoo export`` checks its checkpoint in :func:`zoo.hub.export`.
+The ``zoo`` command checks ``--ckpt_path`` through :class:`RefuseUntrustedCkptPath`, a base of its LightningCLI;
+``zoo export`` checks its checkpoint in :func:`zoo.hub.export`.
 """
 
 from __future__ import annotations
@@ -68,3 +68,23 @@ def check_subcommand_checkpoint(config: Any) -> None:
         config["weights_only"] = True
     elif Path(ckpt_path).is_file():
         refuse_untrusted_checkpoint(ckpt_path)
+
+
+class RefuseUntrustedCkptPath:
+    """A base for a ``LightningCLI`` subclass (before ``LightningCLI`` in its bases): ``--ckpt_path`` is checked by
+    :func:`check_subcommand_checkpoint` before anything loads it.
+
+    LightningCLI reads the hyperparameters of ``--ckpt_path`` in ``_parse_ckpt_path``, before any hook, with
+    ``torch.load(weights_only=True)``, so the check runs there. With ``--weights_only false``, the user's explicit
+    choice, that read is skipped for a checkpoint that needs other globals (it would fail): the model is then
+    configured by the command line alone, and ``Trainer.<subcommand>`` loads the file with ``weights_only=False``.
+    """
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            config = self.config[subcommand]
+            check_subcommand_checkpoint(config)
+            if config.get("weights_only") is False and untrusted_globals(config.get("ckpt_path") or ""):
+                return
+        super()._parse_ckpt_path()

@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
 import zoo.models  # noqa: F401  (registers the models for --model <Name>)
 from zoo import registry
-from zoo.checkpoint_trust import check_subcommand_checkpoint, untrusted_globals
+from zoo.checkpoint_trust import RefuseUntrustedCkptPath
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -94,7 +94,7 @@ class ZooCheckpoint(ModelCheckpoint):
             rank_zero_info(f"last checkpoint: {self.last_model_path}")
 
 
-class ZooCLI(LightningCLI):
+class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
     """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it)."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -103,19 +103,6 @@ class ZooCLI(LightningCLI):
             "--test_after_fit", type=bool, default=False,
             help="after `fit`, test the best checkpoint on the test set and print its metrics",
         )
-
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads the hyperparameters of --ckpt_path here, before any hook, with torch.load(weights_only=
-        # True): refuse a pickle that would run code first, with the zoo's message (zoo/checkpoint_trust.py). With
-        # --weights_only false, the user's explicit choice, the model is configured by the command line alone and
-        # Trainer.<subcommand> loads the file with weights_only=False.
-        subcommand = self.config.get("subcommand")
-        if subcommand:
-            config = self.config[subcommand]
-            check_subcommand_checkpoint(config)
-            if config.get("weights_only") is False and untrusted_globals(config.get("ckpt_path") or ""):
-                return
-        super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
