@@ -1,4 +1,10 @@
-"""Where datasets live: ``root`` arguments, the ``ZOO_DATA_DIR`` environment variable, clear missing-data errors."""
+"""Where datasets live: ``root`` arguments, the ``ZOO_DATA_DIR`` environment variable, and the errors for missing and
+damaged dataset files (one place for all of them; each names the file and the fix).
+
+The errors derive from the built-in types code caught before (``FileNotFoundError``, ``RuntimeError``,
+``ValueError``); raised here, in the datamodules package, the ``zoo`` command prints them as one message with exit
+status 2 (``zoo.errors.is_deliberate``), so this package still never imports ``zoo``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
+
 
 DATA_DIR_ENV = "ZOO_DATA_DIR"
 
@@ -31,6 +38,15 @@ def resolve_root(root: Optional[str]) -> Path:
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are missing; the message names the directory, the files and how to get them."""
+
+
+class CorruptDatasetError(RuntimeError):
+    """A dataset file exists but cannot be read (truncated, damaged, not the expected format); the message names
+    the file and the fix."""
+
+
+class DamagedImageError(CorruptDatasetError, ValueError):
+    """An image file could not be decoded; the message names the file."""
 
 
 def missing_files_error(

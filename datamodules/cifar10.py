@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
-from datamodules._paths import missing_files_error, resolve_root
+from datamodules._paths import CorruptDatasetError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 Augment = Literal["none", "book", "standard", "airbench"]
@@ -36,10 +36,6 @@ Normalization = Literal["cifar10", "half"]
 #: per-channel mean and std of the 50,000 CIFAR-10 training images (pixels in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-
-
-class CorruptDatasetError(RuntimeError):
-    """A dataset file exists but cannot be read; the message names the file and the fix."""
 
 
 class LocalCIFAR10(datasets.CIFAR10):
@@ -69,11 +65,11 @@ def batch_files_present(folder: Path, train: Optional[bool] = None) -> bool:
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def _unpickle(path: Path) -> dict[str, Any]:
+def _unpickle(path: Path) -> Any:
     try:
         with open(path, "rb") as f:
             return pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError) as err:
+    except Exception as err:  # a damaged pickle fails in many ways: truncated, bad opcodes, unknown globals, ...
         raise CorruptDatasetError(
             f"{path} is not a readable CIFAR-10 batch file ({type(err).__name__}: {err}); it is truncated or "
             f"damaged. Delete it and download again (--data.init_args.download true) or copy a good one."
@@ -82,15 +78,33 @@ def _unpickle(path: Path) -> dict[str, Any]:
 
 def _check_batch_file(path: Path) -> None:
     """Raise :class:`CorruptDatasetError` naming ``path`` unless it unpickles to a CIFAR-10 batch or meta dict."""
-    entry = _unpickle(path) if path.is_file() else {}
-    if path.name == "batches.meta" or not path.is_file():
+    if not path.is_file():
         return
+    entry = _unpickle(path)
+    fix = "Replace it with a good copy (delete it and pass --data.init_args.download true)."
+    if path.name == "batches.meta":
+        names = entry.get("label_names") if isinstance(entry, dict) else None
+        if not isinstance(names, (list, tuple)) or len(names) != len(CIFAR10_CLASSES):
+            raise CorruptDatasetError(
+                f"{path} does not hold the CIFAR-10 metadata: expected a dict whose 'label_names' lists the "
+                f"{len(CIFAR10_CLASSES)} class names, got {type(entry).__name__}"
+                f"{' without label_names' if isinstance(entry, dict) and names is None else ''}. {fix}"
+            )
+        return
+    if not isinstance(entry, dict):
+        raise CorruptDatasetError(
+            f"{path} does not hold CIFAR-10 images: expected a dict with 'data' and 'labels', got "
+            f"{type(entry).__name__}. {fix}"
+        )
     data, labels = np.asarray(entry.get("data")), entry.get("labels")
     if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
         raise CorruptDatasetError(
             f"{path} does not hold CIFAR-10 images: expected 'data' of shape (N, 3072) and N 'labels', got data "
-            f"{data.shape} and {None if labels is None else len(labels)} labels. Replace it with a good copy "
-            f"(--data.init_args.download true)."
+            f"{data.shape} and {None if labels is None else len(labels)} labels. {fix}"
+        )
+    if data.dtype != np.uint8:
+        raise CorruptDatasetError(
+            f"{path} does not hold CIFAR-10 images: expected uint8 pixels, got {data.dtype}. {fix}"
         )
 
 
@@ -224,10 +238,13 @@ class CIFAR10DataModule(SplitLoaders):
             raise self._missing_error()
         try:
             dataset = LocalCIFAR10(str(self.root), train=train)
-        except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError):
-            for name in names + ["batches.meta"]:  # name the damaged file
+        except Exception:  # a damaged pickle fails in many ways: name the damaged file, else re-raise
+            for name in names + ["batches.meta"]:
                 _check_batch_file(folder / name)
             raise
+        if dataset.data.dtype != np.uint8:  # torchvision stacks whatever the files hold
+            for name in names:
+                _check_batch_file(folder / name)
         self.classes = tuple(dataset.classes)
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         return images, torch.as_tensor(dataset.targets, dtype=torch.long)

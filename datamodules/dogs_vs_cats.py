@@ -14,6 +14,7 @@ backbone's mean and std, labels (0 cat, 1 dog; -1 for unlabelled files) and the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence
 
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms import v2
 
-from datamodules._paths import missing_files_error, resolve_root
+from datamodules._paths import DamagedImageError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 CLASSES = ("cat", "dog")
@@ -33,17 +34,16 @@ JPEG_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
 Layout = Literal["auto", "folders", "kaggle"]
 
 
-class DamagedImageError(ValueError):
-    """A JPEG file could not be decoded; the message names the file."""
-
-
 def read_rgb_jpeg(path: Path) -> Tensor:
     """Decode ``path`` into a uint8 RGB tensor ``(3, H, W)``; a damaged file raises :class:`DamagedImageError`."""
     try:
         return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
     except RuntimeError as err:
+        # torchvision's message starts with the C++ function and source line: keep what the decoder says
+        reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err).strip().splitlines()[0])
         raise DamagedImageError(
-            f"cannot decode the JPEG file {path}: {err}. Replace or delete the damaged file."
+            f"cannot read the JPEG file {path} ({reason}): it is missing, truncated or not a JPEG. Replace it with "
+            f"a good copy or delete it."
         ) from err
 
 

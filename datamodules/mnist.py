@@ -11,6 +11,7 @@ distinct random pixels of each image are set to ``mean + 2 * std``.
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 import tempfile
 from importlib import resources
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from datamodules._paths import missing_files_error, resolve_root
+from datamodules._paths import CorruptDatasetError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 NoiseProtocol = Literal["paper", "blog"]
@@ -46,6 +47,30 @@ def add_pixel_noise(images: Tensor, eta: float, value: float, generator: torch.G
     flat = noisy.view(n, c, h * w)
     flat.scatter_(2, positions.unsqueeze(1).expand(n, c, k), value)
     return noisy
+
+
+def idx_file_problem(path: Path) -> Optional[str]:
+    """What is wrong with the uncompressed IDX file ``path`` (LeCun et al.'s MNIST format), or ``None``.
+
+    The header is ``0x00 0x00 <type> <ndim>`` then ``ndim`` big-endian 32-bit sizes; the MNIST files hold unsigned
+    bytes (type ``0x08``), so the file is the header plus the product of the sizes in bytes, exactly.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(4)
+        if magic[:2] == b"\x1f\x8b":
+            return "it is gzip-compressed, and torchvision reads the uncompressed file: uncompress it (gunzip)"
+        if len(magic) < 4 or magic[:3] != b"\x00\x00\x08":
+            return f"it does not start like an IDX file of unsigned bytes (first bytes {magic.hex() or 'none'})"
+        sizes = f.read(4 * magic[3])
+    if len(sizes) < 4 * magic[3]:
+        return f"it is {size} bytes long, shorter than its own header"
+    dims = [int.from_bytes(sizes[i : i + 4], "big") for i in range(0, len(sizes), 4)]
+    expected = 4 + len(sizes) + math.prod(dims)
+    if size != expected:
+        cut = "it is cut short" if size < expected else "it has trailing bytes"
+        return f"{cut}: {size:,} bytes where its header (sizes {dims}) needs {expected:,}"
+    return None
 
 
 class ImageTensorDataset(Dataset):
@@ -154,13 +179,33 @@ class MNISTDataModule(SplitLoaders):
             f"{self.dataset_class.__name__}/raw/.",
         )
 
+    def _split_files(self, train: bool) -> list[Path]:
+        """The images and labels files of the training (``train=True``) or test part."""
+        raw = Path(self.root) / self.dataset_class.__name__ / "raw"
+        return [raw / name for name in self._raw_files() if name.startswith("train" if train else "t10k")]
+
+    def _damaged_error(self, path: Path, problem: str) -> CorruptDatasetError:
+        return CorruptDatasetError(
+            f"{path} is damaged: {problem}. How to fix: delete it and pass --data.init_args.download true (needs "
+            f"internet), or copy the uncompressed IDX file again from a good copy of {self.dataset_class.__name__}."
+        )
+
     def _load(self, train: bool, download: bool = False) -> tuple[Tensor, Tensor]:
         try:
             ds = self.dataset_class(str(self.root), train=train, download=download)
-        except RuntimeError as err:
-            if "not found" in str(err).lower():
+        except Exception as err:  # torchvision reads IDX files without naming them: a short one fails in a reshape
+            if isinstance(err, RuntimeError) and "not found" in str(err).lower():
                 raise self._missing_error() from err
+            for path in self._split_files(train):
+                problem = idx_file_problem(path) if path.is_file() else None
+                if problem:
+                    raise self._damaged_error(path, problem) from err
             raise
+        images_file, labels_file = self._split_files(train)
+        if len(ds.data) != len(ds.targets):
+            raise self._damaged_error(
+                labels_file, f"it holds {len(ds.targets):,} labels for the {len(ds.data):,} images of {images_file}"
+            )
         images = ds.data.unsqueeze(1).float().div_(255.0)
         return images, ds.targets.long()
 

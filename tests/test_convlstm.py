@@ -21,18 +21,70 @@ from zoo.models.convlstm_forecaster import cross_entropy_per_sequence
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_convlstm_shapes_of_the_spec_example(batch_first):
-    """MODELS.md: (seq 4, batch 10, C 3, 25, 25), hidden 10, 2 layers, kernel 3."""
+def test_the_seed_articles_call_returns_states_stacked_like_nn_lstm(batch_first):
+    """MODELS.md / issue 19: ConvLSTM(3, 10, 2, kernel_size=3) on (seq 4, batch 10, 3, 25, 25) with (h0, c0)."""
     torch.manual_seed(0)
-    lstm = ConvLSTM(3, hidden_channels=10, kernel_size=3, num_layers=2, batch_first=batch_first)
+    lstm = ConvLSTM(3, 10, 2, kernel_size=3, batch_first=batch_first)
+    assert lstm.num_layers == 2 and lstm.hidden_channels == [10, 10]
+    assert [cell.kernel_size for cell in lstm.cells] == [3, 3]
     x = torch.randn(4, 10, 3, 25, 25)
-    output, states = lstm(x.transpose(0, 1) if batch_first else x)
-    h = torch.stack([h for h, _ in states])
-    c = torch.stack([c for _, c in states])
+    h0, c0 = torch.randn(2, 10, 10, 25, 25), torch.randn(2, 10, 10, 25, 25)
+    output, (h_n, c_n) = lstm(x.transpose(0, 1) if batch_first else x, (h0, c0))
     assert output.shape == ((10, 4, 10, 25, 25) if batch_first else (4, 10, 10, 25, 25))
-    assert h.shape == c.shape == (2, 10, 10, 25, 25)
+    assert h_n.shape == c_n.shape == (2, 10, 10, 25, 25)
     last_output = output[:, -1] if batch_first else output[-1]
-    torch.testing.assert_close(last_output, h[-1])
+    torch.testing.assert_close(last_output, h_n[-1])
+    # layer l of the stack is the state of cell l, started from h0[l], c0[l]
+    h, c = h0[0], c0[0]
+    first_layer_outputs = []
+    for step in x:
+        h, c = lstm.cells[0](step, (h, c))
+        first_layer_outputs.append(h)
+    torch.testing.assert_close(h_n[0], h)
+    torch.testing.assert_close(c_n[0], c)
+    h, c = h0[1], c0[1]
+    for step in first_layer_outputs:
+        h, c = lstm.cells[1](step, (h, c))
+    torch.testing.assert_close(h_n[1], h)
+    torch.testing.assert_close(c_n[1], c)
+    # no state: zeros, as nn.LSTM
+    zeros = torch.zeros(2, 10, 10, 25, 25)
+    from_none, (h_none, _) = lstm(x[:2] if not batch_first else x[:2].transpose(0, 1))
+    from_zeros, (h_zeros, _) = lstm(x[:2] if not batch_first else x[:2].transpose(0, 1), (zeros, zeros))
+    torch.testing.assert_close(from_none, from_zeros)
+    torch.testing.assert_close(h_none, h_zeros)
+
+
+def test_the_two_forms_compute_the_same_with_the_same_weights():
+    """ConvLSTM(3, 10, 2) (stacked state) and ConvLSTM(3, [10, 10]) (per-layer list): one state dict, one result."""
+    torch.manual_seed(0)
+    stacked = ConvLSTM(3, 10, 2, kernel_size=[3, 5])
+    per_layer = ConvLSTM(3, [10, 10], kernel_size=[3, 5])
+    assert stacked.state_dict().keys() == per_layer.state_dict().keys()
+    per_layer.load_state_dict(stacked.state_dict())
+    x = torch.randn(3, 2, 3, 9, 9)
+    h0, c0 = torch.randn(2, 2, 10, 9, 9), torch.randn(2, 2, 10, 9, 9)
+    output, (h_n, c_n) = stacked(x, (h0, c0))
+    output_list, states = per_layer(x, [(h0[0], c0[0]), (h0[1], c0[1])])
+    torch.testing.assert_close(output_list, output)
+    torch.testing.assert_close(torch.stack([h for h, _ in states]), h_n)
+    torch.testing.assert_close(torch.stack([c for _, c in states]), c_n)
+    assert isinstance(states, list) and len(states) == 2
+
+
+def test_the_earlier_positional_kernel_sizes_still_build_the_same_network():
+    """ConvLSTM(input, hidden, kernel_sizes), today's per-layer form, reads a sequence third argument as kernels."""
+    torch.manual_seed(0)
+    earlier = ConvLSTM(2, [4, 5], [3, 5])
+    keyword = ConvLSTM(2, [4, 5], kernel_size=[3, 5])
+    assert [cell.kernel_size for cell in earlier.cells] == [3, 5] and earlier.num_layers == 2
+    keyword.load_state_dict(earlier.state_dict())
+    x = torch.randn(3, 2, 2, 8, 8)
+    torch.testing.assert_close(earlier(x)[0], keyword(x)[0])
+    with pytest.raises(ValueError, match="also kernel_size=3"):
+        ConvLSTM(2, [4, 5], [3, 5], kernel_size=3)
+    with pytest.raises(ValueError, match="2 hidden_channels for 3 layers.*pass kernel_size by keyword"):
+        ConvLSTM(1, [3, 3], 3)  # an int third argument is num_layers now
 
 
 def test_batch_first_gives_the_same_numbers():
@@ -79,7 +131,7 @@ def test_cell_step_equals_the_gate_equations(peephole):
 
 def test_a_given_initial_state_is_used():
     torch.manual_seed(0)
-    lstm = ConvLSTM(1, [3, 3], 3)
+    lstm = ConvLSTM(1, [3, 3], kernel_size=3)
     x = torch.randn(6, 2, 1, 5, 5)
     full, full_states = lstm(x)
     first, middle = lstm(x[:3])
@@ -108,8 +160,13 @@ def test_bad_input_gives_clear_errors():
     lstm = ConvLSTM(3, 4, batch_first=True)
     with pytest.raises(ValueError, match=r"\(N, T, C, H, W\) with C=3, got \(2, 5, 1, 8, 8\)"):
         lstm(torch.zeros(2, 5, 1, 8, 8))
-    with pytest.raises(ValueError, match="one \\(h, c\\) per layer"):
-        lstm(torch.zeros(2, 5, 3, 8, 8), [None, None])
+    with pytest.raises(ValueError, match=r"state \(h0, c0\), each of shape .* = \(1, 2, 4, 8, 8\), like nn.LSTM"):
+        lstm(torch.zeros(2, 5, 3, 8, 8), (torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8)))
+    per_layer = ConvLSTM(3, [4, 4], batch_first=True)
+    with pytest.raises(ValueError, match="one \\(h, c\\) or None per layer \\(2\\)"):
+        per_layer(torch.zeros(2, 5, 3, 8, 8), [None])
+    with pytest.raises(ValueError, match="one \\(h, c\\) or None per layer"):  # the stacked form given to a list
+        per_layer(torch.zeros(2, 5, 3, 8, 8), (torch.zeros(2, 2, 4, 8, 8), torch.zeros(2, 2, 4, 8, 8)))
     cell = ConvLSTMCell(3, 4)
     with pytest.raises(ValueError, match=r"h of shape \(2, 4, 8, 8\)"):
         cell(torch.zeros(2, 3, 8, 8), (torch.zeros(2, 4, 9, 8), torch.zeros(2, 4, 8, 8)))

@@ -22,12 +22,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_file, save_model
 
 from zoo import registry
+from zoo.checkpoint_trust import refuse_untrusted_checkpoint
+from zoo.errors import ZooError
 from zoo.models.base import ZooModule
 
 TRUSTED_PREFIXES = ("zoo.", "datamodules.")
 
+#: how a ``zoo export`` user accepts a checkpoint that needs globals outside torch's weights-only allowlist.
+EXPORT_ACCEPT = (
+    "zoo export reads weights-only checkpoints alone; if you trust the file, load it yourself with "
+    "torch.load(path, weights_only=False) (which runs whatever code it names) and save the model again with "
+    "Trainer.save_checkpoint."
+)
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(ZooError, RuntimeError):
     """A shipped checkpoint is missing, corrupt, or names code the zoo does not trust."""
 
 
@@ -131,6 +140,7 @@ def export(
     tested on the datamodule's test set, and ``<entry>.safetensors`` and ``<entry>.json`` are written.
     """
     entry = registry.get(entry_name)
+    refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     model_cls = import_trusted(entry.model_class, ZooModule)
     model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)

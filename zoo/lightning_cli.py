@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
 import zoo.models  # noqa: F401  (registers the models for --model <Name>)
 from zoo import errors, registry
+from zoo.checkpoint_trust import RefuseUntrustedCkptPath
 
 class ZooCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that keeps the best and the last checkpoint.
@@ -120,7 +121,7 @@ class ZooArgumentParser(LightningArgumentParser):
         sys.exit(2)
 
 
-class ZooCLI(LightningCLI):
+class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
     """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it)."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:

@@ -117,42 +117,81 @@ def _per_layer(value: Union[int, Sequence[int]], num_layers: int, name: str) -> 
         return [value] * num_layers
     values = list(value)
     if len(values) != num_layers:
-        raise ValueError(f"ConvLSTM got {len(values)} {name} for {num_layers} layers; give one per layer or an int")
+        raise ValueError(
+            f"ConvLSTM got {len(values)} {name} for {num_layers} layers; give one per layer or an int (the third "
+            f"positional argument is num_layers, as in nn.LSTM: pass kernel_size by keyword)"
+        )
     return values
+
+
+def _is_layer_state(value: object) -> bool:
+    """Whether ``value`` is one layer's ``(h, c)``: a pair of 4-D tensors."""
+    pair = isinstance(value, (tuple, list)) and len(value) == 2
+    return pair and all(isinstance(t, Tensor) and t.ndim == 4 for t in value)
+
+
+#: the stacked state of the ``nn.LSTM`` form: ``(h, c)``, each ``(num_layers, N, hidden_channels, H, W)``.
+StackedState = tuple[Tensor, Tensor]
 
 
 class ConvLSTM(nn.Module):
     """A stack of :class:`ConvLSTMCell` run over a sequence, like ``nn.LSTM`` (Shi et al., 2015, section 3.2).
 
-    Layer ``l > 0`` reads the hidden states of layer ``l - 1``. Each layer has its own hidden channels and kernel.
+    Layer ``l > 0`` reads the hidden states of layer ``l - 1``. The signature follows ``nn.LSTM(input_size,
+    hidden_size, num_layers)``, so the seed article's call works as written::
+
+        lstm = ConvLSTM(3, 10, 2, kernel_size=3)          # 3 input channels, 10 hidden, 2 layers
+        x = torch.randn(4, 10, 3, 25, 25)                 # (seq, batch, C, H, W)
+        h0 = c0 = torch.zeros(2, 10, 10, 25, 25)          # (num_layers, batch, hidden, H, W)
+        output, (h_n, c_n) = lstm(x, (h0, c0))            # (4, 10, 10, 25, 25); (2, 10, 10, 25, 25) each
 
     Args:
         input_channels: channels of each input frame.
-        hidden_channels: hidden channels of every layer (an int repeats over ``num_layers``).
-        kernel_size: odd kernel of every layer (an int repeats).
-        num_layers: number of layers; by default the length of ``hidden_channels`` (1 for an int).
+        hidden_channels: hidden channels, an int for every layer (the ``nn.LSTM`` form), or one per layer
+            (the per-layer form).
+        num_layers: number of layers; by default the length of ``hidden_channels`` (1 for an int). For the
+            earlier signature ``ConvLSTM(input_channels, hidden_channels, kernel_size)``, a sequence given here
+            is read as the per-layer kernel sizes (then ``kernel_size`` must not be given).
+            An int here is always ``num_layers``: a kernel size given as an int goes in ``kernel_size=``.
+        kernel_size: odd kernel of every layer (an int), or one per layer; 3 when not given.
         batch_first: inputs and outputs are ``(N, T, C, H, W)`` instead of ``(T, N, C, H, W)``.
         bias, peephole, peephole_size: as in :class:`ConvLSTMCell`, for every layer.
 
-    ``forward(x, state=None)`` returns ``(output, states)``: ``output`` holds the last layer's ``h_t`` for every
-    step, ``(T, N, hidden_channels[-1], H, W)`` (or batch first), and ``states`` is a list with one ``(h, c)`` per
-    layer after the last step, each ``(N, hidden_channels[l], H, W)``. ``nn.LSTM`` stacks its ``(h_n, c_n)`` over
-    layers; a list allows layers of different widths (``torch.stack`` gives ``nn.LSTM``'s layout when they agree).
-    ``state`` takes the same list as initial states; ``None`` (or ``None`` for a layer) starts from zeros.
+    ``forward(x, state=None)`` returns ``(output, state)``: ``output`` holds the last layer's ``h_t`` for every
+    step, ``(T, N, hidden_channels[-1], H, W)`` (or batch first); ``state`` is the state after the last step and
+    ``None`` starts every layer from zeros. The two forms differ only in how a state is held, never in weights or
+    numbers (same parameter names ``cells.<l>.*``, so a state dict loads into either):
+
+    - **nn.LSTM form** (``hidden_channels`` an int): the state is ``(h, c)``, each stacked over layers,
+      ``(num_layers, N, hidden_channels, H, W)``, as ``nn.LSTM``'s ``(h_n, c_n)``.
+    - **per-layer form** (``hidden_channels`` a sequence, whose widths may differ): the state is a list with one
+      ``(h, c)`` per layer, each ``(N, hidden_channels[l], H, W)``; a ``None`` entry starts that layer from
+      zeros. With equal widths, ``torch.stack`` over the list gives the stacked form, and
+      ``ConvLSTM(3, 10, 2)`` computes exactly what ``ConvLSTM(3, [10, 10])`` does.
     """
 
     def __init__(
         self,
         input_channels: int,
         hidden_channels: Union[int, Sequence[int]],
-        kernel_size: Union[int, Sequence[int]] = 3,
-        num_layers: Optional[int] = None,
+        num_layers: Union[int, Sequence[int], None] = None,
+        kernel_size: Union[int, Sequence[int], None] = None,
         batch_first: bool = False,
         bias: bool = True,
         peephole: bool = False,
         peephole_size: Optional[tuple[int, int]] = None,
     ) -> None:
         super().__init__()
+        if num_layers is not None and not isinstance(num_layers, int):
+            if kernel_size is not None:
+                raise ValueError(
+                    f"ConvLSTM got the sequence {list(num_layers)} as num_layers and also kernel_size={kernel_size}; "
+                    f"num_layers is an int (kernel sizes go in kernel_size)"
+                )
+            num_layers, kernel_size = None, num_layers  # the earlier signature (input, hidden, kernel_size)
+        if kernel_size is None:
+            kernel_size = 3
+        self.stacked_state = isinstance(hidden_channels, int)
         if num_layers is None:
             num_layers = 1 if isinstance(hidden_channels, int) else len(list(hidden_channels))
         if num_layers < 1:
@@ -169,30 +208,57 @@ class ConvLSTM(nn.Module):
         )
 
     def forward(
-        self, x: Tensor, state: Optional[Sequence[Optional[LayerState]]] = None
-    ) -> tuple[Tensor, list[LayerState]]:
+        self, x: Tensor, state: Union[StackedState, Sequence[Optional[LayerState]], None] = None
+    ) -> tuple[Tensor, Union[StackedState, list[LayerState]]]:
         if x.ndim != 5 or x.shape[2] != self.input_channels:
             layout = "(N, T, C, H, W)" if self.batch_first else "(T, N, C, H, W)"
             raise ValueError(
                 f"ConvLSTM expects input {layout} with C={self.input_channels}, got {tuple(x.shape)}; "
                 f"check batch_first={self.batch_first} and input_channels"
             )
-        if state is not None and len(state) != self.num_layers:
-            raise ValueError(
-                f"ConvLSTM expects one (h, c) per layer ({self.num_layers}), got {len(state)}; pass a list of "
-                f"(h, c) tuples as returned by forward, or None"
-            )
+        layer_states = self._unstack(x, state) if self.stacked_state else self._check_per_layer(state)
         steps = x.unbind(1 if self.batch_first else 0)
         states: list[LayerState] = []
-        for layer, cell in enumerate(self.cells):
-            layer_state = state[layer] if state is not None else None
+        for cell, layer_state in zip(self.cells, layer_states):
             outputs = []
             for step in steps:
                 layer_state = cell(step, layer_state)
                 outputs.append(layer_state[0])
             states.append(layer_state)
             steps = outputs
-        return torch.stack(steps, dim=1 if self.batch_first else 0), states
+        output = torch.stack(steps, dim=1 if self.batch_first else 0)
+        if self.stacked_state:
+            return output, (torch.stack([h for h, _ in states]), torch.stack([c for _, c in states]))
+        return output, states
+
+    def _check_per_layer(self, state: Optional[Sequence[Optional[LayerState]]]) -> Sequence[Optional[LayerState]]:
+        if state is None:
+            return [None] * self.num_layers
+        if (
+            isinstance(state, Tensor)
+            or len(state) != self.num_layers
+            or not all(s is None or _is_layer_state(s) for s in state)
+        ):
+            raise ValueError(
+                f"ConvLSTM with per-layer hidden_channels {self.hidden_channels} expects a list of one (h, c) or None "
+                f"per layer ({self.num_layers}), h and c each (N, hidden_channels[l], H, W), as returned by forward; "
+                f"for nn.LSTM's stacked (h0, c0), build the ConvLSTM with an int hidden_channels"
+            )
+        return state
+
+    def _unstack(self, x: Tensor, state: Optional[StackedState]) -> list[Optional[LayerState]]:
+        if state is None:
+            return [None] * self.num_layers
+        batch = x.shape[0] if self.batch_first else x.shape[1]
+        expected = (self.num_layers, batch, self.hidden_channels[0], *x.shape[3:])
+        if len(state) != 2 or not all(isinstance(t, Tensor) and tuple(t.shape) == expected for t in state):
+            got = [tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__ for t in state]
+            raise ValueError(
+                f"ConvLSTM with hidden_channels={self.hidden_channels[0]} and {self.num_layers} layers expects the "
+                f"state (h0, c0), each of shape (num_layers, N, hidden_channels, H, W) = {expected}, like nn.LSTM; "
+                f"got {got}. For a list of per-layer (h, c), build the ConvLSTM with a list of hidden_channels"
+            )
+        return list(zip(state[0].unbind(0), state[1].unbind(0)))
 
 
 class ConvLSTMEncoderForecaster(nn.Module):
@@ -231,9 +297,9 @@ class ConvLSTMEncoderForecaster(nn.Module):
         self.in_channels, self.patch_size, self.frames_out = in_channels, patch_size, frames_out
         self.patchify = nn.PixelUnshuffle(patch_size)
         self.unpatchify = nn.PixelShuffle(patch_size)
-        self.encoder = ConvLSTM(patch_channels, hidden, kernels, batch_first=True, peephole=peephole)
+        self.encoder = ConvLSTM(patch_channels, hidden, kernel_size=kernels, batch_first=True, peephole=peephole)
         self.forecaster = nn.ModuleList(
-            ConvLSTM(fan_in, width, k, batch_first=True, peephole=peephole)
+            ConvLSTM(fan_in, [width], kernel_size=k, batch_first=True, peephole=peephole)
             for fan_in, width, k in zip([0, *hidden[:-1]], hidden, kernels)
         )
         self.output = nn.Conv2d(sum(hidden), patch_channels, kernel_size=1)

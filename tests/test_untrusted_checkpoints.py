@@ -1,0 +1,97 @@
+"""A pickled checkpoint that would run code stays refused by default, with the zoo's own message naming
+``--weights_only false`` as the explicit, risky choice (issue 21 item 6; zoo/checkpoint_trust.py)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+
+import lightning as L
+import pytest
+import torch
+
+from conftest import ok, run_zoo
+from datamodules import MNISTDataModule
+from zoo import hub
+from zoo.checkpoint_trust import UntrustedCheckpointError, check_subcommand_checkpoint, untrusted_globals
+from zoo.errors import ZooError
+from zoo.models import LeNet
+
+MARKER = "untrusted code ran"
+
+
+class Payload:
+    """Unpickles by calling ``print(MARKER)``: any function could stand there, e.g. ``os.system``."""
+
+    def __reduce__(self):
+        return (builtins.print, (MARKER,))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(mnist_root, tmp_path_factory):
+    """A real LeNet checkpoint of one training step, and the same file with a payload added to its pickle."""
+    folder = tmp_path_factory.mktemp("ckpts")
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(LeNet(), datamodule=MNISTDataModule(root=str(mnist_root), batch_size=16))
+    good = folder / "good.ckpt"
+    trainer.save_checkpoint(good)
+    state = torch.load(good, map_location="cpu", weights_only=True)
+    state["extra"] = Payload()
+    bad = folder / "bad.ckpt"
+    torch.save(state, bad)
+    return good, bad
+
+
+def test_the_check_reads_the_pickle_without_running_it(checkpoints, capsys):
+    good, bad = checkpoints
+    assert untrusted_globals(good) == []
+    assert untrusted_globals(bad) == ["builtins.print"]
+    assert MARKER not in capsys.readouterr().out
+    not_zip = good.parent / "legacy.ckpt"
+    torch.save({"w": torch.zeros(1)}, not_zip, _use_new_zipfile_serialization=False)
+    assert untrusted_globals(not_zip) is None  # left to torch.load(weights_only=True)
+
+
+def test_the_subcommand_check_refuses_unless_weights_only_is_false(checkpoints):
+    good, bad = checkpoints
+    for weights_only in (None, True):
+        with pytest.raises(UntrustedCheckpointError, match=rf"refusing to load the checkpoint {bad}: .*builtins\.print"
+                                                           r".*pass --weights_only false .*risky"):
+            check_subcommand_checkpoint({"ckpt_path": str(bad), "weights_only": weights_only})
+    check_subcommand_checkpoint({"ckpt_path": str(bad), "weights_only": False})  # the user's explicit choice
+    check_subcommand_checkpoint({"ckpt_path": str(good), "weights_only": None})
+    check_subcommand_checkpoint({"ckpt_path": "last", "weights_only": None})  # Lightning resolves it in the run
+    remote = {"ckpt_path": "https://example.org/model.ckpt", "weights_only": None}
+    check_subcommand_checkpoint(remote)
+    assert remote["weights_only"] is True  # Lightning would load a remote checkpoint with weights_only=False
+    assert issubclass(UntrustedCheckpointError, ZooError) and issubclass(UntrustedCheckpointError,
+                                                                         pickle.UnpicklingError)
+
+
+def test_zoo_test_refuses_the_pickle_and_runs_it_only_when_told(checkpoints, mnist_root, tmp_path):
+    from lightning.pytorch.cli import LightningCLI
+
+    from zoo.checkpoint_trust import RefuseUntrustedCkptPath
+
+    # the check overrides the LightningCLI method that first loads --ckpt_path: it must still exist
+    assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)) and "_parse_ckpt_path" in vars(
+        RefuseUntrustedCkptPath)
+    _, bad = checkpoints
+    args = ("test", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root", str(mnist_root),
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", str(bad))
+    refused = run_zoo(*args)
+    assert refused.returncode != 0
+    assert f"refusing to load the checkpoint {bad}" in refused.stderr and "--weights_only false" in refused.stderr
+    assert MARKER not in refused.stdout + refused.stderr
+    accepted = ok(run_zoo(*args, "--weights_only", "false"))
+    assert MARKER in accepted.stdout and "test/acc" in accepted.stdout
+
+
+def test_zoo_export_refuses_the_pickle(checkpoints, tmp_path, capsys):
+    _, bad = checkpoints
+    with pytest.raises(UntrustedCheckpointError, match="zoo export reads weights-only checkpoints alone"):
+        hub.export("lenet_mnist5k", str(bad), fit_command="", out_dir=tmp_path)
+    assert MARKER not in capsys.readouterr().out and not os.listdir(tmp_path)

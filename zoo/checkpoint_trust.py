@@ -1,0 +1,90 @@
+"""Pickled checkpoints that would run code stay refused unless the user says otherwise.
+
+A Lightning ``.ckpt`` is a ``torch.save`` pickle. ``torch.load(..., weights_only=True)`` (torch's default since
+2.6, and what Lightning asks for local files unless told otherwise) unpickles only tensors, containers and
+primitive types, plus the globals in torch's allowlist; anything else could run code written by whoever made the
+file. The zoo checks a checkpoint *before* loading it, with ``torch.serialization.get_unsafe_globals_in_checkpoint``
+(which reads the pickle's opcodes without executing them), and refuses one that needs other globals with its own
+message: the file, the globals, and ``--weights_only false`` as the explicit, risky way to accept it. Lightning
+loads ``http(s)://`` checkpoints with ``weights_only=False`` unless told; the zoo tells it ``True``.
+
+The ``zoo`` command checks ``--ckpt_path`` through :class:`RefuseUntrustedCkptPath`, a base of its LightningCLI;
+``zoo export`` checks its checkpoint in :func:`zoo.hub.export`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from zoo.errors import ZooError
+
+#: how a ``zoo fit|validate|test|predict`` user accepts a checkpoint that needs other globals.
+CLI_ACCEPT = (
+    "If you trust where the file comes from, pass --weights_only false to load it anyway: the explicit, risky "
+    "choice, since unpickling it runs whatever code the file names."
+)
+
+
+class UntrustedCheckpointError(ZooError, pickle.UnpicklingError):
+    """A pickled checkpoint needs globals outside torch's weights-only allowlist; the message names the file,
+    the globals and the explicit way to accept it."""
+
+
+def untrusted_globals(path: Union[str, Path]) -> Optional[list[str]]:
+    """The globals ``path`` needs beyond torch's weights-only allowlist, read without unpickling anything.
+
+    ``None`` for a file that is not a zip-format ``torch.save`` file (the legacy format, or a damaged file): for
+    those the check is left to ``torch.load(weights_only=True)`` itself, which refuses the same globals.
+    """
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+
+    try:
+        return get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # not a zip checkpoint: torch.load's own weights-only check still applies
+        return None
+
+
+def refuse_untrusted_checkpoint(path: Union[str, Path], how_to_accept: str = CLI_ACCEPT) -> None:
+    """Raise :class:`UntrustedCheckpointError` if loading ``path`` with ``weights_only=True`` would fail on globals."""
+    names = untrusted_globals(path)
+    if names:
+        raise UntrustedCheckpointError(
+            f"refusing to load the checkpoint {path}: it is a pickle that needs {', '.join(sorted(names))}, outside "
+            f"the tensors and plain types that torch's weights-only loader reads, so loading it could run code "
+            f"from the file. {how_to_accept} Otherwise use a checkpoint written by `zoo fit` / Lightning with "
+            f"plain hyperparameters, or shipped safetensors weights (`zoo export`, `zoo.load`)."
+        )
+
+
+def check_subcommand_checkpoint(config: Any) -> None:
+    """For a LightningCLI subcommand's config (``ckpt_path``, ``weights_only``): refuse an untrusted local
+    checkpoint unless ``weights_only`` is ``False``, and load a remote one with ``weights_only=True`` unless told."""
+    ckpt_path, weights_only = config.get("ckpt_path"), config.get("weights_only")
+    if not ckpt_path or weights_only is False:
+        return
+    if str(ckpt_path).startswith(("http://", "https://")):
+        config["weights_only"] = True
+    elif Path(ckpt_path).is_file():
+        refuse_untrusted_checkpoint(ckpt_path)
+
+
+class RefuseUntrustedCkptPath:
+    """A base for a ``LightningCLI`` subclass (before ``LightningCLI`` in its bases): ``--ckpt_path`` is checked by
+    :func:`check_subcommand_checkpoint` before anything loads it.
+
+    LightningCLI reads the hyperparameters of ``--ckpt_path`` in ``_parse_ckpt_path``, before any hook, with
+    ``torch.load(weights_only=True)``, so the check runs there. With ``--weights_only false``, the user's explicit
+    choice, that read is skipped for a checkpoint that needs other globals (it would fail): the model is then
+    configured by the command line alone, and ``Trainer.<subcommand>`` loads the file with ``weights_only=False``.
+    """
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            config = self.config[subcommand]
+            check_subcommand_checkpoint(config)
+            if config.get("weights_only") is False and untrusted_globals(config.get("ckpt_path") or ""):
+                return
+        super()._parse_ckpt_path()
