@@ -71,8 +71,9 @@ def random_affine(
     rotation = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], dim=1)  # (N, 2, 2)
     theta = torch.cat([rotation, -(rotation @ offset.unsqueeze(-1))], dim=2).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    moved = F.grid_sample(images - fill, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return moved + fill
+    moved = F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    inside = F.grid_sample(torch.ones_like(images[:, :1]), grid, mode="nearest", align_corners=False) > 0
+    return torch.where(inside, moved, torch.full_like(moved, fill))  # pixels copied exactly, ``fill`` outside
 
 
 class ImageTensorDataset(TensorBatchDataset):
