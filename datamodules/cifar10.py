@@ -112,7 +112,7 @@ class BatchedImageDataset(ImageTensorDataset):
 
     def __getitems__(self, indices: Indices) -> tuple[Tensor, ...]:
         index = as_index(indices)
-        batch = (self.images[index], self.labels[index])
+        batch = super().__getitems__(index)
         return (*batch, index) if self.with_index else batch
 
 

@@ -131,7 +131,7 @@ class FrameSplit(Dataset):
     def __getitems__(self, indices: Indices) -> tuple[Tensor, Tensor]:
         index = as_index(indices)
         getitems = getattr(self.sequences, "__getitems__", None)
-        frames = getitems(index) if getitems is not None else self.sequences[index]
+        frames = getitems(index) if getitems is not None else self.sequences.index_select(0, index)
         if frames.dtype == torch.uint8:
             frames = frames.float().div_(255.0)
         end = self.frames_in + self.frames_out

@@ -105,7 +105,7 @@ def main() -> None:
     real = bool(root) and (Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
           f"{'MNIST from ' + str(root) if real else 'embedded MNIST-mini (no real MNIST under ZOO_DATA_DIR)'}")
-    print(f"{'training loader':<36}{'images':>7}{'per-sample samples/s':>26}{'batched samples/s':>28}"
+    print(f"{'training loader':<36}{'images':>7}{'per-sample samples/s':>28}{'batched samples/s':>32}"
           f"{'ratio':>20}")
     for kind in ("plain", "augment", "binarized"):
         dm = datamodule(kind, real, root, args.batch_size, None if kind == "plain" else args.augment_subset)
@@ -122,7 +122,7 @@ def main() -> None:
 
         ratios = [b / a for a, b in zip(old, new)]
         ratio = f"{statistics.median(ratios):.1f}x ({min(ratios):.1f}-{max(ratios):.1f})"
-        print(f"{name:<36}{len(dm.train_set):>7}{shown(old):>26}{shown(new):>28}{ratio:>20}")
+        print(f"{name:<36}{len(dm.train_set):>7}{shown(old):>28}{shown(new):>32}{ratio:>20}")
 
 
 if __name__ == "__main__":
