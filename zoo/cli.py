@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -302,7 +301,7 @@ class ZooCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
-            resume_in_run_directory(self.config["fit"])
+            resume.resume_in_run_directory(self.config["fit"])
 
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
@@ -325,45 +324,6 @@ class ZooCLI(LightningCLI):
             log_dir.mkdir(parents=True, exist_ok=True)
             (log_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
             rank_zero_info(f"results: {log_dir / 'results.json'}")
-
-
-DEFAULT_LOGGERS = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger",
-                   "lightning.pytorch.loggers.tensorboard.TensorBoardLogger", "lightning.pytorch.loggers.csv_logs.CSVLogger"}
-
-
-def resume_in_run_directory(config: Any) -> None:
-    """Resolve ``ckpt_path: last`` and point the logger at the checkpoint's version (``config``: the fit section).
-
-    ``last`` becomes the newest ``last.ckpt`` under ``checkpoint.dirpath`` or the trainer's root (``None`` when
-    there is none yet). When that checkpoint lies in ``<root>/<name>/<version>/checkpoints`` of the configured
-    TensorBoard or CSV logger (the default logger included), the logger's ``version`` is set to it, so the resumed
-    run continues that run directory: one log history, its ``config.yaml`` and ``results.json``.
-    """
-    from jsonargparse import Namespace
-
-    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
-    if config.get("ckpt_path") == "last":
-        dirpath = config.get("checkpoint", {}).get("dirpath")
-        found = resume.newest_last_checkpoint([Path(dirpath)] if dirpath else [root / "lightning_logs", root])
-        config.ckpt_path = str(found) if found else None
-        rank_zero_info(f"--ckpt_path last: {'resuming ' + str(found) if found else 'no last.ckpt yet, starting'}")
-    if not config.get("ckpt_path"):
-        return
-    logger = config.trainer.get("logger")
-    if logger is None or logger is True:
-        from lightning.fabric.loggers.tensorboard import _TENSORBOARD_AVAILABLE, _TENSORBOARDX_AVAILABLE
-
-        name = "TensorBoardLogger" if _TENSORBOARD_AVAILABLE or _TENSORBOARDX_AVAILABLE else "CSVLogger"
-        logger = Namespace(class_path=f"lightning.pytorch.loggers.{name}", init_args=Namespace(save_dir=str(root)))
-    if not isinstance(logger, Namespace) or logger.get("class_path") not in DEFAULT_LOGGERS:
-        return
-    args = logger.get("init_args") or Namespace()
-    save_dir = Path(args.get("save_dir") or root)
-    version = resume.logger_version_of(Path(config.ckpt_path), save_dir, args.get("name") or "lightning_logs")
-    if version is not None and args.get("version") is None:
-        args.version = version
-        logger.init_args = args
-        config.trainer.logger = logger
 
 
 def fit_results(trainer: L.Trainer, fit_seconds: float, seed: Optional[int]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
   (Lightning's ``_collect_rng_states``), stored in a form ``torch.load(weights_only=True)`` accepts.
 - :func:`atomic_replace`: a finished temporary file takes the checkpoint's name by ``os.replace`` in the same
   directory, so a kill during a write leaves the previous checkpoint whole.
-- :func:`newest_last_checkpoint` and :func:`logger_version_of`: ``--ckpt_path last`` picks the newest
+- :func:`resume_in_run_directory` (with :func:`newest_last_checkpoint`, :func:`logger_version_of`): ``--ckpt_path last`` picks the newest
   ``last.ckpt`` of the run's root, and a resumed run keeps writing into that checkpoint's logger version.
 - :func:`epoch_accumulators`, :func:`restore_metric_states`, :func:`merge_logged_sums`: what the epoch-level
   metrics gathered before a mid-epoch checkpoint, so the resumed epoch logs the same epoch means.
@@ -24,6 +24,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import Metric
 
 RNG_KEY = "zoo_rng_states"
@@ -137,3 +138,42 @@ def merge_logged_sums(results: Any, saved: dict[str, Any]) -> None:
         if entry["cumulated_batch_size"] is not None:
             result.cumulated_batch_size = entry["cumulated_batch_size"].to(result.value.device) + result.cumulated_batch_size
         result._computed = None
+
+
+DEFAULT_LOGGERS = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger",
+                   "lightning.pytorch.loggers.tensorboard.TensorBoardLogger", "lightning.pytorch.loggers.csv_logs.CSVLogger"}
+
+
+def resume_in_run_directory(config: Any) -> None:
+    """Resolve ``ckpt_path: last`` and point the logger at the checkpoint's version (``config``: the fit section).
+
+    ``last`` becomes the newest ``last.ckpt`` under ``checkpoint.dirpath`` or the trainer's root (``None`` when
+    there is none yet). When that checkpoint lies in ``<root>/<name>/<version>/checkpoints`` of the configured
+    TensorBoard or CSV logger (the default logger included), the logger's ``version`` is set to it, so the resumed
+    run continues that run directory: one log history, its ``config.yaml`` and ``results.json``.
+    """
+    from jsonargparse import Namespace
+
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
+    if config.get("ckpt_path") == "last":
+        dirpath = config.get("checkpoint", {}).get("dirpath")
+        found = newest_last_checkpoint([Path(dirpath)] if dirpath else [root / "lightning_logs", root])
+        config.ckpt_path = str(found) if found else None
+        rank_zero_info(f"--ckpt_path last: {'resuming ' + str(found) if found else 'no last.ckpt yet, starting'}")
+    if not config.get("ckpt_path"):
+        return
+    logger = config.trainer.get("logger")
+    if logger is None or logger is True:
+        from lightning.fabric.loggers.tensorboard import _TENSORBOARD_AVAILABLE, _TENSORBOARDX_AVAILABLE
+
+        name = "TensorBoardLogger" if _TENSORBOARD_AVAILABLE or _TENSORBOARDX_AVAILABLE else "CSVLogger"
+        logger = Namespace(class_path=f"lightning.pytorch.loggers.{name}", init_args=Namespace(save_dir=str(root)))
+    if not isinstance(logger, Namespace) or logger.get("class_path") not in DEFAULT_LOGGERS:
+        return
+    args = logger.get("init_args") or Namespace()
+    save_dir = Path(args.get("save_dir") or root)
+    version = logger_version_of(Path(config.ckpt_path), save_dir, args.get("name") or "lightning_logs")
+    if version is not None and args.get("version") is None:
+        args.version = version
+        logger.init_args = args
+        config.trainer.logger = logger
