@@ -24,9 +24,9 @@ import kill_resume_trials as trials  # noqa: E402
 EPOCHS, EVERY = 2, 7
 
 
-def killed(root: Path, moment: str, count: int, signal: str = "SIGKILL") -> int:
-    """Run the trial command with a KillAt callback; returns the exit status."""
-    command = trials.fit_command(trials.DEFAULT_RUN, root, EPOCHS, EVERY)
+def killed(root: Path, moment: str, count: int, signal: str = "SIGKILL", *options: str) -> int:
+    """Run the trial command (plus ``options``) with a KillAt callback; returns the exit status."""
+    command = trials.fit_command(trials.DEFAULT_RUN, root, EPOCHS, EVERY) + list(options)
     extra = ["--trainer.callbacks+=kill_points.KillAt", "--trainer.callbacks.moment", moment,
              "--trainer.callbacks.count", str(count), "--trainer.callbacks.signal", signal]
     import subprocess
@@ -79,6 +79,14 @@ def test_sigterm_saves_exits_cleanly_and_resumes_exactly(reference, tmp_path, mo
     assert saved_step(root) == stopped_at
     resumed(root)
     assert trials.compare(reference, root) == (0.0, [])
+
+
+def test_last_checkpoint_every_few_minutes(tmp_path):
+    root = tmp_path / "run"
+    # 0.0002 minutes = 12 ms and no step cadence: last.ckpt follows within a step or two of the kill at step 20
+    assert killed(root, "train_step", 20, "SIGKILL", "--checkpoint.last_every_n_steps", "null",
+                  "--checkpoint.last_every_minutes", "0.0002") == -9
+    assert 10 <= saved_step(root) <= 19
 
 
 @pytest.mark.slow
