@@ -20,8 +20,9 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
+from datamodules._batched import TensorBatchDataset, tensor_loader
 from datamodules._paths import resolve_root
 from datamodules._splits import SplitLoaders
 
@@ -76,6 +77,7 @@ class AirlinePassengersDataModule(SplitLoaders):
         train_fraction: leading fraction of the months that forms the training part (the book: 0.7).
         val_months: last months of the training part used as validation targets (0: no validation split).
         batch_size: batch size of every loader (the default holds the whole training part, as the book trains).
+        seed: seed (mixed with ``--seed_everything``) of the training windows' order, a function of the epoch.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class AirlinePassengersDataModule(SplitLoaders):
         train_fraction: float = 0.7,
         val_months: int = 12,
         batch_size: int = 256,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if not 0.0 < train_fraction < 1.0:
@@ -107,7 +110,7 @@ class AirlinePassengersDataModule(SplitLoaders):
         if self.scale <= 0:
             raise ValueError("the training part of the series is constant; max - min must be positive to scale it")
         self.scaled = self.series / self.scale
-        self.datasets: dict[str, TensorDataset] = {}
+        self.datasets: dict[str, TensorBatchDataset] = {}
 
     def _read(self) -> tuple[list[str], Tensor]:
         path = self.hparams.csv_path
@@ -147,12 +150,12 @@ class AirlinePassengersDataModule(SplitLoaders):
     def setup(self, stage: Optional[str] = None) -> None:
         for split in ("train", "val", "test"):
             if split not in self.datasets:
-                self.datasets[split] = TensorDataset(*self.windows(split))
+                self.datasets[split] = TensorBatchDataset(*self.windows(split))
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
-        return DataLoader(self.datasets[split], batch_size=self.hparams.batch_size, shuffle=shuffle)
+        return tensor_loader(self.datasets[split], self.hparams.batch_size, shuffle, self.hparams.seed)
 
     # ------------------------------------------------------------------ baselines and facts
     def baselines(self, split: str) -> dict[str, float]:

@@ -4,7 +4,7 @@ Grey levels in [0, 1] become pixels in {0, 1} in one of two ways:
 
 - ``"stochastic"`` (default; Salakhutdinov & Murray, 2008): each pixel is 1 with probability equal to its grey
   level. Training images are resampled every time they are drawn (dynamic binarization, which acts as data
-  augmentation); the validation and test images are sampled once from a seeded generator, so every evaluation
+  augmentation), batch-wise on the batch's device with draws from (seed, epoch, step); the validation and test images are sampled once from a seeded generator, so every evaluation
   sees the same binary images. This is the protocol behind the usual binarized-MNIST NLL figures (PixelCNN
   81.30 nats, PixelSNAIL 78.61), which used one fixed stochastic binarization of the test set.
 - ``"threshold"``: pixel = grey level > 0.5, the same for every split. Deterministic and simple, but an easier
@@ -15,11 +15,10 @@ Batches are ``(x, y)``: ``x`` float ``(N, 1, 28, 28)`` with values in {0, 1}, ``
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 from torch import Tensor
-from torchvision.transforms import v2
 
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 
@@ -69,15 +68,12 @@ class BinarizedMNISTDataModule(MNISTDataModule):
         generator = torch.Generator().manual_seed(self.hparams.seed + {"train": 0, "val": 1, "test": 2}[split])
         return binarize(images, self.hparams.binarization, generator)
 
-    def train_transform(self) -> Optional[Callable[[Tensor], Tensor]]:
-        augment = super().train_transform()
+    def train_batch_transform(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """The ``augment`` jitter of grey images, then (stochastic binarization) a fresh Bernoulli draw."""
+        images = super().train_batch_transform(images, generator)
         if self.hparams.binarization != "stochastic":
-            return augment
-
-        def resample(image: Tensor) -> Tensor:
-            return binarize(image, "stochastic")
-
-        return resample if augment is None else v2.Compose([augment, resample])
+            return images
+        return binarize(images, "stochastic", generator)
 
 
 class BinarizedFashionMNISTDataModule(BinarizedMNISTDataModule):

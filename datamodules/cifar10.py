@@ -24,11 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import datasets
 
+from datamodules._batched import Indices, as_index, run_seed, step_generator, tensor_loader, training_position
 from datamodules._paths import CorruptDatasetError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
+from datamodules.mnist import ImageTensorDataset
 
 Augment = Literal["none", "book", "standard", "airbench"]
 Normalization = Literal["cifar10", "half"]
@@ -108,33 +110,23 @@ def _check_batch_file(path: Path) -> None:
         )
 
 
-def _already_batched(batch: Any) -> Any:
-    """``collate_fn`` for datasets whose ``__getitems__`` returns whole batches."""
-    return batch
-
-
-class BatchedImageDataset(Dataset):
+class BatchedImageDataset(ImageTensorDataset):
     """uint8 images ``(N, C, H, W)`` and labels ``(N,)``; the DataLoader fetches whole batches by indexing.
 
-    ``DataLoader`` calls ``__getitems__`` with the batch's index list, so a batch is one gather of the held
-    tensors. With ``with_index=True`` a batch is ``(images, labels, indices)``: per-image augmentation state
-    (the alternating flip) is looked up by index on the device.
+    With ``with_index=True`` a batch is ``(images, labels, indices)``: per-image augmentation state (the
+    alternating flip) is looked up by index on the device.
     """
 
     def __init__(self, images: Tensor, labels: Tensor, with_index: bool = False) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"got {len(images)} images but {len(labels)} labels")
-        self.images, self.labels, self.with_index = images, labels, with_index
-
-    def __len__(self) -> int:
-        return len(self.images)
+        super().__init__(images, labels)
+        self.with_index = with_index
 
     def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, ...]:
-        index = torch.as_tensor(indices, dtype=torch.long)
-        batch = (self.images[index], self.labels[index])
+    def __getitems__(self, indices: Indices) -> tuple[Tensor, ...]:
+        index = as_index(indices)
+        batch = super().__getitems__(index)
         return (*batch, index) if self.with_index else batch
 
 
@@ -166,7 +158,8 @@ class CIFAR10DataModule(SplitLoaders):
         batch_size: batch size of every loader.
         num_workers: DataLoader workers (batches are one tensor gather: 0 is usually fastest).
         val_size: training images held out for validation (seeded; 5,000 leaves 45,000 for training).
-        seed: seed of the split, of the alternating-flip bits and of the augmentation's random draws.
+        seed: seed of the split, of the alternating-flip bits, and (mixed with ``--seed_everything``) of the
+            shuffling (a function of the epoch) and of the augmentation's draws (a function of epoch and step).
         augment: ``"none"``, ``"book"``, ``"standard"`` or ``"airbench"`` (module docstring).
         normalize: ``"cifar10"`` (the training set's per-channel mean and std) or ``"half"`` (the book's
             ``Normalize(0.5, 0.5)``); default: ``"half"`` with ``augment="book"``, else ``"cifar10"``.
@@ -272,11 +265,8 @@ class CIFAR10DataModule(SplitLoaders):
         dataset = getattr(self, f"{split}_set")
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
-        return DataLoader(
-            dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, collate_fn=_already_batched,
-            num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
-            drop_last=self.hparams.drop_last and split == "train",
-        )
+        return tensor_loader(dataset, self.hparams.batch_size, shuffle, self.hparams.seed, self.hparams.num_workers,
+                             drop_last=self.hparams.drop_last and split == "train")
 
     # ------------------------------------------------------------------ batch-wise transforms
     def normalize(self, images: Tensor) -> Tensor:
@@ -305,18 +295,11 @@ class CIFAR10DataModule(SplitLoaders):
         padded = F.pad(images, (4, 4, 4, 4))  # zero padding: black pixels, as RandomCrop(32, padding=4)
         return flip_where(random_crop(padded, 32, generator), flip)
 
-    def _generator(self, device: torch.device, epoch: int, step: int) -> torch.Generator:
-        """The augmentation's random draws are a function of (seed, epoch, step): resumable and reproducible."""
-        seed = (self.hparams.seed * 1_000_003 + epoch) * 1_000_003 + step
-        return torch.Generator(device=device).manual_seed(seed % (2**63))
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if len(batch) == 3:  # a training batch: (uint8 images, labels, indices)
             images, labels, indices = batch
-            trainer = self.trainer
-            epoch = trainer.current_epoch if trainer is not None else 0
-            step = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
-            generator = self._generator(images.device, epoch, step)
+            epoch, step = training_position(self.trainer) or (0, 0)
+            generator = step_generator(run_seed(self.hparams.seed), epoch, step, images.device)
             return self.normalize(self.augment(images, indices, epoch, generator).float() / 255.0), labels
         images, labels = batch
         return self.normalize(images.float() / 255.0), labels

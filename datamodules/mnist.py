@@ -1,6 +1,8 @@
 """MNIST-family datamodules (MNIST, Fashion-MNIST, the embedded MNIST-mini) with the pixel-noise protocols.
 
-The images are read once with torchvision's datasets and kept as tensors, so batches need no per-image PIL work.
+The images are read once with torchvision's datasets and kept as tensors; a batch is one gather of them
+(``datamodules._batched``), shuffled by a permutation of (seed, epoch), and the ``augment`` jitter is applied to
+whole training batches on their device in ``on_after_batch_transfer``, with draws from (seed, epoch, step).
 Pixel noise follows "How Can We Be So Dense?" (Ahmad & Scheinkman, 2019, section 4): ``int(784 * eta)``
 distinct random pixels of each image are set to ``mean + 2 * std``.
 
@@ -16,14 +18,15 @@ import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision import datasets
-from torchvision.transforms import v2
 
+from datamodules._batched import TensorBatchDataset, run_seed, step_generator, tensor_loader, training_position
 from datamodules._paths import CorruptDatasetError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
@@ -73,22 +76,46 @@ def idx_file_problem(path: Path) -> Optional[str]:
     return None
 
 
-class ImageTensorDataset(Dataset):
-    """Images ``(N, C, H, W)`` and labels ``(N,)`` held in memory, with an optional per-image transform."""
 
-    def __init__(self, images: Tensor, labels: Tensor, transform: Optional[Callable[[Tensor], Tensor]] = None):
+def random_affine(
+    images: Tensor, degrees: float, translate: float, fill: float, generator: Optional[torch.Generator] = None
+) -> Tensor:
+    """Rotate each image of ``images`` (N, C, H, W) by an angle uniform in ``[-degrees, degrees]`` about its centre
+    and shift it by a whole number of pixels, uniform up to ``translate`` of its size, nearest-neighbour, ``fill``
+    outside: torchvision's ``RandomAffine(degrees, translate=(t, t), fill=fill)``, drawn for the whole batch at once
+    (one ``affine_grid`` + ``grid_sample``) on the images' device.
+    """
+    n, _, h, w = images.shape
+    device = images.device
+    angle = (torch.rand(n, generator=generator, device=device) * 2 - 1) * math.radians(degrees)
+    shift = (torch.rand(n, 2, generator=generator, device=device) * 2 - 1) * translate
+    pixels = (shift * torch.tensor([w, h], device=device)).round()  # torchvision rounds the shift to pixels
+    cos, sin = angle.cos(), angle.sin()
+    offset = pixels * 2 / torch.tensor([w, h], device=device)  # in affine_grid's [-1, 1] coordinates
+    # output -> input coordinates: rotate back by the angle after undoing the shift
+    rotation = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], dim=1)  # (N, 2, 2)
+    theta = torch.cat([rotation, -(rotation @ offset.unsqueeze(-1))], dim=2).to(images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    inside = F.grid_sample(torch.ones_like(images[:, :1]), grid, mode="nearest", align_corners=False) > 0
+    return torch.where(inside, moved, torch.full_like(moved, fill))  # pixels copied exactly, ``fill`` outside
+
+
+class ImageTensorDataset(TensorBatchDataset):
+    """Images ``(N, C, H, W)`` and labels ``(N,)`` held in memory; a batch is one gather (``__getitems__``)."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
         if len(images) != len(labels):
             raise ValueError(f"got {len(images)} images but {len(labels)} labels")
-        self.images, self.labels, self.transform = images, labels, transform
+        super().__init__(images, labels)
 
-    def __len__(self) -> int:
-        return len(self.images)
+    @property
+    def images(self) -> Tensor:
+        return self.tensors[0]
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        image = self.images[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
+    @property
+    def labels(self) -> Tensor:
+        return self.tensors[1]
 
 
 class MNISTDataModule(SplitLoaders):
@@ -107,7 +134,7 @@ class MNISTDataModule(SplitLoaders):
         noise: pixel-noise level eta in [0, 1] (0: no noise).
         noise_protocol: ``"paper"`` or ``"blog"`` (see the module docstring).
         noise_split: which split gets the noise: ``"test"`` (default), ``"val"``, ``"train"`` or ``"all"``.
-        augment: random affine jitter (10 degrees, 10 % shift) on training images.
+        augment: random affine jitter (10 degrees, 10 % shift) on training images, batch-wise on the device.
         first_epoch_batch_size: a different batch size for epoch 0 only (the sparse nets use 4); needs
             ``Trainer(reload_dataloaders_every_n_epochs=1)``.
     """
@@ -231,11 +258,20 @@ class MNISTDataModule(SplitLoaders):
             images = add_pixel_noise(images, hp.noise, self.noise_value, generator)
         return images
 
-    def train_transform(self) -> Optional[Callable[[Tensor], Tensor]]:
+    def train_batch_transform(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """Training images of one batch, on their device, -> what the model sees (the ``augment`` jitter)."""
         if not self.hparams.augment:
-            return None
+            return images
         background = (0.0 - self.mean) / self.std if self.hparams.normalize else 0.0
-        return v2.RandomAffine(degrees=10, translate=(0.1, 0.1), fill=background)
+        return random_affine(images, degrees=10, translate=0.1, fill=background, generator=generator)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        position = training_position(self.trainer)
+        if position is None:
+            return batch
+        images, labels = batch
+        generator = step_generator(run_seed(self.hparams.seed), *position, device=images.device)
+        return self.train_batch_transform(images, generator), labels
 
     def setup(self, stage: Optional[str] = None) -> None:
         hp = self.hparams
@@ -245,9 +281,7 @@ class MNISTDataModule(SplitLoaders):
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(hp.seed))
             n_val = int(round(len(images) * hp.val_fraction))
             val_idx, train_idx = order[:n_val], order[n_val:]
-            self.train_set = ImageTensorDataset(
-                self._noisy(images[train_idx], "train"), labels[train_idx], self.train_transform()
-            )
+            self.train_set = ImageTensorDataset(self._noisy(images[train_idx], "train"), labels[train_idx])
             self.val_set = ImageTensorDataset(self._noisy(images[val_idx], "val"), labels[val_idx])
         if stage in (None, "test", "predict") and self.test_set is None:
             images, labels = self._load(train=False)
@@ -268,13 +302,8 @@ class MNISTDataModule(SplitLoaders):
         dataset = getattr(self, f"{split}_set")
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        return tensor_loader(dataset, batch_size or self.hparams.batch_size, shuffle, self.hparams.seed,
+                             self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         batch_size = self.hparams.batch_size

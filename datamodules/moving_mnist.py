@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
+from datamodules._batched import Indices, as_index, tensor_loader
 from datamodules._paths import missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
@@ -70,26 +71,30 @@ def bouncing_trajectories(
 
 
 def render_frames(digits: Tensor, corners: Tensor, image_size: int) -> Tensor:
-    """Paste ``digits`` ``(D, s, s)`` at ``corners`` ``(T, D, 2)`` into ``(T, image_size, image_size)`` frames.
+    """Paste ``digits`` ``(..., D, s, s)`` at ``corners`` ``(..., T, D, 2)`` into ``(..., T, S, S)`` frames.
 
-    Overlaps keep the pixel-wise maximum (one ``scatter_reduce`` over all frames and digits).
+    Leading dimensions (a batch of sequences) are optional. Overlaps keep the pixel-wise maximum (one
+    ``scatter_reduce`` over all sequences, frames and digits).
     """
-    num_frames, num_digits, _ = corners.shape
+    *batch, num_frames, num_digits, _ = corners.shape
     size = digits.shape[-1]
     if corners.min() < 0 or corners.max() > image_size - size:
         raise ValueError(f"digit corners must lie in [0, {image_size - size}], got [{corners.min()}, {corners.max()}]")
     offsets = torch.arange(size)
-    rows = corners[..., 0, None, None] + offsets[:, None]  # (T, D, s, 1)
-    cols = corners[..., 1, None, None] + offsets[None, :]  # (T, D, 1, s)
-    index = (rows * image_size + cols).reshape(num_frames, -1)
-    values = digits.expand(num_frames, num_digits, size, size).reshape(num_frames, -1)
-    canvas = digits.new_zeros(num_frames, image_size * image_size)
-    canvas.scatter_reduce_(1, index, values, reduce="amax")
-    return canvas.view(num_frames, image_size, image_size)
+    rows = corners[..., 0, None, None] + offsets[:, None]  # (..., T, D, s, 1)
+    cols = corners[..., 1, None, None] + offsets[None, :]  # (..., T, D, 1, s)
+    index = (rows * image_size + cols).reshape(*batch, num_frames, -1)
+    values = digits.unsqueeze(-4).expand(*batch, num_frames, num_digits, size, size).reshape(*batch, num_frames, -1)
+    canvas = digits.new_zeros(*batch, num_frames, image_size * image_size)
+    canvas.scatter_reduce_(-1, index, values, reduce="amax")
+    return canvas.view(*batch, num_frames, image_size, image_size)
 
 
 class GeneratedMovingMNIST(Dataset):
-    """Sequences drawn from stored digit indices and trajectories; item ``i`` is ``(T, 1, S, S)`` in [0, 1]."""
+    """Sequences drawn from stored digit indices and trajectories; item ``i`` is ``(T, 1, S, S)`` in [0, 1].
+
+    ``__getitems__`` draws a whole batch of sequences at once.
+    """
 
     def __init__(self, digits: Tensor, digit_index: Tensor, corners: Tensor, image_size: int) -> None:
         self.digits, self.digit_index, self.corners, self.image_size = digits, digit_index, corners, image_size
@@ -98,25 +103,39 @@ class GeneratedMovingMNIST(Dataset):
         return len(self.digit_index)
 
     def __getitem__(self, index: int) -> Tensor:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Indices) -> Tensor:
+        index = as_index(indices)
         frames = render_frames(self.digits[self.digit_index[index]], self.corners[index], self.image_size)
-        return frames.unsqueeze(1)
+        return frames.unsqueeze(2)
 
 
 class FrameSplit(Dataset):
-    """Splits every sequence ``(T, C, H, W)`` of ``sequences`` into ``(first frames_in, next frames_out)``."""
+    """Splits every sequence ``(T, C, H, W)`` of ``sequences`` into ``(first frames_in, next frames_out)``.
 
-    def __init__(self, sequences: Dataset, frames_in: int, frames_out: int) -> None:
+    ``sequences`` is a :class:`GeneratedMovingMNIST` or a tensor ``(N, T, C, H, W)`` (uint8 frames are scaled to
+    [0, 1]); ``__getitems__`` splits a whole batch.
+    """
+
+    def __init__(self, sequences: Union[Dataset, Tensor], frames_in: int, frames_out: int) -> None:
         self.sequences, self.frames_in, self.frames_out = sequences, frames_in, frames_out
 
     def __len__(self) -> int:
         return len(self.sequences)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        frames = self.sequences[index]
+        inputs, future = self.__getitems__([index])
+        return inputs[0], future[0]
+
+    def __getitems__(self, indices: Indices) -> tuple[Tensor, Tensor]:
+        index = as_index(indices)
+        getitems = getattr(self.sequences, "__getitems__", None)
+        frames = getitems(index) if getitems is not None else self.sequences.index_select(0, index)
         if frames.dtype == torch.uint8:
             frames = frames.float().div_(255.0)
         end = self.frames_in + self.frames_out
-        return frames[: self.frames_in], frames[self.frames_in : end]
+        return frames[:, : self.frames_in], frames[:, self.frames_in : end]
 
 
 class MovingMNISTDataModule(SplitLoaders):
@@ -134,7 +153,8 @@ class MovingMNISTDataModule(SplitLoaders):
         num_digits: digits per sequence (2).
         digit_size: side the 28x28 digits are resized to (28: unchanged).
         speed: pixels moved per frame (3.6: Srivastava et al.'s step of 0.1 of the 36-pixel range).
-        seed: seed of the digit choice, the trajectories and the torchvision sample split.
+        seed: seed of the digit choice, the trajectories, the torchvision sample split and (mixed with
+            ``--seed_everything``) of the shuffling, a function of the epoch.
         batch_size, num_workers: DataLoader settings.
         download: let torchvision download missing files (needs internet).
     """
@@ -216,7 +236,7 @@ class MovingMNISTDataModule(SplitLoaders):
         return GeneratedMovingMNIST(digits, digit_index, corners, hp.image_size)
 
     # ------------------------------------------------------------------ torchvision's file
-    def _torchvision_sequences(self) -> dict[str, Dataset]:
+    def _torchvision_sequences(self) -> dict[str, Tensor]:
         hp = self.hparams
         folder = self.root / datasets.MovingMNIST.__name__
         try:
@@ -258,7 +278,7 @@ class MovingMNISTDataModule(SplitLoaders):
             return
         hp = self.hparams
         if hp.source == "torchvision":
-            sequences: dict[str, Dataset] = self._torchvision_sequences()
+            sequences: dict[str, Union[Dataset, Tensor]] = self._torchvision_sequences()
             self.digit_dataset_name = "torchvision MovingMNIST"
         else:
             digits = self._digit_images()
@@ -272,10 +292,7 @@ class MovingMNISTDataModule(SplitLoaders):
         dataset = getattr(self, f"{split}_set")
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
-        return DataLoader(
-            dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        return tensor_loader(dataset, self.hparams.batch_size, shuffle, self.hparams.seed, self.hparams.num_workers)
 
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""

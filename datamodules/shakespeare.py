@@ -23,8 +23,9 @@ from typing import Literal, Optional
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
+from datamodules._batched import TensorBatchDataset, tensor_loader
 from datamodules._paths import resolve_root
 from datamodules._splits import SplitLoaders
 
@@ -151,7 +152,8 @@ class ShakespeareTrigramDataModule(SplitLoaders):
         sonnet: one sonnet's number (the book: 2; train = val = test) or ``None`` for all 154, split by sonnet.
         val_sonnets: sonnets held out for validation (``sonnet=None`` only).
         test_sonnets: sonnets held out for testing (``sonnet=None`` only).
-        seed: seed of the split by sonnet.
+        seed: seed of the split by sonnet and (mixed with ``--seed_everything``) of the training trigrams' order,
+            a function of the epoch.
         min_count: training-set count a word needs to enter the vocabulary (rarer words become ``<unk>``).
         tokenizer: ``"words"`` or the book's ``"whitespace"`` (see :func:`tokenize`).
         batch_size: batch size of every loader.
@@ -222,7 +224,8 @@ class ShakespeareTrigramDataModule(SplitLoaders):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         rows = self.trigrams[split]
-        return DataLoader(TensorDataset(rows[:, :2], rows[:, 2]), batch_size=self.hparams.batch_size, shuffle=shuffle)
+        return tensor_loader(TensorBatchDataset(rows[:, :2], rows[:, 2]), self.hparams.batch_size, shuffle,
+                             self.hparams.seed)
 
     def baselines(self, split: str) -> dict[str, float]:
         """Count-based trigram perplexities on the test trigrams (smoothing tuned on validation)."""

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 
 from datamodules._paths import missing_files_error, resolve_root

@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases.split(",") if c]
     print(f"zoo fit path vs plain loop, {args.threads} thread(s), {args.samples} training samples per epoch, "
           f"validation {args.val_fraction:.0%} of it, median of {args.repeats} turns (ratio: spread min-max)")
-    print(f"| case | steps | plain samples/s | zoo fit samples/s | zoo/plain | spread | overhead ms/step | "
-          f"plain ms/step |\n|---|---|---|---|---|---|---|---|")
+    print("| case | steps | plain samples/s | zoo fit samples/s | zoo/plain | spread | overhead ms/step | "
+          "plain ms/step |\n|---|---|---|---|---|---|---|---|")
     for entry, batch_size in cases:
         r = run_case(entry, batch_size, args.samples, args.val_fraction, args.repeats)
         print(f"| {r['case']} | {r['steps']} | {r['plain_sps']:,.0f} | {r['zoo_sps']:,.0f} | {r['ratio']:.3f} | "

@@ -115,7 +115,8 @@ def test_checkpoints_best_last_test_and_resume(mnist_root, tmp_path):
 
     # a Lightning checkpoint loads with torch's safe unpickler, and rebuilds the same model
     state = torch.load(last, map_location="cpu", weights_only=True)
-    assert state["epoch"] == 1 and state["global_step"] == 2 * 6  # 180 images / 32 per batch -> 6 steps
+    # last.ckpt is the state once training completed: 2 epochs done (180 images / 32 per batch -> 6 steps each)
+    assert state["epoch"] == 2 and state["global_step"] == 2 * 6
     model = LeNet.load_from_checkpoint(last, weights_only=True).eval()
     x = torch.randn(4, 1, 28, 28)
     hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
@@ -131,7 +132,7 @@ def test_checkpoints_best_last_test_and_resume(mnist_root, tmp_path):
     resumed = tmp_path / "resumed"
     ok(run_zoo(*fit_args(mnist_root, resumed, "--trainer.max_epochs", "3", "--ckpt_path", str(last))))
     new_last = torch.load(next(resumed.rglob("last.ckpt")), map_location="cpu", weights_only=True)
-    assert new_last["epoch"] == 2 and new_last["global_step"] == 3 * 6
+    assert new_last["epoch"] == 3 and new_last["global_step"] == 3 * 6
 
 
 def test_ddp_two_cpu_processes(mnist_root, tmp_path):

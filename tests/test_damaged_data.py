@@ -15,7 +15,7 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg, write_file
 
-from conftest import write_cifar10, write_mnist_family
+from conftest import write_cifar10
 from datamodules import (
     CIFAR10DataModule,
     CorruptDatasetError,

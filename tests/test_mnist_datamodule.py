@@ -93,15 +93,17 @@ def test_noise_is_deterministic_and_on_test_split_only(mnist_root):
 
 def test_first_epoch_batch_size(mnist_root):
     dm = make(mnist_root, batch_size=32, first_epoch_batch_size=4)
-    assert dm.train_dataloader().batch_size == 4  # no trainer yet: epoch 0
+    assert dm.train_dataloader().batch_sampler.batch_size == 4  # no trainer yet: epoch 0
 
 
 def test_augment_keeps_shape_and_changes_images(mnist_root):
     dm = make(mnist_root, augment=True)
-    torch.manual_seed(0)
-    x, _ = dm.train_set[0]
-    assert x.shape == (1, 28, 28)
-    assert not torch.equal(x, dm.train_set.images[0])
+    images = dm.train_set.images[:8]
+    x = dm.train_batch_transform(images, torch.Generator().manual_seed(0))
+    assert x.shape == images.shape
+    assert all(not torch.equal(a, b) for a, b in zip(x, images))  # every image of the batch is moved
+    assert torch.equal(x, dm.train_batch_transform(images, torch.Generator().manual_seed(0)))
+    assert torch.equal(make(mnist_root).train_batch_transform(images, torch.Generator()), images)  # augment off
 
 
 def test_missing_files_error_names_directory_files_and_fix(tmp_path):

@@ -273,11 +273,14 @@ def test_binarized_datamodule_fixes_eval_images_and_resamples_training_images(mn
     dm2 = BinarizedMNISTDataModule(root=str(mnist_root), batch_size=8, val_fraction=0.2, seed=0)
     dm2.setup("test")
     assert torch.equal(dm.test_set.images, dm2.test_set.images)  # one fixed binarization per seed
-    first, second = dm.train_set[0][0], dm.train_set[0][0]
+    grey = dm.train_set.images[:8]
+    first, second = (dm.train_batch_transform(grey, torch.Generator().manual_seed(step)) for step in (0, 1))
     assert set(first.unique().tolist()) <= {0.0, 1.0} and not torch.equal(first, second)  # resampled per draw
+    assert torch.equal(first, dm.train_batch_transform(grey, torch.Generator().manual_seed(0)))  # of the generator
     threshold = BinarizedMNISTDataModule(root=str(mnist_root), binarization="threshold", val_fraction=0.2)
     threshold.setup("fit")
-    assert torch.equal(threshold.train_set[0][0], threshold.train_set[0][0])
+    images = threshold.train_set.images[:8]
+    assert torch.equal(threshold.train_batch_transform(images, torch.Generator().manual_seed(0)), images)
 
 
 def test_binarized_datamodule_rejects_normalization_and_unknown_binarization():

@@ -14,7 +14,7 @@ import torch
 from conftest import REPO, ok, run_zoo
 from datamodules import AirlinePassengersDataModule, DatasetNotFoundError, ShakespeareTrigramDataModule, UDPosDataModule
 from datamodules.airline import make_windows, read_series_csv
-from datamodules.shakespeare import Vocabulary, count_trigram_perplexities, split_sonnets, tokenize, trigrams
+from datamodules.shakespeare import count_trigram_perplexities, split_sonnets, tokenize, trigrams
 from datamodules.ud_pos import PAD_TAG, most_frequent_tag_accuracy, parse_conllu
 from zoo.layers import LSTMTaggerNet
 from zoo.models import LSTMForecaster, LSTMTagger, NGramLanguageModel

@@ -14,7 +14,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset

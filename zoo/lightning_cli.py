@@ -7,29 +7,51 @@ without torch or Lightning; see :mod:`zoo.cli`). ``-c`` also takes a zoo entry n
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn, Optional
+from weakref import proxy
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
 import zoo.models  # noqa: F401  (registers the models for --model <Name>)
-from zoo import errors, registry
+from zoo import errors, registry, resume
 from zoo.checkpoint_trust import RefuseUntrustedCkptPath
 
 class ZooCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that keeps the best and the last checkpoint.
+    """ModelCheckpoint that keeps the best and the last checkpoint, and makes a run resumable exactly.
 
     Unless ``monitor`` is given, it watches the model's ``checkpoint_monitor`` (``val/acc`` for classifiers) in
     the model's ``checkpoint_mode``. At the end of ``fit`` it prints the best checkpoint and its score.
+
+    For resuming (``zoo fit ... --ckpt_path last``; see ``zoo.resume``):
+
+    - ``last.ckpt`` is written once an epoch is complete (validated and logged: at the next epoch's start and at
+      the end of training), every ``last_every_n_steps`` training steps and every ``last_every_minutes`` minutes
+      (whichever comes first; ``null`` turns one off), so a kill loses at most that much. Mid-epoch checkpoints
+      hold the training loader's position (torchdata ``StatefulDataLoader``) and are not taken at a batch that
+      a validation follows.
+    - Every file is written under a temporary name and moved into place with ``os.replace``: a kill during a
+      write leaves the previous file whole.
+    - Checkpoints hold the global torch/CUDA/numpy/Python random states, restored when training restarts, and
+      mid-epoch ones what the epoch-level metrics gathered so far; loggers are flushed first, and a resumed run
+      drops the CSV rows logged after the checkpoint.
+    - On SIGTERM (a scheduler's preemption) Lightning stops after the current training batch; this callback then
+      writes ``last.ckpt`` and the process exits with status 0. A SIGTERM during a validation, or in the last
+      batch of an epoch, takes effect once that validation (and the epoch's logging) has finished, so no
+      checkpoint is taken in the middle of one.
     """
 
     def __init__(
@@ -41,12 +63,27 @@ class ZooCheckpoint(ModelCheckpoint):
         save_last: Optional[bool] = True,
         save_top_k: int = 1,
         every_n_epochs: Optional[int] = None,
+        last_every_n_steps: Optional[int] = 200,
+        last_every_minutes: Optional[float] = 10.0,
     ) -> None:
         super().__init__(
             dirpath=dirpath, filename=filename, monitor=monitor, mode=mode, save_last=save_last,
             save_top_k=save_top_k, every_n_epochs=every_n_epochs, auto_insert_metric_name=False,
         )
+        for name, value in (("last_every_n_steps", last_every_n_steps), ("last_every_minutes", last_every_minutes)):
+            if value is not None and value <= 0:
+                raise ValueError(f"--checkpoint.{name} must be positive or null (off), got {value}")
         self._monitor_given = monitor is not None
+        self.last_every_n_steps, self.last_every_minutes = last_every_n_steps, last_every_minutes
+        self._last_saved_step: Optional[int] = None
+        self._last_saved_time = time.monotonic()
+        self._sigterm_deferred = False
+        self._writing_last = False
+        self._fit_seconds_before = 0.0  # time trained by the earlier parts of a resumed run
+        self._fit_started = time.monotonic()
+        self._rng_states_to_restore: Optional[dict[str, Any]] = None
+        self._accumulators_to_restore: Optional[dict[str, Any]] = None
+        self._csv_history: dict[str, list[list[str]]] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not self._monitor_given:
@@ -54,29 +91,183 @@ class ZooCheckpoint(ModelCheckpoint):
             self.mode = getattr(pl_module, "checkpoint_mode", "min")
             self.kth_value = torch.tensor(math.inf if self.mode == "min" else -math.inf)
         super().setup(trainer, pl_module, stage)
+        self._fit_started = self._last_saved_time = time.monotonic()
 
-    def _save_last_every_epoch(self, trainer: L.Trainer) -> None:
-        # Lightning 2.6 writes last.ckpt only when a top-k file was written in the same step; resuming needs
-        # the true last state, so write it whenever this step has not been saved as last yet.
-        if not self.save_last or self._should_skip_saving_checkpoint(trainer):
+    def remember_csv_history(self, trainer: L.Trainer) -> None:
+        """Read the ``metrics.csv`` files of the trainer's CSV loggers before ``fit`` starts them: a CSV logger
+        deletes the file of an existing version when it starts, and a resumed run keeps its rows."""
+        self._csv_history = {}
+        for path in self._csv_files(trainer):
+            if path.is_file():
+                with open(path, newline="") as f:
+                    self._csv_history[str(path)] = list(csv.reader(f))
+
+    @staticmethod
+    def _csv_files(trainer: L.Trainer) -> list[Path]:
+        return [Path(logger.log_dir) / "metrics.csv" for logger in trainer.loggers if isinstance(logger, CSVLogger)]
+
+    # ------------------------------------------------------------------ atomic files
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        # ModelCheckpoint._save_checkpoint, writing a temporary file that os.replace moves into place
+        partial = f"{filepath}.partial"
+        trainer.save_checkpoint(partial, self.save_weights_only)
+        if trainer.is_global_zero:
+            resume.atomic_replace(partial, filepath)
+        trainer.strategy.barrier("ZooCheckpoint.atomic_replace")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+    # ------------------------------------------------------------------ state beyond Lightning's
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        for logger in trainer.loggers:  # what is logged up to now reaches the disk with the checkpoint
+            logger.save()
+        checkpoint[resume.RNG_KEY] = resume.collect_rng_states()
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:  # mid-epoch
+            checkpoint["zoo_epoch_accumulators"] = resume.epoch_accumulators(trainer, pl_module)
+        checkpoint["zoo_csv_rows"] = {str(path): resume.count_csv_rows(path) for path in self._csv_files(trainer)}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self._rng_states_to_restore = checkpoint.get(resume.RNG_KEY)
+        self._last_saved_step = checkpoint.get("global_step")  # this state is on disk already
+        self._accumulators_to_restore = checkpoint.get("zoo_epoch_accumulators")
+        if trainer.is_global_zero:  # before the loggers start (Lightning restores callbacks first)
+            for logger in trainer.loggers:
+                if isinstance(logger, CSVLogger):
+                    self._restore_csv_history(logger, checkpoint.get("zoo_csv_rows", {}))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "fit_seconds": self.fit_seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._fit_seconds_before = float(state_dict.get("fit_seconds", 0.0))
+
+    @property
+    def fit_seconds(self) -> float:
+        """Training wall time of the whole run, the parts before a resume included."""
+        return self._fit_seconds_before + time.monotonic() - self._fit_started
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # restored here, after the sanity check and the loaders' set-up: from now on the resumed run draws the
+        # same numbers as the run it replaces did after its checkpoint
+        if self._rng_states_to_restore is not None:
+            resume.restore_rng_states(self._rng_states_to_restore)
+            self._rng_states_to_restore = None
+        if self._accumulators_to_restore is not None:
+            resume.restore_metric_states(pl_module, self._accumulators_to_restore["metrics"])
+
+    def _restore_csv_history(self, logger: CSVLogger, rows_to_keep: dict[str, int]) -> None:
+        """The rows of ``metrics.csv`` logged up to the checkpoint, written back after the logger's start deleted
+        the file; the rows a killed run logged after its checkpoint are dropped (they are logged again)."""
+        path = str(Path(logger.log_dir) / "metrics.csv")
+        history, keep = self._csv_history.get(path), rows_to_keep.get(path)
+        if not history or keep is None:
             return
-        if getattr(self, "_last_saved_step", None) != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            self._last_saved_step = trainer.global_step
+        writer = logger.experiment  # starting the writer deletes the file
+        header, rows = history[0], history[1 : keep + 1]
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+        writer.metrics_keys = list(header)
+
+    # ------------------------------------------------------------------ when last.ckpt is written
+    def _save_last_now(self, trainer: L.Trainer) -> None:
+        """Write last.ckpt unless this step is saved already (top-k files do not count: they may precede logging)."""
+        if (not self.save_last or trainer.fast_dev_run or trainer.sanity_checking
+                or trainer.state.fn != TrainerFn.FITTING or self._last_saved_step == trainer.global_step):
+            return
+        top_k_step = self._last_global_step_saved  # a last-only file must not make a top-k save skip this step
+        self._writing_last = True
+        try:
+            super()._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        finally:
+            self._writing_last = False
+        self._last_global_step_saved = top_k_step
+        self._last_saved_step = trainer.global_step
+        self._last_saved_time = time.monotonic()
 
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
-        super()._save_last_checkpoint(trainer, monitor_candidates)
-        self._last_saved_step = trainer.global_step
+        # ModelCheckpoint writes last.ckpt beside each top-k file, after validation and before the epoch's metrics
+        # are logged; a run resumed from there would not log them. last.ckpt is written by _save_last_now only.
+        if self._writing_last:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_every_epoch(trainer)
+    def _periodic_save_due(self, trainer: L.Trainer) -> bool:
+        step_due = bool(self.last_every_n_steps) and trainer.global_step % self.last_every_n_steps == 0
+        time_due = bool(self.last_every_minutes) and (
+            time.monotonic() - self._last_saved_time >= 60 * self.last_every_minutes
+        )
+        due = trainer.strategy.broadcast(step_due or time_due)  # clocks differ across ranks: rank 0 decides
+        epoch_loop = trainer.fit_loop.epoch_loop
+        # a validation follows this batch (Lightning would not redo it from here) or the epoch ends
+        validation_follows = epoch_loop.batch_progress.is_last_batch or epoch_loop._should_check_val_fx(
+            trainer.fit_loop._data_fetcher
+        )
+        return due and not validation_follows
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        if self._accumulators_to_restore is not None:  # the first batch after a mid-epoch resume has logged
+            resume.merge_logged_sums(trainer.fit_loop.epoch_loop._results, self._accumulators_to_restore["results"])
+            self._accumulators_to_restore = None
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        if trainer.received_sigterm and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._defer_sigterm(trainer)  # stop once the epoch is validated and logged
+        if self._last_saved_step != trainer.global_step and self._periodic_save_due(trainer):
+            self._save_last_now(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The previous epoch is complete here: validated, its epoch metrics logged, its LR schedulers stepped. The
+        # file records the loop as it was when that epoch completed (Lightning counts the new epoch as "ready"
+        # before this hook), so a resume starts the new epoch afresh, as the uninterrupted run does from here.
+        if trainer.current_epoch == 0:
+            return
+        progress = trainer.fit_loop.epoch_progress
+        progress.total.ready -= 1
+        progress.current.ready -= 1
+        try:
+            self._save_last_now(trainer)
+        finally:
+            progress.total.ready += 1
+            progress.current.ready += 1
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last_now(trainer)
+
+    # ------------------------------------------------------------------ preemption
+    def _defer_sigterm(self, trainer: L.Trainer) -> None:
+        trainer._signal_connector.received_sigterm = False
+        self._sigterm_deferred = True
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        # Lightning would stop mid-validation; a checkpoint there would resume with half a validation's metrics
+        if trainer.received_sigterm and trainer.state.fn == TrainerFn.FITTING:
+            self._defer_sigterm(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_every_epoch(trainer)
+        if self._sigterm_deferred and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            self._resume_sigterm(trainer)  # a mid-epoch validation: stop after this batch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._sigterm_deferred:  # Lightning stops once this epoch is logged and complete
+            self._resume_sigterm(trainer)
+
+    def _resume_sigterm(self, trainer: L.Trainer) -> None:
+        trainer._signal_connector.received_sigterm = True
+        self._sigterm_deferred = False
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._save_last_now(trainer)
+        rank_zero_info(
+            f"SIGTERM: stopped at step {trainer.global_step}; {self.last_model_path} holds the run. Resume it with "
+            f"the same command and --ckpt_path last"
+        )
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.best_model_path:
@@ -122,7 +313,12 @@ class ZooArgumentParser(LightningArgumentParser):
 
 
 class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
-    """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it)."""
+    """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it).
+
+    ``zoo fit ... --ckpt_path last`` resumes from the newest ``last.ckpt`` under the run's root (a fresh start
+    when there is none, so a preempted job can be requeued with one command), and a run resumed in its own root
+    keeps writing into the logger version (run directory) of its checkpoint.
+    """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ZooCheckpoint, "checkpoint")
@@ -140,13 +336,20 @@ class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
             kwargs.setdefault("callbacks", [*callbacks, ZooProgressBar()])
         return super().instantiate_trainer(**kwargs)
 
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            resume.resume_in_run_directory(self.config["fit"])
+
     def before_fit(self) -> None:
         self._fit_started = time.perf_counter()
+        if isinstance(self.trainer.checkpoint_callback, ZooCheckpoint) and self.trainer.is_global_zero:
+            self.trainer.checkpoint_callback.remember_csv_history(self.trainer)
 
     def after_fit(self) -> None:
-        fit_seconds = time.perf_counter() - self._fit_started
+        fit_seconds = getattr(self.trainer.checkpoint_callback, "fit_seconds", time.perf_counter() - self._fit_started)
         # taken before testing: loading the best checkpoint for the test can reset the callback's last_model_path
         results = fit_results(self.trainer, fit_seconds, self.config[self.subcommand].get("seed_everything"))
+        results["resumed_from"] = self.config[self.subcommand].get("ckpt_path")
         if self.config_init[self.subcommand].get("test_after_fit"):
             # fast_dev_run and runs without validation keep no best checkpoint: test the weights in memory
             metrics = self.trainer.test(
