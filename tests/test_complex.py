@@ -30,7 +30,7 @@ from zoo.layers import (
 )
 from zoo.models import ComplexNet, RealNet
 
-COMPLEX_ENTRIES = ["complex_net_fashion_mnist", "complex_net_mnist5k", "real_net_fashion_mnist", "real_net_mnist5k"]
+COMPLEX_ENTRIES = [f"{net}_{data}" for net in ("complex_net", "real_net") for data in ("fashion_mnist", "mnist", "mnist5k")]
 
 
 def crandn(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -425,7 +425,8 @@ def test_noise_curves_score_and_tables(mnist_root):
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("entry", ["sparse_cnn2_mnist5k", "dense_cnn2_mnist5k"])
+@pytest.mark.parametrize("entry", ["sparse_cnn2_mnist", "dense_cnn2_mnist", "sparse_cnn1_mnist", "dense_cnn1_mnist",
+                                   "sparse_cnn2_fashion_mnist", "dense_cnn2_fashion_mnist"])
 def test_shipped_noise_at_half_matches_manifest(real_data, entry):
     manifest = registry.get(entry).manifest()
     if manifest is None:

@@ -76,3 +76,12 @@ def test_logged_training_loss_is_each_logged_step_and_the_weighted_epoch_mean(in
     assert len(epoch_rows) == 2
     assert len([r for r in rows if r.get("train/acc")]) == 2 and len([r for r in rows if r.get("val/acc")]) == 2
     assert trainer.callback_metrics["train/loss"] == pytest.approx(epoch_rows[-1], rel=1e-6)
+
+
+def test_the_zoo_progress_bar_redraws_at_most_every_interval_and_at_the_last_batch():
+    from zoo.lightning_cli import ZooProgressBar
+
+    slow = ZooProgressBar(min_interval=3600.0)
+    assert [slow._should_update(n, 100) for n in (1, 2, 50, 99, 100)] == [True, False, False, False, True]
+    every = ZooProgressBar(min_interval=0.0)
+    assert all(every._should_update(n, 100) for n in (1, 2, 50, 99, 100))
