@@ -353,17 +353,19 @@ def test_sampling_script_writes_a_png_grid(tmp_path):
 
 
 @pytest.mark.realdata
-def test_shipped_pixelcnn_mnist5k_reaches_its_nll(real_data):
-    """The shipped weights load, meet the issue's 100-nat bar, and re-measure their NLL on 1,000 test images."""
+@pytest.mark.parametrize(("entry", "folder", "dataset"), [("pixelcnn_mnist5k", "mnist-5k", "MNIST-5k"),
+                                                          ("pixelcnn_mnist", "", "MNIST")])
+def test_shipped_pixelcnn_reaches_its_nll(real_data, entry, folder, dataset):
+    """The shipped weights load, meet the 100-nat bar, and re-measure their NLL on 1,000 test images."""
     from zoo import hub, registry
 
-    manifest = registry.get("pixelcnn_mnist5k").manifest()
+    manifest = registry.get(entry).manifest()
     if manifest is None:
-        pytest.skip("pixelcnn_mnist5k ships no weights yet")
-    assert manifest["data"]["dataset"].startswith("MNIST-5k")
+        pytest.skip(f"{entry} ships no weights")
+    assert manifest["data"]["dataset"].startswith(dataset)
     assert manifest["metrics"]["test/nll"] <= 100.0
-    model = hub.load("pixelcnn_mnist5k")
-    dm = hub.build_datamodule("pixelcnn_mnist5k", root=str(real_data / "mnist-5k"))
+    model = hub.load(entry)
+    dm = hub.build_datamodule(entry, root=str(real_data / folder))
     dm.setup("test")
     with torch.no_grad():
         nll = torch.cat([model.nll(x) for x in dm.test_set.images[:1000].split(250)]).mean().item()

@@ -71,7 +71,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
 def zoo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{fit,validate,test,predict,models,evaluate,export}")
+    sub = parser.add_subparsers(dest="subcommand", metavar="{fit,validate,test,predict,models,evaluate,export}")
     for name in LIGHTNING_SUBCOMMANDS:
         sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)")
     sub.add_parser("models", help="list the zoo's entries").set_defaults(func=cmd_models)
@@ -108,7 +108,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not getattr(ns, "func", None):
             zoo_parser().print_help()
             return 0
-        command = ns.command
+        command = ns.subcommand
         return ns.func(ns)
     except Exception as err:  # noqa: BLE001 (deliberate errors become one message; others keep their traceback)
         if not errors.is_deliberate(err) or errors.debug_enabled():
