@@ -7,7 +7,7 @@ per-seed figures, and the paper's means (10 seeds there).
 
 Runs live in ``<runs>/<entry>/seed<k>/`` (each a ``zoo fit -c <entry> --seed_everything <k>`` run directory
 with its ``results.json``). ``--fit`` trains the missing seeds first, one after the other; finished ones are
-kept. Examples::
+kept, and each checkpoint's figures are kept in ``table1_figures.json`` beside it. Examples::
 
     ZOO_DATA_DIR=../shared/data python scripts/paper_table1.py --runs runs/table1 --seeds 0-2 --fit
     ZOO_DATA_DIR=../shared/data python scripts/paper_table1.py --runs runs/table1 --seeds 0-2 --markdown
@@ -104,7 +104,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             if results is None or not results.get("best_checkpoint"):
                 print(f"{entry} seed {seed}: no finished run in {run_dir(args.runs, entry, seed)} (skipped)")
                 continue
-            figures = measure(entry, results["best_checkpoint"])
+            cache = run_dir(args.runs, entry, seed) / "table1_figures.json"  # measured once per checkpoint
+            cached = json.loads(cache.read_text()) if cache.exists() else {}
+            if cached.get("checkpoint") == results["best_checkpoint"]:
+                figures = cached["figures"]
+            else:
+                figures = measure(entry, results["best_checkpoint"])
+                cache.write_text(json.dumps({"checkpoint": results["best_checkpoint"], "figures": figures}) + "\n")
             print(f"{entry} seed {seed}: test acc {figures['acc']:.2f} %, noise score {figures['noise_score']:,}",
                   flush=True)
             measured.setdefault(entry, []).append(figures)
