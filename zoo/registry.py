@@ -109,20 +109,17 @@ def get(name: str) -> Entry:
 def resolve_config_args(argv: list[str]) -> list[str]:
     """Replace ``-c <entry>`` / ``--config <entry>`` by the entry's YAML path when no such file exists."""
     out = list(argv)
+    found = entries()  # one listing of the config folder for all the arguments
     for i, arg in enumerate(out):
-        value_index = None
-        if arg in ("-c", "--config") and i + 1 < len(out):
-            value_index = i + 1
-        elif arg.startswith("--config="):
+        if arg.startswith("--config="):
             name = arg.split("=", 1)[1]
-            if not Path(name).exists() and name in entries():
-                out[i] = "--config=" + str(get(name).config_path)
-            continue
-        if value_index is not None:
-            name = out[value_index]
+            if not Path(name).exists() and name in found:
+                out[i] = "--config=" + str(found[name].config_path)
+        elif arg in ("-c", "--config") and i + 1 < len(out):
+            name = out[i + 1]
             if not Path(name).exists():
-                if name in entries():
-                    out[value_index] = str(get(name).config_path)
+                if name in found:
+                    out[i + 1] = str(found[name].config_path)
                 elif not name.endswith((".yaml", ".yml", ".json")):
-                    get(name)  # raises with the list of known entries
+                    get(name)  # raises, suggesting the nearest names
     return out

@@ -102,8 +102,7 @@ class ZooModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A mid-epoch checkpoint keeps the epoch sums of :meth:`log_train_step`, so a resumed epoch logs the same
         ``<name>_epoch`` values as an uninterrupted one."""
-        checkpoint["zoo_train_sums"] = {name: (total, count, prog_bar)
-                                        for name, (total, count, prog_bar) in self._train_sums.items()}
+        checkpoint["zoo_train_sums"] = dict(self._train_sums)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._train_sums = dict(checkpoint.get("zoo_train_sums", {}))
