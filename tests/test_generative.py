@@ -330,6 +330,31 @@ def test_bf16_mixed_fit_of_wgan_gp(tmp_path, mnist_root):
                env={"OMP_NUM_THREADS": "1"}, timeout=300))
 
 
+def test_ddp_two_process_fit_of_wgan_gp_keeps_both_networks_equal_on_every_rank(tmp_path, mnist_root):
+    """Two CPU processes; tests/gan_ddp_check.py asserts inside the ranks after every batch. WGAN-GP exercises
+    the gradient penalty's double backward and ``n_critic``; the sample-grid callback runs on rank 0 only."""
+    proc = ok(run_zoo(
+        "fit", "-c", "wgan_gp_mnist", "--data.root", str(mnist_root), "--data.batch_size", "8",
+        "--model.n_critic", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp_find_unused_parameters_true",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "1",
+        "--trainer.callbacks+=gan_ddp_check.GANWeightsEqualAcrossRanks", "--trainer.enable_progress_bar", "false",
+        "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path),
+        env={"PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}, timeout=300))
+    assert proc.stdout.count("GAN weights equal across ranks (4 checks)") == 2, proc.stdout[-2000:]
+    assert [g.name for g in tmp_path.rglob("samples/epoch=*.png")] == ["epoch=000.png"]
+
+
+def test_plain_ddp_fit_of_a_gan_names_the_strategy_to_use(tmp_path, mnist_root):
+    proc = run_zoo(
+        "fit", "-c", "gan_mnist", "--data.root", str(mnist_root), "--data.batch_size", "8",
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "2", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+        "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path),
+        env={"OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode != 0
+    assert "ddp_find_unused_parameters_true" in proc.stderr
+
+
 def test_sample_script_writes_grid_strip_and_scatter(tmp_path, mnist_root):
     import subprocess
     import sys

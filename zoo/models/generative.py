@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.utils import make_grid, save_image
 
@@ -262,8 +263,9 @@ class GAN(GenerativeModel):
     ``(N, 1)``), and may change :meth:`discriminator_loss`, :meth:`generator_loss` and :meth:`penalty`.
     The loss here is the non-saturating one of Goodfellow et al. (2014, section 3).
 
-    Known limit: a 2-process DDP fit on CPU (gloo) stalls after setup (with ``ddp`` it stops at once: unused
-    parameters in each step); see Lightning issues #20328 and #20866. Train GANs on one device for now.
+    Under DDP each ``manual_backward`` averages its network's gradients over the ranks; the strategy must be
+    ``ddp_find_unused_parameters_true``, because each step leaves the other network out of the graph
+    (:meth:`on_fit_start` says so when it is not).
 
     Logs ``train/d_loss``, ``train/g_loss`` and, on fixed noise (seeded by the batch index), ``val/d_loss``,
     ``val/g_loss``; the test figures are the sample-quality metrics. There is no model-selection metric: the zoo
@@ -331,6 +333,15 @@ class GAN(GenerativeModel):
         return d_loss, self.generator_loss(fake_scores)
 
     # -------------------------------------------------------------- training
+    def on_fit_start(self) -> None:
+        """Refuses DDP without ``find_unused_parameters``: each step's graph leaves one network out."""
+        wrapped = self.trainer.strategy.model
+        if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
+            raise ValueError(
+                f"{type(self).__name__} trains its discriminator and generator in separate steps, so each step "
+                "leaves the other network's parameters unused, which plain DDP refuses. Use "
+                "--trainer.strategy ddp_find_unused_parameters_true.")
+
     def configure_optimizers(self) -> Any:
         """One optimizer per network, both from the hyperparameters: ``[discriminator's, generator's]``."""
         return [self.build_optimizer(network.parameters()) for network in (self.discriminator, self.generator)]
@@ -371,8 +382,8 @@ class GAN(GenerativeModel):
         labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
         noise = self.latent_noise(len(x), torch.Generator().manual_seed(batch_idx))
         d_loss, g_loss = self.batch_losses(to_tanh_range(x), labels, noise)
-        self.log(f"{stage}/d_loss", d_loss, on_epoch=True, prog_bar=True, batch_size=len(x))
-        self.log(f"{stage}/g_loss", g_loss, on_epoch=True, batch_size=len(x))
+        self.log(f"{stage}/d_loss", d_loss, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log(f"{stage}/g_loss", g_loss, on_epoch=True, batch_size=len(x), sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -525,10 +536,13 @@ class SampleGridCallback(L.Callback):
         return make_grid(samples.cpu(), nrow=self.per_row, padding=2, pad_value=0.5)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs or not trainer.is_global_zero:
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        # Every rank reads trainer.log_dir: under DDP it is a broadcast, so reading it on rank 0 alone deadlocks.
+        directory = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "samples")
+        if not trainer.is_global_zero:
             return
         image = self.grid(pl_module)
-        directory = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "samples")
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"epoch={trainer.current_epoch:03d}.png"
         save_image(image, path)
