@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,25 @@ def test_fit_writes_results_json_with_best_checkpoint_and_test_metrics(mnist_roo
 
 def test_bf16_mixed_on_cpu(mnist_root, tmp_path):
     ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed")))
+
+
+@pytest.mark.parametrize("has_units", [False, True])
+def test_bf16_on_a_cpu_without_bfloat16_units_warns_and_names_the_fix(monkeypatch, has_units):
+    import lightning as L
+
+    from zoo import lightning_cli
+
+    monkeypatch.setattr(lightning_cli, "cpu_has_bfloat16_units", lambda: has_units)
+    for precision in ("bf16-mixed", "32-true"):
+        trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lightning_cli.warn_if_cpu_bfloat16_is_emulated(trainer)
+        messages = [str(w.message) for w in caught]
+        if precision == "bf16-mixed" and not has_units:
+            assert any("without bfloat16 units" in m and "--trainer.precision 32-true" in m for m in messages)
+        else:
+            assert not any("bfloat16" in m for m in messages)
 
 
 @pytest.mark.slow

@@ -18,11 +18,12 @@ from weakref import proxy
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
@@ -312,6 +313,23 @@ class ZooArgumentParser(LightningArgumentParser):
         sys.exit(2)
 
 
+def cpu_has_bfloat16_units() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions and matrix products natively on this CPU (AVX-512 BF16, AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def warn_if_cpu_bfloat16_is_emulated(trainer: L.Trainer) -> None:
+    """Warns when a CPU run asks for bfloat16 that this CPU lacks: autocast then emulates it, far slower than float32
+    (the airbench net: a training step 17x slower on an AVX2-only EPYC, 3x faster on an AMX Xeon;
+    ``scripts/benchmark_precision.py`` measures it)."""
+    if (str(trainer.precision).startswith("bf16") and isinstance(trainer.accelerator, CPUAccelerator)
+            and not cpu_has_bfloat16_units()):
+        rank_zero_warn(
+            f"--trainer.precision {trainer.precision} on a CPU without bfloat16 units (no AVX-512 BF16 or AMX): "
+            "bfloat16 is emulated and usually much slower than float32 here. Use --trainer.precision 32-true "
+            "(python scripts/benchmark_precision.py measures both on this machine).")
+
+
 class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
     """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it).
 
@@ -334,7 +352,9 @@ class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
         callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs.setdefault("callbacks", [*callbacks, ZooProgressBar()])
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        warn_if_cpu_bfloat16_is_emulated(trainer)
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
