@@ -17,9 +17,11 @@ training and validation; ``test`` (``zoo evaluate``) recomputes them from the pi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 from urllib.error import URLError
@@ -88,15 +90,39 @@ def torchvision_weights_state_dict(name: str, weights_name: str) -> dict[str, Te
         ) from err
 
 
-class PerImage(nn.Module):
-    """Runs a TorchScript backbone one image at a time (traced files may hard-code batch size 1)."""
+#: the quantized engine that runs int8 TorchScript backbones. torch's default on x86 ("x86") picks fbgemm or
+#: oneDNN kernels by the CPU's instruction set, and their int8 results differ (MobileNet V2 features by up to 0.77
+#: between an AVX2 EPYC and an AMX Xeon); QNNPACK, the engine torchvision's quantized weights were made for, gives
+#: the same features on every x86 CPU and thread count, so a trained head re-measures its figures anywhere.
+QUANTIZED_ENGINE = "qnnpack"
 
-    def __init__(self, module: torch.jit.ScriptModule) -> None:
+
+@contextlib.contextmanager
+def quantized_engine(engine: str = QUANTIZED_ENGINE) -> Iterator[None]:
+    """Selects torch's quantized engine for the block and restores the previous one after it."""
+    if engine not in torch.backends.quantized.supported_engines:
+        raise RuntimeError(f"this torch build has no {engine!r} quantized engine "
+                           f"(it has {torch.backends.quantized.supported_engines}); int8 backbones need it")
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+class PerImage(nn.Module):
+    """Runs an int8 TorchScript backbone one image at a time (traced files may hard-code batch size 1), on
+    :data:`QUANTIZED_ENGINE` (loaded under it too, since loading packs the weights for the current engine)."""
+
+    def __init__(self, path: Path) -> None:
         super().__init__()
-        self.module = module
+        with quantized_engine():
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.module(image[None]).reshape(1, -1) for image in x])
+        with quantized_engine():
+            return torch.cat([self.module(image[None]).reshape(1, -1) for image in x])
 
 
 class Backbone(nn.Module):
@@ -172,7 +198,8 @@ def build_backbone(name: str, weights: Optional[str], input_mean: Sequence[float
             if trainable:
                 raise ValueError(f"{path} is a TorchScript file: it can be a frozen backbone, not fine-tuned; "
                                  f"use method 'frozen' or 'concat', or a state dict for 'finetune'")
-            net = PerImage(torch.jit.load(str(path), map_location="cpu").eval())
+            net = PerImage(path)
+            identity = f"{identity}-{QUANTIZED_ENGINE}"
             with torch.no_grad():
                 size = net(torch.zeros(1, 3, 224, 224)).shape[1]
             return Backbone(net, size, identity, input_mean, input_std, IMAGENET_MEAN, IMAGENET_STD)
