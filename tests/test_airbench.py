@@ -88,6 +88,7 @@ def test_fit_through_the_cli_whitens_and_checkpoints_the_lookahead_state(cifar_r
     ))
     results = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert results["global_step"] == 10 and "test/acc" in results["test"], proc.stdout[-2000:]
+    assert results["monitor"] is None  # the config validates nothing, so no val/acc is watched (or warned about)
     checkpoint = torch.load(results["last_checkpoint"], map_location="cpu", weights_only=True)
     state = checkpoint["state_dict"]
     assert bool(state["whitened"]) and state["network.0.weight"].abs().sum() > 0

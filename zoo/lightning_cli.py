@@ -35,7 +35,8 @@ class ZooCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that keeps the best and the last checkpoint, and makes a run resumable exactly.
 
     Unless ``monitor`` is given, it watches the model's ``checkpoint_monitor`` (``val/acc`` for classifiers) in
-    the model's ``checkpoint_mode``. At the end of ``fit`` it prints the best checkpoint and its score.
+    the model's ``checkpoint_mode``; a run without validation (``--trainer.limit_val_batches 0``) watches nothing,
+    and its best checkpoint is the newest. At the end of ``fit`` it prints the best checkpoint and its score.
 
     For resuming (``zoo fit ... --ckpt_path last``; see ``zoo.resume``):
 
@@ -88,7 +89,8 @@ class ZooCheckpoint(ModelCheckpoint):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not self._monitor_given:
-            self.monitor = getattr(pl_module, "checkpoint_monitor", None)
+            validates = trainer.limit_val_batches != 0
+            self.monitor = getattr(pl_module, "checkpoint_monitor", None) if validates else None
             self.mode = getattr(pl_module, "checkpoint_mode", "min")
             self.kth_value = torch.tensor(math.inf if self.mode == "min" else -math.inf)
         super().setup(trainer, pl_module, stage)
