@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from datamodules import MNISTDataModule
-from zoo import hub, registry
+from zoo import cli, hub, registry
 from zoo.hub import CheckpointError
 from zoo.models import LeNet
 
@@ -85,3 +85,22 @@ def test_entry_without_weights_and_unknown_entry(tmp_path, monkeypatch):
         zoo.load("lenet_mnist_mini")
     with pytest.raises(registry.UnknownEntryError, match="no zoo entry named 'nope'; known entries"):
         zoo.load("nope")
+
+
+def test_evaluate_measures_a_trained_checkpoint_with_its_stored_datamodule(exported, tmp_path, capsys):
+    """``zoo evaluate <entry> --ckpt_path`` measures a run that was never exported (here for an entry whose
+    manifest does not exist), with the datamodule the checkpoint recorded."""
+    model, manifest, _ = exported
+    measured, recorded = hub.evaluate("lenet_mnist", str(tmp_path / "model.ckpt"))
+    assert recorded == {}
+    assert measured["test/acc"] == pytest.approx(manifest["metrics"]["test/acc"], abs=1e-6)
+    assert cli.main(["evaluate", "lenet_mnist5k", "--ckpt_path", str(tmp_path / "model.ckpt")]) == 0
+    printed = capsys.readouterr().out
+    assert f"the checkpoint {tmp_path / 'model.ckpt'}" in printed and "test/acc" in printed
+
+
+def test_evaluate_refuses_a_missing_checkpoint_or_one_of_another_model(exported, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*nope.ckpt; pass the .ckpt"):
+        hub.evaluate("lenet_mnist5k", str(tmp_path / "nope.ckpt"))
+    with pytest.raises(CheckpointError, match="is not a checkpoint of zoo.models.MLP"):
+        hub.evaluate("mlp_mnist", str(tmp_path / "model.ckpt"))

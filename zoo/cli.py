@@ -2,8 +2,9 @@
 
 ``zoo fit|validate|test|predict`` are LightningCLI subcommands (``-c/--config``, ``--print_config``, ``--model``,
 ``--data``, ``--trainer.*``, ``--ckpt_path``, ``--seed_everything``); ``-c`` also takes a zoo entry name.
-``zoo models`` lists the entries, ``zoo evaluate <entry>`` re-measures shipped weights, and
-``zoo export <entry> --ckpt_path <ckpt>`` turns a trained checkpoint into shipped weights and a manifest.
+``zoo models`` lists the entries, ``zoo evaluate <entry> [--ckpt_path <ckpt>]`` re-measures shipped weights (or a
+trained checkpoint), and ``zoo export <entry> --ckpt_path <ckpt>`` turns a trained checkpoint into shipped weights
+and a manifest.
 Every ``zoo fit`` also writes ``results.json`` (best score and checkpoint, test metrics, ...) beside its config.
 
 Errors the zoo raises on purpose (a missing dataset, an unknown entry, a wrong shape, an untrusted checkpoint)
@@ -53,8 +54,9 @@ def cmd_models(ns: argparse.Namespace) -> int:
 def cmd_evaluate(ns: argparse.Namespace) -> int:
     from zoo import hub
 
-    measured, recorded = hub.evaluate(ns.entry)
-    print(f"{ns.entry}: metrics on the test set, measured now beside the manifest's")
+    measured, recorded = hub.evaluate(ns.entry, ns.ckpt_path)
+    weights = f"the checkpoint {ns.ckpt_path}" if ns.ckpt_path else "the shipped weights"
+    print(f"{ns.entry}: metrics of {weights} on the test set, measured now beside the manifest's")
     print(f"{'metric':<30}{'measured':>12}{'manifest':>12}")
     for key in sorted(set(measured) | set(recorded)):
         print(f"{key:<30}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}")
@@ -75,8 +77,10 @@ def zoo_parser() -> argparse.ArgumentParser:
     for name in LIGHTNING_SUBCOMMANDS:
         sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)")
     sub.add_parser("models", help="list the zoo's entries").set_defaults(func=cmd_models)
-    p = sub.add_parser("evaluate", help="re-measure an entry's shipped weights on its real test set")
-    p.add_argument("entry", help="a zoo entry with shipped weights (`zoo models` lists them)")
+    p = sub.add_parser("evaluate", help="re-measure an entry's shipped weights (or a checkpoint) on its real test set")
+    p.add_argument("entry", help="a zoo entry (`zoo models` lists them)")
+    p.add_argument("--ckpt_path", default=None,
+                   help="measure this Lightning checkpoint of a `zoo fit` run instead of the shipped weights")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("export", help="write shipped weights + manifest from a Lightning checkpoint")
     p.add_argument("entry", help="the zoo entry the checkpoint was trained for")

@@ -28,9 +28,10 @@ from zoo.models.base import ZooModule
 
 TRUSTED_PREFIXES = ("zoo.", "datamodules.")
 
-#: how a ``zoo export`` user accepts a checkpoint that needs globals outside torch's weights-only allowlist.
+#: how a ``zoo export`` / ``zoo evaluate --ckpt_path`` user accepts a checkpoint that needs globals outside
+#: torch's weights-only allowlist.
 EXPORT_ACCEPT = (
-    "zoo export reads weights-only checkpoints alone; if you trust the file, load it yourself with "
+    "zoo export and zoo evaluate read weights-only checkpoints alone; if you trust the file, load it yourself with "
     "torch.load(path, weights_only=False) (which runs whatever code it names) and save the model again with "
     "Trainer.save_checkpoint."
 )
@@ -126,6 +127,37 @@ def class_path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def load_checkpoint(entry_name: str, ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule, dict[str, Any]]:
+    """Rebuild ``entry_name``'s model (in eval mode) and datamodule from a Lightning checkpoint of a ``zoo fit``
+    run, reading it weights-only; return them with the checkpoint dictionary.
+
+    The datamodule is built from the hyperparameters Lightning stored in the checkpoint, so it is the one the
+    model was trained with (its split, normalization and root).
+
+    Raises:
+        CheckpointError: the file is missing, or it is not a checkpoint of this entry's model class.
+        UntrustedCheckpointError: the file needs globals outside torch's weights-only allowlist.
+    """
+    entry = registry.get(entry_name)
+    if not Path(ckpt_path).is_file():
+        raise CheckpointError(
+            f"no checkpoint at {ckpt_path}; pass the .ckpt a `zoo fit -c {entry_name}` run wrote (its results.json "
+            f"names it, under <default_root_dir>/lightning_logs/version_N/checkpoints/)"
+        )
+    refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model_cls = import_trusted(entry.model_class, ZooModule)
+    try:
+        model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except (RuntimeError, TypeError, KeyError) as err:  # another model's state dict or hyperparameters
+        raise CheckpointError(
+            f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r}): {err}"
+        ) from err
+    stored = checkpoint.get("datamodule_hyper_parameters", {})
+    dm_cls = import_trusted(stored.get("_class_path", entry.datamodule_class), L.LightningDataModule)
+    return model.eval(), dm_cls(**plain_hparams(stored)), checkpoint
+
+
 def export(
     entry_name: str,
     ckpt_path: str,
@@ -139,15 +171,8 @@ def export(
     The model and the datamodule are rebuilt from the hyperparameters stored in the checkpoint, the model is
     tested on the datamodule's test set, and ``<entry>.safetensors`` and ``<entry>.json`` are written.
     """
-    entry = registry.get(entry_name)
-    refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model_cls = import_trusted(entry.model_class, ZooModule)
-    model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    stored = checkpoint.get("datamodule_hyper_parameters", {})
-    dm_cls = import_trusted(stored.get("_class_path", entry.datamodule_class), L.LightningDataModule)
-    dm_hparams = plain_hparams(stored)
-    datamodule = dm_cls(**dm_hparams)
+    model, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path)
+    dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
     metrics = model_metrics(model, datamodule)
     metrics.update(extra_metrics or {})
     describe = getattr(datamodule, "describe", None)
@@ -248,10 +273,13 @@ def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule
     return dm_cls(**{**manifest["datamodule"], **overrides})
 
 
-def evaluate(entry_name: str) -> tuple[dict[str, float], dict[str, float]]:
-    """Re-measure an entry's test metrics with its shipped weights; return (measured, manifest's)."""
-    model = load(entry_name)
-    datamodule = build_datamodule(entry_name)
+def evaluate(entry_name: str, ckpt_path: Optional[str] = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Re-measure an entry's test metrics with its shipped weights, or with the Lightning checkpoint
+    ``ckpt_path`` of a run of it (and the datamodule stored there); return (measured, manifest's)."""
+    if ckpt_path is None:
+        model, datamodule = load(entry_name), build_datamodule(entry_name)
+    else:
+        model, datamodule, _ = load_checkpoint(entry_name, ckpt_path)
     measured = model_metrics(model, datamodule)
     manifest = registry.get(entry_name).manifest() or {}
     return measured, manifest.get("metrics", {})
