@@ -90,8 +90,11 @@ def test_zoo_test_refuses_the_pickle_and_runs_it_only_when_told(checkpoints, mni
     assert MARKER in accepted.stdout and "test/acc" in accepted.stdout
 
 
-def test_zoo_export_refuses_the_pickle(checkpoints, tmp_path, capsys):
+def test_zoo_export_and_evaluate_refuse_the_pickle(checkpoints, tmp_path, capsys):
     _, bad = checkpoints
-    with pytest.raises(UntrustedCheckpointError, match="zoo export reads weights-only checkpoints alone"):
+    accept = "zoo export and zoo evaluate read weights-only checkpoints alone"
+    with pytest.raises(UntrustedCheckpointError, match=accept):
         hub.export("lenet_mnist5k", str(bad), fit_command="", out_dir=tmp_path)
+    with pytest.raises(UntrustedCheckpointError, match=accept):
+        hub.evaluate("lenet_mnist5k", str(bad))
     assert MARKER not in capsys.readouterr().out and not os.listdir(tmp_path)
