@@ -152,9 +152,19 @@ def test_gan_lsgan_and_wgan_losses_match_their_formulas():
     expected_ls = torch.tensor(0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2)  # 1/2 mean (real - 1)^2 + 1/2 mean fake^2
     torch.testing.assert_close(ls.discriminator_loss(real, fake), expected_ls)
     torch.testing.assert_close(ls.generator_loss(fake), torch.tensor(0.5 * (0.25 + 16) / 2))
+    for switched in (tiny(DCGAN, least_squares=True), tiny(ConditionalGAN, least_squares=True)):  # the base's switch
+        torch.testing.assert_close(switched.discriminator_loss(real, fake), expected_ls)
+        torch.testing.assert_close(switched.generator_loss(fake), torch.tensor(0.5 * (0.25 + 16) / 2))
     w = tiny(WGANGP)
     torch.testing.assert_close(w.discriminator_loss(real, fake), torch.tensor((0.5 - 3) / 2 - (2 - 1) / 2))
     torch.testing.assert_close(w.generator_loss(fake), torch.tensor(1.25))
+
+
+def test_a_loss_switch_that_contradicts_the_model_is_refused():
+    with pytest.raises(ValueError, match="use MLPGAN for least_squares=False"):
+        tiny(LSGAN, least_squares=False)
+    with pytest.raises(ValueError, match="Wasserstein losses: least_squares must be false"):
+        tiny(WGANGP, least_squares=True)
 
 
 def test_gradient_penalty_against_hand_computation():

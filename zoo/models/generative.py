@@ -252,6 +252,16 @@ def gradient_penalty(critic: Any, real: Tensor, fake: Tensor, mix: Optional[Tens
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
+def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """``1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]`` (Mao et al. 2017, eq. 2)."""
+    return 0.5 * (real_scores - 1).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
+
+
+def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
+    """``1/2 E[(D(G(z)) - 1)^2]`` (Mao et al. 2017, eq. 2)."""
+    return 0.5 * (fake_scores - 1).pow(2).mean()
+
+
 class GAN(GenerativeModel):
     """Generative adversarial network trained with Lightning's manual optimization.
 
@@ -261,7 +271,8 @@ class GAN(GenerativeModel):
     ``gradient_clip_norm`` when set. Subclasses build ``build_generator`` (noise ``(N, latent_dim)`` [plus
     one-hot labels when conditional] -> images in [-1, 1]) and ``build_discriminator`` (images -> scores
     ``(N, 1)``), and may change :meth:`discriminator_loss`, :meth:`generator_loss` and :meth:`penalty`.
-    The loss here is the non-saturating one of Goodfellow et al. (2014, section 3).
+    The loss is the non-saturating one of Goodfellow et al. (2014, section 3), or with ``least_squares`` the
+    least-squares one of Mao et al. (2017, eq. 2: targets b = c = 1, a = 0).
 
     Under DDP each ``manual_backward`` averages its network's gradients over the ranks; the strategy must be
     ``ddp_find_unused_parameters_true``, because each step leaves the other network out of the graph
@@ -274,6 +285,8 @@ class GAN(GenerativeModel):
     Args:
         n_critic: discriminator steps per generator step.
         gradient_clip_norm: clip each network's gradient norm to this (``None``: no clipping).
+        least_squares: train with :func:`least_squares_d_loss` and :func:`least_squares_g_loss` instead of the
+            cross-entropy losses.
         **kwargs: :class:`GenerativeModel` arguments (``latent_dim``, ``conditional``, optimizer, ...).
     """
 
@@ -281,7 +294,8 @@ class GAN(GenerativeModel):
     #: shipped weights hold only these modules' keys (the discriminator serves training only).
     shipped_modules: tuple[str, ...] = ("generator",)
 
-    def __init__(self, n_critic: int = 1, gradient_clip_norm: Optional[float] = None, **kwargs: Any) -> None:
+    def __init__(self, n_critic: int = 1, gradient_clip_norm: Optional[float] = None, least_squares: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
@@ -313,12 +327,16 @@ class GAN(GenerativeModel):
 
     # -------------------------------------------------------------- losses
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        """``-log D(x) - log(1 - D(G(z)))``, as logits."""
+        """``-log D(x) - log(1 - D(G(z)))``, as logits (or :func:`least_squares_d_loss`)."""
+        if self.hparams.least_squares:
+            return least_squares_d_loss(real_scores, fake_scores)
         return (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
                 + F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
 
     def generator_loss(self, fake_scores: Tensor) -> Tensor:
-        """``-log D(G(z))`` (the non-saturating generator loss)."""
+        """``-log D(G(z))``, the non-saturating generator loss (or :func:`least_squares_g_loss`)."""
+        if self.hparams.least_squares:
+            return least_squares_g_loss(fake_scores)
         return F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
 
     def penalty(self, real: Tensor, fake: Tensor, labels: Optional[Tensor]) -> Tensor:

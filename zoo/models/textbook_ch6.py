@@ -129,48 +129,26 @@ class MLPGAN(GAN):
         return nn.Sequential(nn.Flatten(), *mlp(sizes, lambda: nn.LeakyReLU(0.2)))
 
 
-def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """``1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]``."""
-    return 0.5 * (real_scores - 1).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
-
-
-def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
-    """``1/2 E[(D(G(z)) - 1)^2]``."""
-    return 0.5 * (fake_scores - 1).pow(2).mean()
-
-
 class LSGAN(MLPGAN):
-    """Least-squares GAN: :func:`least_squares_d_loss` and :func:`least_squares_g_loss`."""
+    """Least-squares GAN (Mao et al. 2017): the MLP GAN's nets with the GAN base's least-squares losses."""
 
-    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return least_squares_d_loss(real_scores, fake_scores)
-
-    def generator_loss(self, fake_scores: Tensor) -> Tensor:
-        return least_squares_g_loss(fake_scores)
+    def __init__(self, least_squares: bool = True, **kwargs: Any) -> None:
+        if not least_squares:
+            raise ValueError("LSGAN trains with the least-squares losses: use MLPGAN for least_squares=False")
+        super().__init__(least_squares=True, **kwargs)
 
 
 class ConditionalGAN(MLPGAN):
     """Class-conditional MLP GAN: G gets ``[z, one_hot(y)]``, D gets ``[flattened x, one_hot(y)]``.
 
-    Args:
-        least_squares: train with the least-squares losses of :class:`LSGAN` instead of the cross-entropy ones
-            (with the cross-entropy loss the shipped config's run collapsed to one digit for every label).
+    The shipped config sets the base's ``least_squares``: with the cross-entropy loss its run collapsed to one
+    digit for every label.
     """
 
-    def __init__(self, conditional: bool = True, least_squares: bool = False, **kwargs: Any) -> None:
+    def __init__(self, conditional: bool = True, **kwargs: Any) -> None:
         if not conditional:
             raise ValueError("ConditionalGAN is class-conditional: use MLPGAN for conditional=False")
         super().__init__(conditional=True, **kwargs)
-
-    def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        if self.hparams.least_squares:
-            return least_squares_d_loss(real_scores, fake_scores)
-        return super().discriminator_loss(real_scores, fake_scores)
-
-    def generator_loss(self, fake_scores: Tensor) -> Tensor:
-        if self.hparams.least_squares:
-            return least_squares_g_loss(fake_scores)
-        return super().generator_loss(fake_scores)
 
 
 class DCGAN(GAN):
@@ -210,7 +188,10 @@ class WGANGP(DCGAN):
         penalty_weight: lambda of the gradient penalty (10 in the paper).
     """
 
-    def __init__(self, penalty_weight: float = 10.0, n_critic: int = 5, **kwargs: Any) -> None:
+    def __init__(self, penalty_weight: float = 10.0, n_critic: int = 5, least_squares: bool = False,
+                 **kwargs: Any) -> None:
+        if least_squares:
+            raise ValueError("WGANGP trains with the Wasserstein losses: least_squares must be false")
         super().__init__(n_critic=n_critic, **kwargs)
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
