@@ -16,7 +16,8 @@ from torch import nn
 from conftest import REPO, ok, run_zoo
 from datamodules import MNISTDataModule
 from zoo import hub, registry
-from zoo.models.generative import GAN, ClassifierFeatures, GenerativeModel, gaussian_kl, gradient_penalty
+from zoo.models.generative import (GAN, ClassifierFeatures, GenerativeModel, gaussian_kl, gradient_penalty,
+                                   r1_penalty)
 from zoo.models.textbook_ch6 import (
     DCGAN, LSGAN, VAE, WGANGP, ConditionalGAN, ConvAutoencoder, MLPAutoencoder, MLPGAN,
 )
@@ -165,6 +166,10 @@ def test_a_loss_switch_that_contradicts_the_model_is_refused():
         tiny(LSGAN, least_squares=False)
     with pytest.raises(ValueError, match="Wasserstein losses: least_squares must be false"):
         tiny(WGANGP, least_squares=True)
+    with pytest.raises(ValueError, match="r1_gamma must be 0"):
+        tiny(WGANGP, r1_gamma=10.0)
+    with pytest.raises(ValueError, match="r1_gamma must be >= 0"):
+        tiny(DCGAN, r1_gamma=-1.0)
 
 
 def test_gradient_penalty_against_hand_computation():
@@ -179,6 +184,34 @@ def test_gradient_penalty_against_hand_computation():
     linear = nn.Linear(3, 1)  # a linear critic's gradient is its weight everywhere
     expected_linear = (linear.weight.norm() - 1).pow(2)
     torch.testing.assert_close(gradient_penalty(linear, real, fake), expected_linear)
+
+
+def test_r1_penalty_against_hand_computation():
+    """D(x) = sum(x^2) + w.x has grad 2x + w at the real x: R1 = mean ||2x + w||^2, before gamma / 2."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 3)
+    discriminator = lambda x: (x.pow(2) + w * x).sum(dim=1, keepdim=True)  # noqa: E731
+    real = torch.randn(4, 3)
+    torch.testing.assert_close(r1_penalty(discriminator, real), (2 * real + w).pow(2).sum(dim=1).mean())
+    linear = nn.Linear(3, 1)
+    penalty = r1_penalty(linear, real)
+    torch.testing.assert_close(penalty, linear.weight.pow(2).sum())
+    penalty.backward()  # differentiable in the discriminator: d/dw ||w||^2 = 2w
+    torch.testing.assert_close(linear.weight.grad, 2 * linear.weight.detach())
+
+
+def test_r1_gamma_adds_its_penalty_to_the_discriminator_loss_only_when_set():
+    torch.manual_seed(0)
+    real, fake = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
+    assert tiny(DCGAN).penalty(real, fake, None) == 0
+    model = tiny(DCGAN, r1_gamma=10.0)
+    expected = 5.0 * r1_penalty(model.discriminate, real)
+    assert expected > 0
+    torch.testing.assert_close(model.penalty(real, fake, None), expected)
+    conditional = tiny(ConditionalGAN, r1_gamma=2.0)  # the labels reach the discriminator
+    labels = torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(conditional.penalty(real, fake, labels),
+                               r1_penalty(lambda x: conditional.discriminate(x, labels), real))
 
 
 def test_gradient_penalty_is_differentiable_in_the_critic():

@@ -8,7 +8,8 @@ images in [0, 1] in and out; tanh networks work in [-1, 1] inside).
 - :class:`VAE` (section 6.3): 784-400-20 (Kingma & Welling, 2014, as in the PyTorch example).
 - :class:`MLPGAN` (section 6.4): D 784-256-256-1 LeakyReLU 0.2, G 96-1024-1024-784 tanh (Goodfellow et al., 2014).
 - :class:`LSGAN`: the same nets with the least-squares loss (Mao et al., 2017, eq. 9 with a=0, b=c=1).
-- :class:`DCGAN` (section 6.4): the book's convolutional D and G (Radford et al., 2016).
+- :class:`DCGAN` (section 6.4): the book's convolutional D and G (Radford et al., 2016); its entry adds the GAN
+  base's R1 penalty on D (Mescheder et al., 2018), without which it under-draws some digits.
 - :class:`WGANGP`: the DCGAN nets as critic (no sigmoid) and generator, gradient penalty 10, n_critic 5
   (Gulrajani et al., 2017, Algorithm 1).
 - :class:`ConditionalGAN`: the MLP nets with the one-hot label appended to the noise and to the image
@@ -189,9 +190,11 @@ class WGANGP(DCGAN):
     """
 
     def __init__(self, penalty_weight: float = 10.0, n_critic: int = 5, least_squares: bool = False,
-                 **kwargs: Any) -> None:
+                 r1_gamma: float = 0.0, **kwargs: Any) -> None:
         if least_squares:
             raise ValueError("WGANGP trains with the Wasserstein losses: least_squares must be false")
+        if r1_gamma:
+            raise ValueError("WGANGP's penalty is the gradient penalty (penalty_weight): r1_gamma must be 0")
         super().__init__(n_critic=n_critic, **kwargs)
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
