@@ -7,7 +7,7 @@ images in [0, 1] in and out; tanh networks work in [-1, 1] inside).
 - :class:`ConvAutoencoder` (section 6.2): the book's strided convolutions to an 8x2x2 code and back.
 - :class:`VAE` (section 6.3): 784-400-20 (Kingma & Welling, 2014, as in the PyTorch example).
 - :class:`MLPGAN` (section 6.4): D 784-256-256-1 LeakyReLU 0.2, G 96-1024-1024-784 tanh (Goodfellow et al., 2014).
-- :class:`LSGAN`: the same nets with the least-squares loss (Mao et al., 2017, eq. 9 with a=0, b=c=1).
+- :class:`LSGAN`: the same nets with the base's least-squares loss (Mao et al., 2017, eq. 2 with a=0, b=c=1).
 - :class:`DCGAN` (section 6.4): the book's convolutional D and G (Radford et al., 2016); its entry adds the GAN
   base's R1 penalty on D (Mescheder et al., 2018), without which it under-draws some digits.
 - :class:`WGANGP`: the DCGAN nets as critic (no sigmoid) and generator, gradient penalty 10, n_critic 5
