@@ -125,6 +125,24 @@ def tensor_loader(
         return StatefulDataLoader(dataset, batch_sampler=batch_sampler, **options)
 
 
+def sample_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, collate_fn: Any, seed: int = 0, num_workers: int = 0,
+) -> DataLoader:
+    """The loader of a dataset read sample by sample (sentences, decoded images), collated by ``collate_fn``:
+    when ``shuffle``, a ``StatefulDataLoader`` over an :class:`EpochShuffleSampler` permutation of
+    ``(seed, --seed_everything, epoch)``, resumable mid-epoch like :func:`tensor_loader`; else in order."""
+    options: dict[str, Any] = dict(
+        collate_fn=collate_fn, num_workers=num_workers, persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    if not shuffle:
+        return DataLoader(dataset, batch_size=batch_size, **options)
+    sampler = EpochShuffleSampler(len(dataset), run_seed(seed))  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+        return StatefulDataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, False), **options)
+
+
 def training_position(trainer: Optional[L.Trainer]) -> Optional[tuple[int, int]]:
     """``(epoch, batch index in the epoch)`` of the training batch being prepared, or ``None`` outside training.
 

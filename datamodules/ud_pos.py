@@ -21,6 +21,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch.utils.data import DataLoader
 
+from datamodules._batched import sample_loader
 from datamodules._paths import missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
@@ -71,8 +72,17 @@ def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> list[TaggedS
 
 
 def read_conllu(path: Path) -> list[TaggedSentence]:
-    with open(path, encoding="utf-8") as f:
-        return parse_conllu(f, str(path))
+    """The sentences of a CoNLL-U file; an error names the file when it is not UTF-8 or holds no sentence."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            sentences = parse_conllu(f, str(path))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); CoNLL-U files are UTF-8: "
+                         f"replace it with the treebank's release file") from None
+    if not sentences:
+        raise ValueError(f"{path} holds no sentence: the file is empty or not CoNLL-U; replace it with the "
+                         f"treebank's release file")
+    return sentences
 
 
 def most_frequent_tag_accuracy(train: Sequence[TaggedSentence], test: Sequence[TaggedSentence]) -> float:
@@ -141,6 +151,8 @@ class UDPosDataModule(SplitLoaders):
         max_word_length: characters of a word the character LSTM reads (longer words are cut).
         batch_size: sentences per batch.
         num_workers: DataLoader workers.
+        seed: the training order's seed (mixed with ``--seed_everything``): each epoch's order is a function of
+            (seed, epoch), so a run resumed mid-epoch reads the same batches as the run it replaces.
     """
 
     num_classes = len(UPOS_TAGS)
@@ -157,8 +169,11 @@ class UDPosDataModule(SplitLoaders):
         max_word_length: int = 20,
         batch_size: int = 32,
         num_workers: int = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive number of sentences, got {batch_size}")
         self.save_hyperparameters()
         self.sentences: dict[str, list[TaggedSentence]] = {}
         self.words: Optional[Indexer] = None
@@ -220,10 +235,8 @@ class UDPosDataModule(SplitLoaders):
         if not self.sentences:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run")
         encoded = [self.encode(s) for s in self.sentences[split]]
-        return DataLoader(
-            encoded, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
-            collate_fn=PosCollator(self.hparams.max_word_length), persistent_workers=self.hparams.num_workers > 0,
-        )
+        return sample_loader(encoded, self.hparams.batch_size, shuffle, PosCollator(self.hparams.max_word_length),
+                             seed=self.hparams.seed, num_workers=self.hparams.num_workers)
 
     @property
     def vocab_sizes(self) -> tuple[int, int]:

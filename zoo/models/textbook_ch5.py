@@ -217,7 +217,8 @@ class LSTMTagger(LogsDataBaselines, Classifier):
     Args:
         num_words: word vocabulary size of the datamodule (``UDPosDataModule.vocab_sizes[0]``).
         num_chars: character vocabulary size of the datamodule (``vocab_sizes[1]``).
-        word_dim, char_dim, char_hidden, hidden_size, bidirectional, dropout: see ``LSTMTaggerNet``.
+        word_dim, char_dim, char_hidden, hidden_size, bidirectional, dropout, char_bidirectional, num_layers,
+            word_dropout: see ``LSTMTaggerNet`` (the defaults are the book's one-directional tagger).
         **kwargs: :class:`~zoo.models.base.Classifier` arguments (``num_classes``: 17 UPOS tags, optimizer, ...).
     """
 
@@ -231,6 +232,9 @@ class LSTMTagger(LogsDataBaselines, Classifier):
         hidden_size: int = 128,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        char_bidirectional: bool = False,
+        num_layers: int = 1,
+        word_dropout: float = 0.0,
         num_classes: int = 17,
         **kwargs: Any,
     ) -> None:
@@ -241,7 +245,8 @@ class LSTMTagger(LogsDataBaselines, Classifier):
     def build_network(self) -> nn.Module:
         hp = self.hparams
         return LSTMTaggerNet(hp.num_words, hp.num_chars, hp.num_classes, hp.word_dim, hp.char_dim, hp.char_hidden,
-                             hp.hidden_size, hp.bidirectional, hp.dropout)
+                             hp.hidden_size, hp.bidirectional, hp.dropout, hp.char_bidirectional, hp.num_layers,
+                             hp.word_dropout)
 
     def setup(self, stage: str) -> None:
         datamodule = datamodule_of(self)
