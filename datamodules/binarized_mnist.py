@@ -60,6 +60,10 @@ class BinarizedMNISTDataModule(MNISTDataModule):
     def dataset_name(self) -> str:
         return f"{super().dataset_name}, binarized ({self.hparams.binarization})"
 
+    def input_spec(self) -> dict:
+        """MNIST's input spec, with the binarization of the test images (``"threshold"`` or ``"stochastic"``)."""
+        return {**super().input_spec(), "binarize": self.hparams.binarization}
+
     def _noisy(self, images: Tensor, split: str) -> Tensor:
         """The split's images in [0, 1], binarized now unless they are training images resampled per draw."""
         images = super()._noisy(images, split)

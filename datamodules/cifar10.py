@@ -304,6 +304,17 @@ class CIFAR10DataModule(SplitLoaders):
         images, labels = batch
         return self.normalize(images.float() / 255.0), labels
 
+    @property
+    def class_names(self) -> list[str]:
+        return list(CIFAR10_CLASSES)
+
+    def input_spec(self) -> dict:
+        """What a single image must become to be fed like the test images (see :mod:`zoo.preprocessing`):
+        32x32 RGB (the central square of a larger photo), pixels / 255, normalized per channel."""
+        mean, std = self.normalization
+        return {"input_size": [32, 32], "channels": 3, "value_range": [0.0, 1.0], "mean": list(mean),
+                "std": list(std), "polarity": None, "resize": "center-crop"}
+
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""
         return {

@@ -232,6 +232,17 @@ class DogsVsCatsDataModule(SplitLoaders):
         dataset = self.jpeg_files(files, [-1] * len(files), "predict")
         return DataLoader(dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
 
+    @property
+    def class_names(self) -> list[str]:
+        return list(CLASSES)
+
+    def input_spec(self) -> dict:
+        """What a photo must become to be fed like the evaluation images (see :mod:`zoo.preprocessing`): RGB, short
+        side to ``image_size * 256 / 224``, the central ``image_size`` square, pixels / 255, normalized."""
+        size = self.hparams.image_size
+        return {"input_size": [size, size], "channels": 3, "value_range": [0.0, 1.0], "mean": list(self.hparams.mean),
+                "std": list(self.hparams.std), "polarity": None, "resize": "resize-crop"}
+
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest."""
         self.setup()

@@ -312,6 +312,22 @@ class MNISTDataModule(SplitLoaders):
             batch_size = first
         return self._loader("train", shuffle=True, batch_size=batch_size)
 
+    @property
+    def class_names(self) -> list[str]:
+        """The names of the labels 0-9 (torchvision's ``classes`` without MNIST's "0 - zero" spelling)."""
+        names = list(self.dataset_class.classes)
+        return [name.split(" - ")[0] for name in names]
+
+    def input_spec(self) -> dict:
+        """What a single image must become to be fed like this datamodule's test images (see
+        :mod:`zoo.preprocessing`): 28x28 grey, light strokes on a dark background, pixels / 255, then normalized."""
+        normalized = self.hparams.normalize
+        return {
+            "input_size": [28, 28], "channels": 1, "value_range": [0.0, 1.0],
+            "mean": [self.mean] if normalized else None, "std": [self.std] if normalized else None,
+            "polarity": "light-on-dark", "resize": "pad-to-square",
+        }
+
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""
         return {

@@ -239,6 +239,11 @@ class UDPosDataModule(SplitLoaders):
                              seed=self.hparams.seed, num_workers=self.hparams.num_workers)
 
     @property
+    def class_names(self) -> list[str]:
+        """The UPOS tags, in label order."""
+        return list(UPOS_TAGS)
+
+    @property
     def vocab_sizes(self) -> tuple[int, int]:
         """(word vocabulary, character vocabulary) sizes, after ``setup``."""
         assert self.words is not None and self.chars is not None, "call setup() first"

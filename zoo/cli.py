@@ -17,10 +17,12 @@ are printed as one message with exit status 2; ``ZOO_DEBUG=1`` shows their trace
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Optional
 
-from zoo import errors, registry
+from zoo import __version__, errors, registry
+from zoo.manifest import ManifestError, headline
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -29,25 +31,37 @@ def format_metric(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
 
 
-def headline_metric(manifest: Optional[dict[str, Any]]) -> str:
-    if not manifest:
-        return "-"
-    metrics = manifest.get("metrics", {})
-    for key in ("test/perplexity", "test/nll", "test/rmse", "test/ce_per_seq", "test/acc", "test/loss"):
-        if key in metrics:
-            return f"{key}={format_metric(metrics[key])} ({manifest.get('data', {}).get('dataset', '?')})"
-    return "-"
-
-
 def cmd_models(ns: argparse.Namespace) -> int:
-    """Print the entries from their YAML files and manifests alone (no model is imported)."""
-    rows = [("entry", "model", "datamodule", "shipped metric")]
-    for name, entry in registry.entries().items():
-        rows.append((name, entry.model_class.rsplit(".", 1)[-1], entry.datamodule_class.rsplit(".", 1)[-1],
-                     headline_metric(entry.manifest())))
+    """Print the entries from their YAML files and manifests alone (no model is imported); a manifest that cannot
+    be read shows its error in its row and the others are listed."""
+    rows = [("entry", "model", "datamodule", "shipped", "headline metric (test split)")]
+    found = registry.entries()
+    for name in registry.list_models(ns.pattern, shipped=True if ns.shipped else None):
+        entry = found[name]
+        try:
+            manifest = entry.manifest()
+            metric, has = (headline(manifest), "yes") if manifest else ("-", "-")
+        except ManifestError as err:
+            metric, has = f"unreadable manifest: {err}", "error"
+        rows.append((name, entry.model_class.rsplit(".", 1)[-1], entry.datamodule_class.rsplit(".", 1)[-1], has,
+                     metric))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[4]]).rstrip())
+    return 0
+
+
+def cmd_predict_files(ns: argparse.Namespace) -> int:
+    from zoo.predict import predict_files
+
+    return predict_files(ns.entry, ns.paths, topk=ns.topk, as_json=ns.json, batch_size=ns.batch_size)
+
+
+def cmd_sample(ns: argparse.Namespace) -> int:
+    from zoo.predict import sample_grid
+
+    path = sample_grid(ns.entry, ns.n, ns.out, labels=ns.labels, seed=ns.seed)
+    print(f"wrote {ns.n} samples of {ns.entry} to {path}")
     return 0
 
 
@@ -66,17 +80,23 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 def cmd_export(ns: argparse.Namespace) -> int:
     from zoo import hub
 
-    manifest = hub.export(ns.entry, ns.ckpt_path, fit_command=ns.command, notes=ns.notes)
+    manifest = hub.export(ns.entry, ns.ckpt_path, fit_command=ns.command, notes=ns.notes, dtype=ns.dtype,
+                          trained_on=ns.trained_on)
     print(f"wrote {manifest['weights']} (sha256 {manifest['sha256'][:12]}...) with metrics {manifest['metrics']}")
     return 0
 
 
 def zoo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = parser.add_subparsers(dest="subcommand", metavar="{fit,validate,test,predict,models,evaluate,export}")
+    parser.add_argument("--version", action="version", version=f"lightning-zoo {__version__}")
+    sub = parser.add_subparsers(dest="subcommand",
+                                metavar="{fit,validate,test,predict,models,evaluate,export,sample}")
     for name in LIGHTNING_SUBCOMMANDS:
         sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)")
-    sub.add_parser("models", help="list the zoo's entries").set_defaults(func=cmd_models)
+    p = sub.add_parser("models", help="list the zoo's entries (with a pattern: those matching it)")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*mnist*' (default: all)")
+    p.add_argument("--shipped", action="store_true", help="only the entries that ship weights")
+    p.set_defaults(func=cmd_models)
     p = sub.add_parser("evaluate", help="re-measure an entry's shipped weights (or a checkpoint) on its real test set")
     p.add_argument("entry", help="a zoo entry (`zoo models` lists them)")
     p.add_argument("--ckpt_path", default=None,
@@ -87,7 +107,18 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt_path", required=True, help="the Lightning checkpoint to ship (usually best-....ckpt)")
     p.add_argument("--command", required=True, help="the exact `zoo fit ...` command that trained it")
     p.add_argument("--notes", default="", help="how the run was picked and compared, kept in the manifest")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="store floating-point tensors in this type (the metrics are measured from the stored file)")
+    p.add_argument("--trained_on", default="cpu", help="the device the run trained on, for the manifest")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid")
+    p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...)")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", default="samples.png", help="the PNG file to write (default samples.png)")
+    p.add_argument("--labels", type=int, nargs="+", default=None,
+                   help="class labels of the samples, for class-conditional entries (repeated to fill n)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    p.set_defaults(func=cmd_sample)
     return parser
 
 
@@ -100,20 +131,46 @@ def run_lightning(argv: list[str]) -> int:
     return 0
 
 
+def predict_files_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo predict", description="Classify your own image files with an entry's shipped weights: one line per "
+        "file, tab-separated path, class, probability. (`zoo predict -c ENTRY ...` is LightningCLI's predict.)")
+    parser.add_argument("entry", help="an image classifier that ships weights (`zoo models --shipped`)")
+    parser.add_argument("paths", nargs="+", help="PNG/JPEG files, or folders searched recursively")
+    parser.add_argument("--topk", type=int, default=1, help="print the K most probable classes (default 1)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of tab-separated text")
+    parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (default 64)")
+    parser.set_defaults(func=cmd_predict_files, subcommand="predict")
+    return parser
+
+
+def is_file_prediction(argv: list[str]) -> bool:
+    """``zoo predict ENTRY PATH ...`` (an entry name first) rather than LightningCLI's ``zoo predict -c ...``."""
+    return len(argv) >= 2 and argv[0] == "predict" and not argv[1].startswith("-")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     lightning_run = bool(argv) and (argv[0] in LIGHTNING_SUBCOMMANDS or (argv[0].startswith("-")
-                                                                        and argv[0] not in ("-h", "--help")))
+                                                                        and argv[0] not in ("-h", "--help",
+                                                                                            "--version")))
+    lightning_run = lightning_run and not is_file_prediction(argv)
     command = argv[0] if lightning_run and argv[0] in LIGHTNING_SUBCOMMANDS else None
     try:
         if lightning_run:
             return run_lightning(argv)
-        ns = zoo_parser().parse_args(argv)
+        if is_file_prediction(argv):
+            ns = predict_files_parser().parse_args(argv[1:])
+        else:
+            ns = zoo_parser().parse_args(argv)
         if not getattr(ns, "func", None):
             zoo_parser().print_help()
             return 0
         command = ns.subcommand
         return ns.func(ns)
+    except BrokenPipeError:  # `zoo models | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error flushing the closed pipe at exit
+        return 0
     except Exception as err:  # noqa: BLE001 (deliberate errors become one message; others keep their traceback)
         if not errors.is_deliberate(err) or errors.debug_enabled():
             raise

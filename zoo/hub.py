@@ -11,6 +11,8 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
+import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -19,12 +21,13 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_file, save_model
+from safetensors.torch import load_file, save_file
 
+from zoo import manifest as manifest_module
 from zoo import registry
 from zoo.checkpoint_trust import refuse_untrusted_checkpoint
 from zoo.errors import ZooError
-from zoo.models.base import ZooModule
+from zoo.models.base import Classifier, ZooModule
 
 TRUSTED_PREFIXES = ("zoo.", "datamodules.")
 
@@ -158,6 +161,52 @@ def load_checkpoint(entry_name: str, ckpt_path: str) -> tuple[ZooModule, L.Light
     return model.eval(), dm_cls(**plain_hparams(stored)), checkpoint
 
 
+STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def stored_state(model: ZooModule, dtype: str = "float32") -> dict[str, torch.Tensor]:
+    """The tensors ``zoo export`` ships: the whole state dict, or only the ``shipped_modules`` (a GAN's generator),
+    with floating-point tensors stored as ``dtype``. Non-finite values are refused (a diverged run)."""
+    shipped_modules = getattr(model, "shipped_modules", None)
+    prefixes = tuple(f"{name}." for name in shipped_modules) if shipped_modules else ("",)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"refusing to export weights with NaN or infinite values in {bad[:5]}"
+                              f"{' ...' if len(bad) > 5 else ''}: the run diverged; train again with a lower lr")
+    target = STORED_DTYPES[dtype]
+    return {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
+
+
+def parameter_count(model: ZooModule, stored: set[str]) -> int:
+    """Elements of the model's parameters held in the weights file (buffers and unshipped modules excluded)."""
+    return sum(p.numel() for name, p in model.named_parameters() if name in stored)
+
+
+def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weights: Path, dtype: str,
+                     stored: set[str]) -> dict[str, Any]:
+    """What a user needs besides the weights: preprocessing, class names, size, and where metrics were measured."""
+    spec = datamodule.input_spec() if callable(getattr(datamodule, "input_spec", None)) else None
+    # class names mean something for a classifier's outputs and a conditional generator's labels only
+    labelled = isinstance(model, Classifier) or bool(getattr(model.hparams, "conditional", False))
+    names = getattr(datamodule, "class_names", None) if labelled else None
+    data = datamodule.describe() if callable(getattr(datamodule, "describe", None)) else {}
+    return {
+        "schema": manifest_module.SCHEMA_VERSION,
+        **({"preprocessing": spec} if spec else {}),
+        **({"classes": list(names)} if names else {}),
+        "parameters": parameter_count(model, stored),
+        "file_size": weights.stat().st_size,
+        "stored_dtype": dtype,
+        "measured_on": {
+            "split": data.get("test_split", "test"),
+            "size": data.get("test_size"),
+            "dataset": data.get("dataset"),
+            "device": "cpu",
+        },
+    }
+
+
 def export(
     entry_name: str,
     ckpt_path: str,
@@ -165,76 +214,126 @@ def export(
     extra_metrics: Optional[dict[str, float]] = None,
     notes: str = "",
     out_dir: Optional[Path] = None,
+    dtype: str = "float32",
+    trained_on: str = "cpu",
 ) -> dict[str, Any]:
     """Turn a Lightning checkpoint of ``entry_name`` into shipped weights and a manifest.
 
-    The model and the datamodule are rebuilt from the hyperparameters stored in the checkpoint, the model is
-    tested on the datamodule's test set, and ``<entry>.safetensors`` and ``<entry>.json`` are written.
+    The model and the datamodule are rebuilt from the hyperparameters stored in the checkpoint; the weights are
+    stored (floating-point tensors as ``dtype``), loaded back from the stored file, and tested on the datamodule's
+    test set, so every metric in the manifest is a metric of the shipped file. Both files are written under
+    temporary names and moved into place only when everything succeeded.
     """
-    model, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path)
+    if dtype not in STORED_DTYPES:
+        raise CheckpointError(f"--dtype must be one of {sorted(STORED_DTYPES)}, got {dtype!r}")
+    trained, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path)
     dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
-    metrics = model_metrics(model, datamodule)
-    metrics.update(extra_metrics or {})
-    describe = getattr(datamodule, "describe", None)
-    if describe is not None:
-        datamodule.setup("fit")  # so the manifest records the training and validation sizes too
-
     out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{entry_name}.safetensors"
-    metadata = {"entry": entry_name, "model_class": class_path(model)}
-    shipped_modules = getattr(model, "shipped_modules", None)
-    if shipped_modules:  # e.g. a GAN's generator: the discriminator serves training only
-        prefixes = tuple(f"{name}." for name in shipped_modules)
-        state = {k: v.contiguous() for k, v in model.state_dict().items() if k.startswith(prefixes)}
-        save_file(state, str(weights), metadata=metadata)
-    else:
-        save_model(model, str(weights), metadata=metadata)
-    weights.chmod(0o644)  # safetensors writes owner-only files; shipped weights are read by everyone
-    manifest = {
-        "entry": entry_name,
-        "model_class": class_path(model),
-        "hparams": plain_hparams(model.hparams),
-        "datamodule_class": class_path(datamodule),
-        "datamodule": dm_hparams,
-        "data": describe() if describe else {},
-        "metrics": metrics,
-        "trained": {"epochs": checkpoint.get("epoch", -1) + 1, "global_step": checkpoint.get("global_step")},
-        "weights": weights.name,
-        **({"weights_hold_only": list(shipped_modules)} if shipped_modules else {}),
-        "sha256": sha256(weights),
-        **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
-        "command": fit_command,
-        "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        if sys.argv[1:2] == ["export"] else "",
-        "versions": {"torch": torch.__version__, "lightning": L.__version__},
-        "created": _dt.date.today().isoformat(),
-        "notes": notes,
-    }
-    with open(out_dir / f"{entry_name}.json", "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    manifest_path = out_dir / f"{entry_name}.json"
+    partial_weights = out_dir / f".{entry_name}.safetensors.partial"
+    partial_manifest = out_dir / f".{entry_name}.json.partial"
+    try:
+        state = stored_state(trained, dtype)
+        save_file(state, str(partial_weights), metadata={"entry": entry_name, "model_class": class_path(trained)})
+        partial_weights.chmod(0o644)  # safetensors writes owner-only files; shipped weights are read by everyone
+        model = type(trained)(**plain_hparams(trained.hparams))
+        load_state(model, partial_weights, held=list(getattr(trained, "shipped_modules", None) or []))
+        model.eval()
+        metrics = model_metrics(model, datamodule)
+        metrics.update(extra_metrics or {})
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            raise CheckpointError(f"refusing to export {entry_name}: the metrics {bad} are not finite")
+        if callable(getattr(datamodule, "describe", None)):
+            datamodule.setup("fit")  # so the manifest records the training and validation sizes too
+        shipped_modules = getattr(model, "shipped_modules", None)
+        manifest = {
+            "entry": entry_name,
+            "model_class": class_path(model),
+            "hparams": plain_hparams(model.hparams),
+            "datamodule_class": class_path(datamodule),
+            "datamodule": dm_hparams,
+            "data": datamodule.describe() if callable(getattr(datamodule, "describe", None)) else {},
+            "metrics": metrics,
+            "trained": {"epochs": checkpoint.get("epoch", -1) + 1, "global_step": checkpoint.get("global_step"),
+                        "device": trained_on},
+            "weights": weights.name,
+            **({"weights_hold_only": list(shipped_modules)} if shipped_modules else {}),
+            "sha256": sha256(partial_weights),
+            **describe_weights(model, datamodule, partial_weights, dtype, set(state)),
+            **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
+            "command": fit_command,
+            "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+            if sys.argv[1:2] == ["export"] else "",
+            "versions": {"torch": torch.__version__, "lightning": L.__version__},
+            "created": _dt.date.today().isoformat(),
+            "notes": notes,
+        }
+        partial_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(partial_weights, weights)
+        os.replace(partial_manifest, manifest_path)
+    finally:
+        for leftover in (partial_weights, partial_manifest):
+            leftover.unlink(missing_ok=True)
     return manifest
+
+
+def load_state(model: ZooModule, path: Path, held: Optional[list[str]] = None, strict: bool = True,
+               source: str = "") -> tuple[list[str], list[str]]:
+    """Load a safetensors file into ``model``: every tensor must fit its parameter's shape and dtype (floating
+    tensors may be stored in float16/bfloat16 and are widened); returns (missing, unexpected) keys.
+
+    With ``strict``, keys missing from the file (outside the modules not in ``held``) or unexpected are an error;
+    without it, the tensors whose name and shape match are loaded and the rest reported.
+    """
+    source = source or str(path)
+    try:
+        stored = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{source} is not a readable safetensors file ({err}); restore or re-export it") from err
+    own = model.state_dict()
+    unexpected = sorted(k for k in stored if k not in own)
+    missing = sorted(k for k in own if k not in stored)
+    if held:  # the file holds only these submodules (a GAN's generator): the rest keeps its initialization
+        missing = [key for key in missing if key.split(".", 1)[0] in held]
+    mismatched = [k for k in stored if k in own and stored[k].shape != own[k].shape]
+    wrong_dtype = [
+        f"{k} ({stored[k].dtype} for {own[k].dtype})" for k in stored
+        if k in own and stored[k].dtype != own[k].dtype
+        and not (stored[k].is_floating_point() and own[k].is_floating_point())
+    ]
+    if wrong_dtype:
+        raise CheckpointError(f"{source} stores tensors of another kind than the model's: {wrong_dtype[:5]}; the file "
+                              f"was altered or belongs to another model: restore or re-export it")
+    if strict and (missing or unexpected or mismatched):
+        shapes = [f"{k} {tuple(stored[k].shape)} for {tuple(own[k].shape)}" for k in mismatched]
+        raise CheckpointError(
+            f"{source} does not fit {class_path(model)}: missing keys {missing[:8]}, unexpected keys "
+            f"{unexpected[:8]}, other shapes {shapes[:8]}; the weights and the manifest's hyperparameters disagree"
+        )
+    fitting = {k: v.to(own[k].dtype) for k, v in stored.items() if k in own and k not in mismatched}
+    model.load_state_dict(fitting, strict=False)
+    return sorted(set(missing) | set(mismatched)), unexpected
 
 
 def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
     """Return the shipped model of ``entry_name`` in eval mode, after checking the weights' sha256.
 
     Raises:
-        CheckpointError: no shipped weights, a hash mismatch (corrupt or replaced file), keys that do not fit
+        CheckpointError: no shipped weights, a hash mismatch (corrupt or replaced file), tensors that do not fit
             the model, or a manifest naming a class outside the zoo.
     """
     entry = registry.get(entry_name)
     manifest = entry.manifest()
     if manifest is None:
-        shipped = [name for name, e in registry.entries().items() if e.manifest_path.exists()]
+        shipped = registry.list_models(shipped=True)
         raise CheckpointError(
             f"entry {entry_name!r} ships no weights ({entry.manifest_path} is missing); "
             f"train it with `zoo fit -c {entry_name}`, or load one of: {', '.join(shipped) or '(none)'}"
         )
-    path = entry.manifest_path.parent / manifest["weights"]
-    if not path.exists():
-        raise CheckpointError(f"weights file {path} named by {entry.manifest_path} is missing; reinstall the zoo")
+    path = manifest_module.weights_file(entry.manifest_path, manifest)
     digest = sha256(path)
     if digest != manifest["sha256"]:
         raise CheckpointError(
@@ -244,23 +343,30 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
     check_backbone_files(entry_name, manifest.get("backbone_files", {}))
     model_cls = import_trusted(manifest["model_class"], ZooModule)
     model = model_cls(**manifest["hparams"])
-    try:
-        missing, unexpected = load_model(model, str(path), strict=False, device=map_location)
-    except SafetensorError as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
-    except RuntimeError as err:  # tensor shapes differ from the model built from the manifest
-        raise CheckpointError(
-            f"{path} does not fit {manifest['model_class']} built from the manifest's hyperparameters: {err}"
-        ) from err
-    held = manifest.get("weights_hold_only")
-    if held:  # the file holds only these submodules (a GAN's generator): the rest keeps its initialization
-        missing = [key for key in missing if key.split(".", 1)[0] in held]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path} does not fit {manifest['model_class']}: missing keys {sorted(missing)}, "
-            f"unexpected keys {sorted(unexpected)}; the weights and the manifest's hyperparameters disagree"
-        )
-    return model.eval()
+    load_state(model, path, held=manifest.get("weights_hold_only"))
+    model.zoo_entry = entry_name
+    return model.to(map_location).eval()
+
+
+def transforms(entry_name: str) -> Any:
+    """The torchvision (v2) transform from a uint8 image tensor ``(C, H, W)`` to the input of ``entry_name``'s
+    shipped model, from its manifest's ``preprocessing`` (like torchvision's ``Weights.transforms()``)."""
+    from zoo.preprocessing import image_transforms
+
+    manifest = registry.get(entry_name).manifest() or {}
+    if "preprocessing" not in manifest:
+        raise CheckpointError(f"entry {entry_name!r} records no image preprocessing (it ships no weights, or its "
+                              f"inputs are not images); `zoo models --shipped` lists the image entries")
+    return image_transforms(manifest["preprocessing"])
+
+
+def class_names(entry_name: str) -> list[str]:
+    """The names of ``entry_name``'s output classes, in label order, from its manifest."""
+    manifest = registry.get(entry_name).manifest() or {}
+    if "classes" not in manifest:
+        raise CheckpointError(f"entry {entry_name!r} records no class names (it ships no weights, or it is not a "
+                              f"classifier)")
+    return list(manifest["classes"])
 
 
 def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule:

@@ -8,7 +8,7 @@ Every entry is one LightningCLI config file ``zoo/configs/<name>.yaml`` (so ``zo
 from __future__ import annotations
 
 import difflib
-import json
+import fnmatch
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,16 +19,29 @@ from typing import Any, Optional
 import yaml
 
 from zoo.errors import ZooError
+from zoo.manifest import read_manifest
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5x faster
 CONFIG_DIR = Path(str(resources.files("zoo") / "configs"))
 CHECKPOINT_DIR_ENV = "ZOO_CHECKPOINT_DIR"
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
 def checkpoint_dir() -> Path:
-    """Where shipped weights live: ``$ZOO_CHECKPOINT_DIR``, else the repository's ``checkpoints/``."""
+    """Where shipped weights live, the first of:
+
+    1. ``$ZOO_CHECKPOINT_DIR``, when set (your own exports, or a copy of the weights elsewhere);
+    2. ``zoo/checkpoints/`` inside the installed package (a wheel or ``pip install .`` carries every shipped entry
+       there);
+    3. ``checkpoints/`` at the top of the repository (a clone, or an editable install).
+    """
     env = os.environ.get(CHECKPOINT_DIR_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+    if env:
+        return Path(env)
+    installed = _PACKAGE_DIR / "checkpoints"
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "checkpoints"
 
 
 class UnknownEntryError(ZooError, KeyError):
@@ -75,11 +88,15 @@ class Entry:
         return checkpoint_dir() / f"{self.name}.safetensors"
 
     def manifest(self) -> Optional[dict[str, Any]]:
-        """The shipped manifest, or ``None`` if this entry ships no weights."""
+        """The shipped manifest (validated by :func:`zoo.manifest.read_manifest`), or ``None`` if this entry ships
+        no weights."""
         if not self.manifest_path.exists():
             return None
-        with open(self.manifest_path) as f:
-            return json.load(f)
+        return read_manifest(self.manifest_path)
+
+    @property
+    def shipped(self) -> bool:
+        return self.manifest_path.exists()
 
 
 def _class_path(section: Any) -> str:
@@ -91,6 +108,13 @@ def _class_path(section: Any) -> str:
 def entries() -> dict[str, Entry]:
     """All entries by name, sorted."""
     return {p.stem: Entry(p.stem, p) for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+def list_models(pattern: str = "*", shipped: Optional[bool] = None) -> list[str]:
+    """Entry names matching the shell-style ``pattern`` (``"*mnist*"``); ``shipped=True`` keeps the entries that
+    ship weights, ``False`` those that do not."""
+    return [name for name, entry in entries().items()
+            if fnmatch.fnmatchcase(name, pattern) and (shipped is None or entry.shipped == shipped)]
 
 
 def get(name: str) -> Entry:

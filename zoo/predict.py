@@ -1,0 +1,109 @@
+"""Use shipped weights on your own files: ``zoo predict ENTRY PATH ...`` and ``zoo sample ENTRY``.
+
+Both need only the installed zoo and its shipped weights: no dataset, no ``ZOO_DATA_DIR``. Images are decoded by
+torchvision and prepared with the manifest's ``preprocessing`` (:mod:`zoo.preprocessing`), so a digit drawn dark on
+light paper is inverted and fitted to 28x28 like an MNIST digit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from zoo import hub, registry
+from zoo.errors import ZooError
+from zoo.preprocessing import ImageFileError, image_files, image_transforms, read_image
+
+
+class PredictError(ZooError, ValueError):
+    """An entry that cannot classify image files, or bad ``zoo predict`` / ``zoo sample`` options."""
+
+
+def image_classifier(entry_name: str) -> tuple[torch.nn.Module, dict]:
+    """The shipped model of an image classifier and its manifest; an error names the image classifiers."""
+    manifest = registry.get(entry_name).manifest()
+    if manifest is None or "preprocessing" not in manifest or "classes" not in manifest or \
+            manifest.get("weights_hold_only"):
+        usable = [name for name in registry.list_models(shipped=True)
+                  if {"preprocessing", "classes"} <= set(registry.get(name).manifest() or {})
+                  and not (registry.get(name).manifest() or {}).get("weights_hold_only")]
+        why = "ships no weights" if manifest is None else "is not an image classifier"
+        raise PredictError(f"{entry_name!r} {why}; `zoo predict ENTRY PATH` takes one of: {', '.join(usable)}")
+    return hub.load(entry_name), manifest
+
+
+def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: bool = False,
+                  batch_size: int = 64) -> int:
+    """Print one line per image file: ``path<TAB>class<TAB>probability`` (``--topk``: K class/probability pairs;
+    ``--json``: one object per line). A file that cannot be read is reported on stderr and the others are still
+    classified; the exit status is then 1."""
+    if topk < 1 or batch_size < 1:
+        raise PredictError(f"--topk and --batch_size must be positive, got {topk} and {batch_size}")
+    model, manifest = image_classifier(entry_name)
+    classes, spec = manifest["classes"], manifest["preprocessing"]
+    topk = min(topk, len(classes))
+    transform = image_transforms(spec)
+    files = image_files(paths)
+    failed = 0
+    for start in range(0, len(files), batch_size):
+        batch_files, inputs = [], []
+        for path in files[start:start + batch_size]:
+            try:
+                inputs.append(transform(read_image(path, spec["channels"])))
+                batch_files.append(path)
+            except ImageFileError as err:
+                print(f"zoo predict: skipped: {err}", file=sys.stderr)
+                failed += 1
+        if not inputs:
+            continue
+        with torch.inference_mode():
+            probabilities = model(torch.stack(inputs)).softmax(dim=-1)
+        top_p, top_i = probabilities.topk(topk, dim=-1)
+        lines = []
+        for path, ps, ids in zip(batch_files, top_p.tolist(), top_i.tolist()):
+            if as_json:
+                lines.append(json.dumps({"path": str(path), "top": [
+                    {"class": classes[i], "index": i, "probability": round(p, 6)} for p, i in zip(ps, ids)]}))
+            else:
+                lines.append("\t".join([str(path), *(f"{classes[i]}\t{p:.4f}" for p, i in zip(ps, ids))]))
+        print("\n".join(lines), flush=True)
+    return 1 if failed else 0
+
+
+def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] = None, seed: int = 0) -> Path:
+    """Draw ``n`` samples of a generative entry's shipped weights into the PNG grid ``out`` (written atomically)."""
+    from torchvision.utils import save_image
+
+    if n < 1 or n > 10_000:
+        raise PredictError(f"-n must be between 1 and 10,000, got {n}")
+    model = hub.load(entry_name)
+    if not callable(getattr(model, "sample", None)):
+        raise PredictError(f"{entry_name!r} is not a generative entry; `zoo sample` takes one of: "
+                           f"{', '.join(name for name in registry.list_models(shipped=True) if _samples(name))}")
+    conditional = bool(getattr(model.hparams, "conditional", False))
+    if conditional and not labels:
+        labels = list(range(model.hparams.num_classes))
+    if labels and not conditional:
+        raise PredictError(f"{entry_name} is unconditional: drop --labels")
+    label_tensor = torch.tensor((labels * n)[:n]) if labels else None
+    images = model.sample(n, labels=label_tensor, generator=torch.Generator().manual_seed(seed))
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise PredictError(f"--out must name a .png file, got {out}")
+    partial = path.with_name(f".{path.name}.partial.png")
+    try:
+        save_image(images, partial, nrow=max(1, round(n ** 0.5)) if not labels else len(set(labels)), padding=2)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _samples(entry_name: str) -> bool:
+    model_class = (registry.get(entry_name).manifest() or {}).get("model_class", "")
+    return any(part in model_class for part in ("generative", "textbook_ch6", "pixelcnn"))
