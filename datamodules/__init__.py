@@ -47,3 +47,6 @@ __all__ += ["BookPointsDataModule", "PolynomialDataModule", "TwoBlobsDataModule"
 from datamodules.dogs_vs_cats import DogsVsCatsDataModule  # noqa: E402
 
 __all__ += ["DogsVsCatsDataModule"]
+from datamodules.image_folder import ImageFolderDataModule  # noqa: E402
+
+__all__ += ["ImageFolderDataModule"]

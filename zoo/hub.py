@@ -161,6 +161,33 @@ def load_checkpoint(entry_name: str, ckpt_path: str) -> tuple[ZooModule, L.Light
     return model.eval(), dm_cls(**plain_hparams(stored)), checkpoint
 
 
+def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
+    """The model (eval mode) and datamodule of any ``zoo fit`` checkpoint, read weights-only, with the datamodule's
+    checkpointed state (e.g. :class:`~datamodules.ImageFolderDataModule`'s class names) restored.
+
+    For ``zoo predict <run>.ckpt PATH ...`` after fine-tuning on your own folder.
+    """
+    if not Path(ckpt_path).is_file():
+        raise CheckpointError(f"no checkpoint at {ckpt_path}; pass a .ckpt that `zoo fit` wrote")
+    refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
+    dm_hparams = checkpoint.get("datamodule_hyper_parameters", {})
+    if not model_path or "_class_path" not in dm_hparams:
+        raise CheckpointError(f"{ckpt_path} does not record its model and datamodule classes; it was not written "
+                              f"by `zoo fit`")
+    model_cls = import_trusted(model_path, ZooModule)
+    try:
+        model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except (RuntimeError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{ckpt_path} does not rebuild {model_path}: {err}") from err
+    dm_cls = import_trusted(dm_hparams["_class_path"], L.LightningDataModule)
+    datamodule = dm_cls(**plain_hparams(dm_hparams))
+    if dm_cls.__qualname__ in checkpoint:
+        datamodule.load_state_dict(checkpoint[dm_cls.__qualname__])
+    return model.eval(), datamodule
+
+
 STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -346,6 +373,34 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
     load_state(model, path, held=manifest.get("weights_hold_only"))
     model.zoo_entry = entry_name
     return model.to(map_location).eval()
+
+
+def start_from(model: ZooModule, weights: str) -> tuple[list[str], list[str]]:
+    """Load the tensors of ``weights`` whose names and shapes fit ``model`` (for fine-tuning or evaluation);
+    return (names kept at their initialization, names of the file the model has no place for).
+
+    ``weights`` is ``zoo:<entry>`` (that entry's shipped weights, sha256-checked by :func:`load`) or the path of a
+    safetensors file (``zoo export`` output, or any ``safetensors.torch.save_model`` file). A model whose head
+    differs (another number of classes) keeps its new head and loads everything else.
+    """
+    if weights.startswith("zoo:"):
+        entry_name = weights[4:]
+        manifest = registry.get(entry_name).manifest()
+        if manifest is None:
+            raise CheckpointError(f"--weights {weights}: entry {entry_name!r} ships no weights; `zoo models "
+                                  f"--shipped` lists those that do")
+        path = manifest_module.weights_file(registry.get(entry_name).manifest_path, manifest)
+        load(entry_name)  # checks the sha256, the backbone files and that the file fits its own model
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise CheckpointError(f"--weights {weights}: no such file; give zoo:<entry> or a .safetensors file")
+    kept, unused = load_state(model, path, strict=False, source=f"--weights {weights}")
+    loaded = len(model.state_dict()) - len(kept)
+    if loaded == 0:
+        raise CheckpointError(f"--weights {weights}: no tensor of the file fits {class_path(model)} (names or shapes "
+                              f"differ everywhere); start from weights of the same architecture")
+    return kept, unused
 
 
 def transforms(entry_name: str) -> Any:

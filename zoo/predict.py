@@ -25,7 +25,15 @@ class PredictError(ZooError, ValueError):
 
 
 def image_classifier(entry_name: str) -> tuple[torch.nn.Module, dict]:
-    """The shipped model of an image classifier and its manifest; an error names the image classifiers."""
+    """The shipped model of an image classifier and its manifest (or, for a ``.ckpt`` file of a ``zoo fit`` run,
+    the trained model with its datamodule's preprocessing and class names); an error names the image classifiers."""
+    if entry_name.endswith(".ckpt"):
+        model, datamodule = hub.load_run(entry_name)
+        spec, names = getattr(datamodule, "input_spec", None), getattr(datamodule, "class_names", None)
+        if not callable(spec) or not names:
+            raise PredictError(f"{entry_name} was trained on {type(datamodule).__name__}, which records no image "
+                               f"preprocessing or class names: `zoo predict` classifies images only")
+        return model, {"preprocessing": spec(), "classes": list(names)}
     manifest = registry.get(entry_name).manifest()
     if manifest is None or "preprocessing" not in manifest or "classes" not in manifest or \
             manifest.get("weights_hold_only"):

@@ -1,0 +1,330 @@
+"""The zoo as a user outside this repository meets it: installed weights, manifests that say how to feed them,
+``zoo predict`` on image files, ``--weights`` to start from shipped weights, fine-tuning on an image folder,
+``zoo models`` / ``--version`` / ``zoo sample``, torch.hub."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torchvision.io import write_jpeg, write_png
+
+import zoo
+from datamodules import EmbeddedMNISTDataModule, ImageFolderDataModule
+from conftest import REPO, ok, run_zoo
+from zoo import hub, registry
+from zoo.manifest import DESCRIBED_KEYS, ManifestError, read_manifest
+from zoo.preprocessing import ImageFileError, image_transforms, read_image
+
+SHIPPED = registry.list_models(shipped=True)
+
+
+# ---------------------------------------------------------------------------------------------- manifests
+@pytest.mark.parametrize("entry", SHIPPED)
+def test_every_manifest_has_the_schema_and_its_recorded_sizes_hold(entry, request):
+    """Like torchvision's test_extended_models: schema keys, parameter count and file size recomputed."""
+    manifest = read_manifest(registry.get(entry).manifest_path)
+    for key, kind in DESCRIBED_KEYS.items():
+        assert isinstance(manifest[key], kind), key
+    weights = registry.get(entry).manifest_path.parent / manifest["weights"]
+    assert manifest["file_size"] == weights.stat().st_size
+    if manifest.get("backbone_files"):
+        request.getfixturevalue("real_data")  # the backbone file is read at construction
+    model = hub.import_trusted(manifest["model_class"], torch.nn.Module)(**manifest["hparams"])
+    stored = load_file(str(weights))
+    assert manifest["parameters"] == sum(p.numel() for name, p in model.named_parameters() if name in stored)
+    floating = {str(t.dtype).removeprefix("torch.") for t in stored.values() if t.is_floating_point()}
+    assert manifest["stored_dtype"] in floating
+    assert set(manifest["measured_on"]) >= {"split", "size", "dataset", "device"}
+    if "preprocessing" in manifest:
+        image_transforms(manifest["preprocessing"])  # a complete spec
+    if "classes" in manifest:
+        assert len(manifest["classes"]) == manifest["hparams"].get("num_classes", len(manifest["classes"]))
+
+
+def test_a_bad_manifest_is_one_message_and_the_other_entries_still_list(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("lenet_mnist", "mlp_mnist"):
+        for suffix in (".json", ".safetensors"):
+            (shipped / f"{name}{suffix}").write_bytes((registry.checkpoint_dir() / f"{name}{suffix}").read_bytes())
+    (shipped / "mlp_mnist.json").write_text("{not json")
+    (shipped / "cnn_mnist.json").write_text(json.dumps({"entry": "cnn_mnist"}))
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    with pytest.raises(ManifestError, match="mlp_mnist.json is not valid JSON"):
+        read_manifest(shipped / "mlp_mnist.json")
+    with pytest.raises(ManifestError, match="lacks the key 'model_class'"):
+        read_manifest(shipped / "cnn_mnist.json")
+    listing = ok(run_zoo("models", "*mnist", env={registry.CHECKPOINT_DIR_ENV: str(shipped)})).stdout
+    assert "lenet_mnist" in listing and "test/acc=" in listing
+    row = next(line for line in listing.splitlines() if line.startswith("mlp_mnist "))
+    assert "unreadable manifest" in row and "not valid JSON" in row
+
+
+@pytest.mark.parametrize("weights", ["/dev/zero", "../lenet_mnist.safetensors", "sub/x.safetensors"])
+def test_a_manifest_cannot_point_its_weights_outside_its_folder_or_at_a_device(weights, tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    manifest = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    (shipped / "lenet_mnist.json").write_text(json.dumps({**manifest, "weights": weights}))
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    with pytest.raises(ManifestError, match="plain file name"):
+        zoo.load("lenet_mnist")
+
+
+def test_a_weights_link_to_a_device_is_refused_without_reading_it(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "lenet_mnist.json").write_bytes((registry.checkpoint_dir() / "lenet_mnist.json").read_bytes())
+    (shipped / "lenet_mnist.safetensors").symlink_to("/dev/zero")
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    with pytest.raises(ManifestError, match="not a regular file"):
+        zoo.load("lenet_mnist")
+
+
+def test_a_tensor_stored_in_another_dtype_is_refused(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    state = load_file(str(registry.checkpoint_dir() / "lenet_mnist.safetensors"))
+    state["network.0.weight"] = state["network.0.weight"].long()
+    save_file(state, str(shipped / "lenet_mnist.safetensors"))
+    manifest = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    manifest["sha256"] = hub.sha256(shipped / "lenet_mnist.safetensors")
+    (shipped / "lenet_mnist.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    with pytest.raises(hub.CheckpointError, match="another kind"):
+        zoo.load("lenet_mnist")
+
+
+# ---------------------------------------------------------------------------------------------- Python API
+def test_list_models_transforms_and_class_names():
+    assert "lenet_mnist" in zoo.list_models("lenet*", shipped=True)
+    assert "lenet_mnist5k" in zoo.list_models("lenet*", shipped=False)
+    assert set(zoo.list_models()) == set(registry.entries())
+    assert zoo.class_names("airbench_cifar10")[:2] == ["airplane", "automobile"]
+    light_paper = torch.full((3, 200, 150), 250, dtype=torch.uint8)  # a dark stroke on light paper, RGB
+    light_paper[:, 60:140, 70:80] = 10
+    x = zoo.transforms("lenet_mnist")(light_paper)
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert x[0, 14, 14] > x[0, 2, 2]  # inverted: the stroke is light, the background dark (normalized)
+    with pytest.raises(hub.CheckpointError, match="no image preprocessing"):
+        zoo.transforms("lstm_airline")
+
+
+def test_checkpoint_dir_prefers_the_environment_then_the_installed_package(tmp_path, monkeypatch):
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
+    assert registry.checkpoint_dir() == tmp_path
+    monkeypatch.delenv(registry.CHECKPOINT_DIR_ENV)
+    assert registry.checkpoint_dir() == REPO / "checkpoints"  # an editable install: the repository's folder
+
+
+# ---------------------------------------------------------------------------------------------- zoo predict
+def mini_test_images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    dm = EmbeddedMNISTDataModule(normalize=False)
+    dm.setup("test")
+    return dm.test_set.images[:n], dm.test_set.labels[:n]
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory) -> tuple[Path, Path, list[int]]:
+    """60 real MNIST test digits as PNG files, and the same drawn dark on light, resized to 200x200, as JPEG."""
+    images, labels = mini_test_images(60)
+    plain, paper = tmp_path_factory.mktemp("digits"), tmp_path_factory.mktemp("paper")
+    for i, image in enumerate(images):
+        pixels = (image * 255).round().byte()
+        write_png(pixels, str(plain / f"{i:03d}.png"))
+        big = F.interpolate((255 - pixels.float())[None], size=(200, 200), mode="bilinear")[0]
+        write_jpeg(big.round().clamp(0, 255).byte().expand(3, -1, -1).contiguous(), str(paper / f"{i:03d}.jpg"))
+    return plain, paper, labels.tolist()
+
+
+def predicted(stdout: str) -> list[str]:
+    return [line.split("\t")[1] for line in sorted(stdout.strip().splitlines())]
+
+
+def test_predict_classifies_png_files_and_digits_drawn_dark_on_light(digit_files):
+    plain, paper, labels = digit_files
+    expected = [str(y) for y in labels]
+    for folder in (plain, paper):
+        out = ok(run_zoo("predict", "lenet_mnist", str(folder))).stdout
+        assert len(out.strip().splitlines()) == len(labels)
+        hits = sum(p == y for p, y in zip(predicted(out), expected))
+        assert hits / len(labels) >= 0.95, (folder, hits)
+
+
+def test_predict_topk_json_and_a_damaged_file_named(digit_files, tmp_path):
+    plain, _, labels = digit_files
+    first = plain / "000.png"
+    out = ok(run_zoo("predict", "lenet_mnist", str(first), "--topk", "3", "--json")).stdout
+    row = json.loads(out)
+    assert row["path"] == str(first) and len(row["top"]) == 3 and row["top"][0]["class"] == str(labels[0])
+    assert sum(t["probability"] for t in row["top"]) <= 1.0 + 1e-6
+    text = ok(run_zoo("predict", "lenet_mnist", str(first), "--topk", "2")).stdout.strip().split("\t")
+    assert len(text) == 5
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(first.read_bytes()[:40])
+    proc = run_zoo("predict", "lenet_mnist", str(first), str(broken))
+    assert proc.returncode == 1 and "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.startswith(str(first))
+
+
+def test_predict_bounds_hostile_images(tmp_path):
+    strip = tmp_path / "strip.jpg"
+    write_jpeg(torch.full((3, 1, 5000), 128, dtype=torch.uint8), str(strip))
+    x = image_transforms(hub.registry.get("transfer_frozen_dogs_vs_cats").manifest()["preprocessing"])(
+        read_image(strip, 3))
+    assert x.shape == (3, 224, 224)  # the long side was cropped before resizing: no 256 x 1.28M intermediate
+    huge = tmp_path / "huge.png"  # a header that declares 60,000 x 60,000 pixels
+    from PIL import Image
+
+    Image.new("L", (1, 1)).save(huge)
+    data = bytearray(huge.read_bytes())
+    data[16:24] = (60000).to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the IHDR chunk's checksum
+    huge.write_bytes(bytes(data))
+    with pytest.raises(ImageFileError, match="huge.png.*more pixels than"):
+        read_image(huge, 1)
+
+
+def test_predict_refuses_an_entry_that_is_not_an_image_classifier():
+    proc = run_zoo("predict", "lstm_airline", "README.md")
+    assert proc.returncode == 2 and "not an image classifier" in proc.stderr and "lenet_mnist" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- --weights
+def test_weights_flag_starts_from_shipped_weights_and_untrained_runs_warn():
+    out = ok(run_zoo("test", "-c", "lenet_mnist", "--data", "EmbeddedMNISTDataModule", "--weights",
+                     "zoo:lenet_mnist", "--trainer.enable_progress_bar", "false"))
+    assert "--weights zoo:lenet_mnist: loaded 10 tensors" in out.stderr + out.stdout
+    accuracy = float(out.stdout.split("test/acc")[1].split()[0])
+    assert accuracy > 0.95  # the mini test set is 1,000 real MNIST test images
+    cold = ok(run_zoo("validate", "-c", "lenet_mnist", "--data", "EmbeddedMNISTDataModule",
+                      "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"))
+    warning = [line for line in cold.stderr.splitlines() if "untrained" in line]
+    assert len(warning) == 1 and "--weights zoo:lenet_mnist" in warning[0]
+
+
+def test_weights_into_a_model_with_another_head_loads_the_rest_and_names_the_head():
+    model = zoo.load("lenet_mnist")
+    other = type(model)(num_classes=3)
+    kept, unused = hub.start_from(other, "zoo:lenet_mnist")
+    assert kept == ["network.11.bias", "network.11.weight"] and unused == []
+    assert torch.equal(other.network[0].weight, model.network[0].weight)
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+def write_class_folders(root: Path, per_class: int = 12) -> None:
+    """Two classes of 40x48 photos: red-ish and blue-ish, with noise; JPEG and PNG."""
+    generator = torch.Generator().manual_seed(0)
+    for label, name in enumerate(("blue", "red")):
+        folder = root / "train" / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            image = torch.randint(0, 90, (3, 40, 48), generator=generator, dtype=torch.uint8)
+            image[2 - 2 * label] += 150
+            (write_png if i % 2 else write_jpeg)(image, str(folder / f"{i}.{'png' if i % 2 else 'jpg'}"))
+
+
+def test_image_folder_datamodule_splits_by_seed_and_names_classes(tmp_path):
+    write_class_folders(tmp_path)
+    dm = ImageFolderDataModule(str(tmp_path), val_fraction=0.25, seed=0)
+    dm.setup("fit")
+    assert dm.class_names == ["blue", "red"] and dm.train_set.images.shape == (18, 3, 32, 32)
+    assert len(dm.val_set) == 6 and dm.test_set is dm.val_set
+    again = ImageFolderDataModule(str(tmp_path), val_fraction=0.25, seed=0)
+    again.setup("fit")
+    assert torch.equal(again.val_set.images, dm.val_set.images)
+    (tmp_path / "train" / "red" / "5.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(ImageFileError, match="5.png"):
+        ImageFolderDataModule(str(tmp_path)).setup("fit")
+
+
+def test_image_folder_refuses_a_single_class(tmp_path):
+    (tmp_path / "train" / "only").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="at least two classes"):
+        ImageFolderDataModule(str(tmp_path)).setup("fit")
+
+
+@pytest.mark.slow
+def test_fine_tune_recipe_end_to_end(tmp_path):
+    """README recipe: shipped CIFAR-10 weights, a new 2-class head, zoo fit on a folder, zoo predict with the run."""
+    write_class_folders(tmp_path / "photos")
+    fit = ok(run_zoo("fit", "-c", "airbench_cifar10", "--data", "ImageFolderDataModule", "--data.root",
+                     str(tmp_path / "photos"), "--data.batch_size", "8", "--model.init_args.num_classes", "2",
+                     "--weights", "zoo:airbench_cifar10", "--trainer.max_steps", "-1", "--trainer.max_epochs", "2",
+                     "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.enable_progress_bar", "false"))
+    assert "kept the initialization of network.7.weight" in fit.stderr + fit.stdout
+    results = json.loads(next((tmp_path / "runs").rglob("results.json")).read_text())
+    out = ok(run_zoo("predict", results["last_checkpoint"], str(tmp_path / "photos" / "train" / "red"))).stdout
+    lines = out.strip().splitlines()
+    assert len(lines) == 12 and all(line.split("\t")[1] in ("blue", "red") for line in lines)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def test_version_models_filter_and_a_closed_pipe():
+    assert ok(run_zoo("--version")).stdout.strip() == f"lightning-zoo {zoo.__version__}"
+    rows = ok(run_zoo("models", "*cifar10", "--shipped")).stdout.strip().splitlines()
+    assert rows[0].split()[:4] == ["entry", "model", "datamodule", "shipped"]
+    assert [row.split()[0] for row in rows[1:]] == ["airbench_cifar10"] and "test/acc=0.9" in rows[1]
+    gans = ok(run_zoo("models", "gan_mnist")).stdout
+    assert "test/fd_lenet=" in gans
+    head = subprocess.run(f"{sys.executable} -m zoo models | head -2", shell=True, capture_output=True, text=True,
+                          cwd=REPO)
+    assert head.returncode == 0 and "Error" not in head.stderr and len(head.stdout.splitlines()) == 2
+
+
+def test_sample_writes_a_grid(tmp_path):
+    out = tmp_path / "grid.png"
+    ok(run_zoo("sample", "cgan_mnist", "-n", "20", "--out", str(out), "--labels", "3", "7"))
+    from PIL import Image
+
+    assert Image.open(out).size[0] > 28 * 2
+    proc = run_zoo("sample", "gan_mnist", "--labels", "1", "--out", str(out))
+    assert proc.returncode == 2 and "unconditional" in proc.stderr
+
+
+def test_fast_dev_run_writes_nothing_into_the_working_directory(tmp_path):
+    ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.fast_dev_run", "true", cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_configs_leave_the_accelerator_to_lightning():
+    for entry in registry.entries().values():
+        assert "accelerator" not in entry.config.get("trainer", {}), entry.name
+
+
+def test_torch_hub_loads_an_entry_from_the_repository():
+    model = torch.hub.load(str(REPO), "lenet_mnist", source="local")
+    assert type(model).__name__ == "LeNet" and not model.training
+
+
+# ---------------------------------------------------------------------------------------------- installs
+@pytest.mark.slow
+def test_a_wheel_carries_every_shipped_entry_and_loads_them_outside_the_repository(tmp_path):
+    wheel_dir = tmp_path / "wheel"
+    ok(subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                       str(wheel_dir), str(REPO)], capture_output=True, text=True))
+    wheel = next(wheel_dir.glob("*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for entry in SHIPPED:
+        assert f"zoo/checkpoints/{entry}.json" in names
+        assert f"zoo/checkpoints/{read_manifest(registry.get(entry).manifest_path)['weights']}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import zoo, sys; assert zoo.__file__.startswith(sys.argv[1]), zoo.__file__; "
+            "from zoo import registry; print(registry.checkpoint_dir()); m = zoo.load('lenet_mnist'); "
+            "print(type(m).__name__)")
+    env = {"PYTHONPATH": str(site), "ZOO_CHECKPOINT_DIR": ""}
+    proc = ok(subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=tmp_path,
+                             env={**__import__("os").environ, **env}))
+    assert proc.stdout.splitlines() == [str(site / "zoo" / "checkpoints"), "LeNet"]
