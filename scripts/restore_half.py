@@ -1,0 +1,92 @@
+"""Re-store shipped weights in float16 or bfloat16, with every metric re-measured from the stored file.
+
+Large entries (over 4 MB) may ship in half precision when their figures hold. For each entry this script stores
+the floating-point tensors of its shipped weights in ``--dtype``, rebuilds the model from the new file as
+``zoo.load`` does, re-measures the manifest's test metrics (and the generative models' sample quality) on the real
+test set, and prints them beside the float32 figures. Only when every accuracy-like metric moved by at most
+``--tolerance`` (absolute) are the weights and the manifest replaced (both written to temporary names first);
+the manifest's metrics are then the ones measured from the stored file and its notes say what was done.
+
+Run (the datasets under ``ZOO_DATA_DIR``)::
+
+    python scripts/restore_half.py cnn_mnist airbench_cifar10 --dtype float16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from zoo import hub, registry
+
+#: metrics where a higher value is better and the tolerance applies (losses and distances are reported only).
+GUARDED = ("acc", "label_acc")
+
+
+def restore(entry_name: str, dtype: str, tolerance: float, dry_run: bool) -> bool:
+    entry = registry.get(entry_name)
+    manifest = entry.manifest()
+    if manifest is None:
+        raise SystemExit(f"{entry_name} ships no weights")
+    if manifest.get("stored_dtype") == dtype:
+        print(f"{entry_name}: already stored in {dtype}")
+        return True
+    shipped = hub.load(entry_name)
+    state = hub.stored_state(shipped, dtype)
+    folder = entry.manifest_path.parent
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        stored = Path(tmp) / manifest["weights"]
+        save_file(state, str(stored), metadata={"entry": entry_name, "model_class": manifest["model_class"]})
+        stored.chmod(0o644)
+        model = type(shipped)(**hub.hparams_to_build(manifest))
+        hub.load_state(model, stored, held=manifest.get("weights_hold_only"))
+        model.eval()
+        measured = hub.model_metrics(model, hub.build_datamodule(entry_name))
+        worst = 0.0
+        for key in sorted(manifest["metrics"]):
+            before, after = manifest["metrics"][key], measured.get(key)
+            mark = ""
+            if after is not None and key.rsplit("/", 1)[-1].startswith(GUARDED):
+                worst = max(worst, before - after)
+                mark = "  <- guarded"
+            print(f"{entry_name:<28} {key:<32} float32 {before:>12.5f}   {dtype} {after if after is not None else '-':>12}"
+                  f"{mark}")
+        if worst > tolerance:
+            print(f"{entry_name}: kept in float32 (a guarded metric fell by {worst:.5f} > {tolerance})")
+            return False
+        size_before = manifest["file_size"]
+        updated = {**manifest, "metrics": {**manifest["metrics"], **measured}, "sha256": hub.sha256(stored),
+                   **hub.describe_weights(model, hub.build_datamodule(entry_name), stored, dtype, set(state)),
+                   "measured_on": manifest["measured_on"]}
+        updated["notes"] = (manifest.get("notes", "") + f" Re-stored in {dtype} by scripts/restore_half.py "
+                            f"({size_before:,} -> {stored.stat().st_size:,} bytes); the metrics are re-measured from "
+                            f"the {dtype} file.").strip()
+        print(f"{entry_name}: {size_before:,} -> {stored.stat().st_size:,} bytes")
+        if dry_run:
+            return True
+        partial = Path(tmp) / "manifest.json"
+        partial.write_text(json.dumps(updated, indent=2) + "\n")
+        os.replace(stored, folder / manifest["weights"])
+        os.replace(partial, entry.manifest_path)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("entries", nargs="+")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
+    parser.add_argument("--tolerance", type=float, default=0.001,
+                        help="the largest fall of an accuracy-like metric accepted (absolute, default 0.001)")
+    parser.add_argument("--dry_run", action="store_true", help="measure and print, replace nothing")
+    args = parser.parse_args()
+    results = [restore(name, args.dtype, args.tolerance, args.dry_run) for name in args.entries]
+    raise SystemExit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
