@@ -3,12 +3,13 @@
 Two on-disk layouts are read, both with JPEG decoding by ``torchvision.io``:
 
 - ``folders``: ``<root>/train/{cat,dog}/*.jpg`` and ``<root>/val/{cat,dog}/*.jpg`` (what the book makes by moving
-  files, and the layout of ``dogs-vs-cats`` and ``dogs-vs-cats-3k`` in the shared data).
-- ``kaggle``: Kaggle's flat ``<root>/train/cat.N.jpg`` and ``<root>/train/dog.N.jpg``; a seeded 90/10 split gives
-  train and val, as the book does by moving files, without moving anything.
+  files), optionally ``<root>/test/{cat,dog}/*.jpg``.
+- ``kaggle``: Kaggle's flat ``<root>/train/cat.N.jpg`` and ``<root>/train/dog.N.jpg``.
 
-There is no labelled test split: ``test`` is the held-out ``val`` split. ``predict_dir`` names a folder of the
-user's own JPEGs for ``zoo predict``. Batches are ``(x, y, path)``: images ``(N, 3, S, S)`` normalized with the
+The test split selects nothing: it is ``test/`` when there is one; else the book's ``val/`` folder (kaggle
+layout: a seeded ``test_fraction`` of each class) is held out as the test split, and the validation split that
+picks the best epoch is a seeded ``val_fraction`` of each class of the training photos. ``predict_dir`` names a
+folder of the user's own JPEGs for ``zoo predict``. Batches are ``(x, y, path)``: images ``(N, 3, S, S)`` normalized with the
 backbone's mean and std, labels (0 cat, 1 dog; -1 for unlabelled files) and the file paths.
 """
 
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms import v2
 
+from datamodules._batched import sample_loader
 from datamodules._paths import DamagedImageError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
@@ -105,8 +107,9 @@ class DogsVsCatsDataModule(SplitLoaders):
         augment: random resized crop + flip on training images (off: the evaluation transform everywhere, which
             frozen backbones with cached features need).
         mean, std: the backbone's input normalization (default: ImageNet's, as torchvision's weights use).
-        val_fraction: share of ``train/`` held out as val in the kaggle layout (seeded by ``seed``).
-        seed: seed of the kaggle layout's split.
+        val_fraction: share of each class of the training photos held out for validation (seeded by ``seed``).
+        test_fraction: share of each class of Kaggle's ``train/`` held out as the test split (kaggle layout only).
+        seed: seed of the splits.
         batch_size, num_workers: DataLoader settings.
         predict_dir: a folder of JPEG files to classify with ``zoo predict`` (default: the val split).
         keep_images: keep the resized and cropped uint8 images of non-augmented splits in memory after the first
@@ -125,6 +128,7 @@ class DogsVsCatsDataModule(SplitLoaders):
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         seed: int = 0,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -134,8 +138,9 @@ class DogsVsCatsDataModule(SplitLoaders):
         super().__init__()
         if layout not in ("auto", "folders", "kaggle"):
             raise ValueError(f"layout must be 'auto', 'folders' or 'kaggle', got {layout!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not (0.0 < val_fraction < 1.0 and 0.0 < test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
+            raise ValueError(f"val_fraction and test_fraction must be in (0, 1) with a sum below 1, got "
+                             f"{val_fraction} and {test_fraction}")
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8, got {image_size}")
         self.save_hyperparameters()
@@ -180,25 +185,44 @@ class DogsVsCatsDataModule(SplitLoaders):
             labels += [label] * len(found)
         return files, labels
 
-    def _kaggle_splits(self) -> dict[str, tuple[list[Path], list[int]]]:
-        splits: dict[str, tuple[list[Path], list[int]]] = {"train": ([], []), "val": ([], [])}
-        generator = torch.Generator().manual_seed(self.hparams.seed)
-        for label, name in enumerate(CLASSES):  # per class, so both splits keep the class balance
+    def _held_out(self, files: Sequence[Path], labels: Sequence[int], fraction: float, salt: int
+                  ) -> tuple[tuple[list[Path], list[int]], tuple[list[Path], list[int]]]:
+        """(kept, held out): a seeded ``fraction`` of each class of ``files`` held out, in file order."""
+        generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + salt)
+        kept: tuple[list[Path], list[int]] = ([], [])
+        held: tuple[list[Path], list[int]] = ([], [])
+        for label in range(len(CLASSES)):  # per class, so both parts keep the class balance
+            members = [i for i, y in enumerate(labels) if y == label]
+            order = torch.randperm(len(members), generator=generator).tolist()
+            chosen = {members[i] for i in order[:round(len(members) * fraction)]}
+            for i in members:
+                part = held if i in chosen else kept
+                part[0].append(files[i])
+                part[1].append(label)
+        return kept, held
+
+    def _kaggle_files(self) -> tuple[list[Path], list[int]]:
+        files, labels = [], []
+        for label, name in enumerate(CLASSES):
             found = sorted(self.root.joinpath("train").glob(f"{name}.*.jpg"))
-            order = torch.randperm(len(found), generator=generator).tolist()
-            n_val = round(len(found) * self.hparams.val_fraction)
-            for split, indices in (("val", order[:n_val]), ("train", order[n_val:])):
-                splits[split][0].extend(found[i] for i in sorted(indices))
-                splits[split][1].extend([label] * len(indices))
-        return splits
+            files += found
+            labels += [label] * len(found)
+        return files, labels
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits:
             return
+        hp = self.hparams
         if self.resolved_layout() == "folders":
-            self.splits = {split: self._folder_split(split) for split in ("train", "val")}
+            train = self._folder_split("train")
+            if (self.root / "test").is_dir():
+                self.splits = {"train": train, "val": self._folder_split("val"), "test": self._folder_split("test")}
+                return
+            test = self._folder_split("val")
         else:
-            self.splits = self._kaggle_splits()
+            train, test = self._held_out(*self._kaggle_files(), hp.test_fraction, salt=1)
+        train, val = self._held_out(*train, hp.val_fraction, salt=2)
+        self.splits = {"train": train, "val": val, "test": test}
 
     def jpeg_files(self, files: Sequence[Path], labels: Sequence[int], split: str) -> JpegFiles:
         hp = self.hparams
@@ -209,21 +233,21 @@ class DogsVsCatsDataModule(SplitLoaders):
                          keep_prepared=hp.keep_images and split != "predict")
 
     def dataset(self, split: str) -> JpegFiles:
-        """The ``train`` or ``val`` split (``test`` is ``val``) as a dataset of ``(image, label, path)``."""
+        """The ``train``, ``val`` or ``test`` split as a dataset of ``(image, label, path)``."""
         self.setup()
-        key = "val" if split == "test" else split
+        key = split
         if key not in self.datasets:  # one per split, so images kept in memory survive the epochs
             self.datasets[key] = self.jpeg_files(*self.splits[key], split=split)
         return self.datasets[key]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.hparams.batch_size, shuffle=shuffle,
-                          num_workers=self.hparams.num_workers)
+        return sample_loader(self.dataset(split), self.hparams.batch_size, shuffle, None, seed=self.hparams.seed,
+                             num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
         """The user's JPEGs in ``predict_dir`` (labels -1), else the val split."""
         if self.hparams.predict_dir is None:
-            return self._loader("val")
+            return self._loader("test")
         directory = resolve_root(self.hparams.predict_dir)
         files = jpegs_in(directory) if directory.is_dir() else []
         if not files:
@@ -250,6 +274,6 @@ class DogsVsCatsDataModule(SplitLoaders):
             "dataset": f"Dogs vs. Cats ({self.root.name}, {self.resolved_layout()} layout)",
             "train_size": len(self.splits["train"][0]),
             "val_size": len(self.splits["val"][0]),
-            "test_size": len(self.splits["val"][0]),
-            "test_split": "val (the held-out split; Kaggle's test set has no labels)",
+            "test_size": len(self.splits["test"][0]),
+            "test_split": "test (held out: selects no epoch)",
         }

@@ -78,30 +78,34 @@ def test_folder_layout_gives_labelled_normalized_batches(folders_root):
     dm = datamodule(folders_root)
     dm.setup("fit")
     assert dm.resolved_layout() == "folders"
-    assert dm.describe()["train_size"] == 12 and dm.describe()["val_size"] == 6
+    facts = dm.describe()  # val/ is the held-out test split; validation is a seeded tenth of each training class
+    assert (facts["train_size"], facts["val_size"], facts["test_size"]) == (10, 2, 6)
+    assert all("/train/" in str(p) for p in dm.splits["val"][0])
+    assert not set(dm.splits["val"][0]) & set(dm.splits["train"][0])
     x, y, paths = next(iter(dm.train_dataloader()))
     assert x.shape == (4, 3, SIZE, SIZE) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert x.min() < 0  # normalized with the ImageNet mean/std, not in [0, 1]
     for label, path in zip(y.tolist(), paths):
         assert Path(path).parent.name == ("cat", "dog")[label]
-    x_test, _, test_paths = next(iter(dm.test_dataloader()))  # test is the held-out val split
+    x_test, _, test_paths = next(iter(dm.test_dataloader()))  # test is the held-out val/ folder
     assert all("/val/" in p for p in test_paths)
     x_again, _, _ = next(iter(dm.test_dataloader()))
     assert torch.equal(x_test, x_again)  # the eval transform is deterministic
 
 
-def test_kaggle_layout_splits_90_10_per_class_seeded_without_moving_files(kaggle_root):
+def test_kaggle_layout_holds_out_test_then_val_per_class_seeded_without_moving_files(kaggle_root):
     before = sorted(p.name for p in (kaggle_root / "train").iterdir())
     dm = datamodule(kaggle_root, seed=3)
     dm.setup()
     assert dm.resolved_layout() == "kaggle"
-    train_files, train_labels = dm.splits["train"]
-    val_files, val_labels = dm.splits["val"]
-    assert len(val_files) == 4 and len(train_files) == 36
-    assert val_labels.count(0) == 2 and val_labels.count(1) == 2
-    assert not set(train_files) & set(val_files)
-    assert {p.name for p in train_files + val_files} == set(before)
-    for path, label in zip(train_files + val_files, train_labels + val_labels):
+    (train_files, train_labels), (val_files, val_labels) = dm.splits["train"], dm.splits["val"]
+    test_files, test_labels = dm.splits["test"]
+    assert (len(train_files), len(val_files), len(test_files)) == (32, 4, 4)
+    assert val_labels.count(0) == 2 and test_labels.count(1) == 2
+    assert not (set(train_files) & set(val_files) or set(train_files) & set(test_files)
+                or set(val_files) & set(test_files))
+    assert {p.name for p in train_files + val_files + test_files} == set(before)
+    for path, label in zip(train_files + val_files + test_files, train_labels + val_labels + test_labels):
         assert path.name.startswith(("cat.", "dog.")[label])
     same = datamodule(kaggle_root, seed=3)
     same.setup()
@@ -321,7 +325,8 @@ def test_zoo_entry_backbone_gives_its_penultimate_features(shipped_lenet):
 # --- shipping: the backbone file check -------------------------------------------------------------------------
 
 
-def test_zoo_load_refuses_a_different_backbone_file(folders_root, tmp_path, monkeypatch):
+def test_shipped_frozen_backbone_travels_in_the_weights(folders_root, tmp_path, monkeypatch):
+    """A frozen state-dict backbone is stored beside the head, so the entry loads without the backbone file."""
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "shipped"))
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path))
     torch.manual_seed(0)
@@ -332,23 +337,13 @@ def test_zoo_load_refuses_a_different_backbone_file(folders_root, tmp_path, monk
     trainer.fit(model, datamodule=datamodule(folders_root, augment=False))
     trainer.save_checkpoint(tmp_path / "head.ckpt")
     manifest = hub.export("transfer_frozen_dogs_vs_cats", str(tmp_path / "head.ckpt"), fit_command="zoo fit -c x")
-    assert manifest["backbone_files"] == {"$ZOO_DATA_DIR/backbone.pth": hub.sha256(tmp_path / "backbone.pth")}
-    stored = json.loads((tmp_path / "shipped" / "transfer_frozen_dogs_vs_cats.json").read_text())
-    assert stored["backbone_files"] == manifest["backbone_files"]
-    assert (tmp_path / "shipped" / "transfer_frozen_dogs_vs_cats.safetensors").stat().st_size < 2_000_000  # head only
+    assert manifest["backbones_in_weights"] == [True] and "backbone_files" not in manifest
+    assert manifest["file_size"] > 8_000_000  # MobileNet V2's 2.2 M backbone parameters beside the head
+    (tmp_path / "backbone.pth").unlink()
+    monkeypatch.delenv("ZOO_DATA_DIR")
     loaded = zoo.load("transfer_frozen_dogs_vs_cats")
     x = torch.randn(2, 3, SIZE, SIZE)
-    assert torch.allclose(loaded(x), model.eval()(x), atol=1e-6)
-    started_from = transfer("frozen", weights=("$ZOO_DATA_DIR/backbone.pth",),
-                            weights_from="zoo:transfer_frozen_dogs_vs_cats").eval()
-    assert torch.allclose(started_from(x), loaded(x), atol=1e-6)
-    torch.manual_seed(1)
-    torch.save(torchvision.models.mobilenet_v2().state_dict(), tmp_path / "backbone.pth")
-    with pytest.raises(CheckpointError, match="backbone weights file .*backbone.pth has sha256"):
-        zoo.load("transfer_frozen_dogs_vs_cats")
-    (tmp_path / "backbone.pth").unlink()
-    with pytest.raises(CheckpointError, match="which is missing"):
-        zoo.load("transfer_frozen_dogs_vs_cats")
+    assert torch.allclose(loaded(x), model.eval()(x), atol=1e-5)
 
 
 # --- the CLI on fixtures ---------------------------------------------------------------------------------------
@@ -406,18 +401,18 @@ TRANSFER_SHIPPED = [name for name, entry in registry.entries().items()
 def test_real_dogs_vs_cats_3k_layout(real_data):
     dm = DogsVsCatsDataModule(root=str(real_data / "dogs-vs-cats-3k"), image_size=SIZE)
     facts = dm.describe()
-    assert (facts["train_size"], facts["val_size"]) == (2700, 300)
+    assert (facts["train_size"], facts["val_size"], facts["test_size"]) == (2430, 270, 300)
 
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("entry", TRANSFER_SHIPPED)
-def test_shipped_transfer_entry_names_the_real_backbone_file(entry, real_data):
+def test_shipped_transfer_entry_holds_its_backbones_or_names_their_files(entry, real_data):
     from datamodules._paths import resolve_root
 
     manifest = registry.get(entry).manifest()
-    files = manifest["backbone_files"]
-    assert files["$ZOO_DATA_DIR/weights/mobilenet_v2_imagenet_dequantized_int8.pth"] == (
-        "8310eac79d3e288edfe2010dfd93a02fc8bc1343485fcd7b3812d03af080c2b0")  # the sha256 in the data README
-    for name, digest in files.items():
-        assert hub.sha256(resolve_root(name)) == digest
-    assert manifest["data"]["test_size"] == 300
+    files = manifest.get("backbone_files", {})
+    for name, digest in files.items():  # only backbones the weights cannot hold (int8 TorchScript)
+        assert name.endswith("_torchscript.pt") and hub.sha256(resolve_root(name)) == digest
+    assert manifest["backbones_in_weights"] == [not name.endswith("_torchscript.pt")
+                                                for name in manifest["hparams"]["backbone_weights"]]
+    assert manifest["data"]["test_size"] == 300 and manifest["measured_on"]["split"].startswith("test")

@@ -68,12 +68,22 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 def cmd_evaluate(ns: argparse.Namespace) -> int:
     from zoo import hub
 
-    measured, recorded = hub.evaluate(ns.entry, ns.ckpt_path)
+    measured, recorded = hub.evaluate(ns.entry, ns.ckpt_path, ns.data_root)
     weights = f"the checkpoint {ns.ckpt_path}" if ns.ckpt_path else "the shipped weights"
     print(f"{ns.entry}: metrics of {weights} on the test set, measured now beside the manifest's")
     print(f"{'metric':<30}{'measured':>12}{'manifest':>12}")
+    differing = []
     for key in sorted(set(measured) | set(recorded)):
-        print(f"{key:<30}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}")
+        mark = ""
+        if not ns.ckpt_path and key in measured and key in recorded:
+            if not hub.agrees(measured[key], recorded[key], ns.tolerance):
+                differing.append(key)
+                mark = "  differs"
+        print(f"{key:<30}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}{mark}")
+    if differing:
+        print(f"zoo evaluate: {len(differing)} metric(s) differ from the manifest by more than {ns.tolerance:.2%}: "
+              f"{', '.join(differing)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -81,7 +91,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from zoo import hub
 
     manifest = hub.export(ns.entry, ns.ckpt_path, fit_command=ns.command, notes=ns.notes, dtype=ns.dtype,
-                          trained_on=ns.trained_on)
+                          trained_on=ns.trained_on, data_root=ns.data_root)
     print(f"wrote {manifest['weights']} (sha256 {manifest['sha256'][:12]}...) with metrics {manifest['metrics']}")
     return 0
 
@@ -101,6 +111,11 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("entry", help="a zoo entry (`zoo models` lists them)")
     p.add_argument("--ckpt_path", default=None,
                    help="measure this Lightning checkpoint of a `zoo fit` run instead of the shipped weights")
+    p.add_argument("--data_root", default=None,
+                   help="read the test data from this folder (default: the manifest's or the checkpoint's root)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="shipped weights: exit 1 when a metric differs from the manifest by more than this share "
+                        "of its value (absolute for values below 1; default 0.01)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("export", help="write shipped weights + manifest from a Lightning checkpoint")
     p.add_argument("entry", help="the zoo entry the checkpoint was trained for")
@@ -110,6 +125,8 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="store floating-point tensors in this type (the metrics are measured from the stored file)")
     p.add_argument("--trained_on", default="cpu", help="the device the run trained on, for the manifest")
+    p.add_argument("--data_root", default=None,
+                   help="read the test data from this folder (default: the root stored in the checkpoint)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid")
     p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...)")

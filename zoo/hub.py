@@ -79,13 +79,20 @@ def plain_hparams(hparams: Any) -> dict[str, Any]:
     return out
 
 
+def backbones_inside(model: L.LightningModule) -> list[bool]:
+    """Per backbone of a transfer model, whether its shipped weights hold it ([] for other models)."""
+    inside = getattr(model, "backbones_in_weights", None)
+    return inside() if callable(inside) else []
+
+
 def backbone_file_hashes(model: L.LightningModule) -> dict[str, str]:
-    """The sha256 of each weights file a model loads at construction (``external_weight_files``), by its name as
-    written in the hyperparameters (``$ZOO_DATA_DIR/...``)."""
+    """The sha256 of each weights file a model loads at construction (``external_weight_files``) and its shipped
+    weights do not hold, by its name as written in the hyperparameters (``$ZOO_DATA_DIR/...``)."""
     from datamodules._paths import resolve_root
 
     files = getattr(model, "external_weight_files", None)
-    return {name: sha256(resolve_root(name)) for name in (files() if files else [])}
+    inside = dict(zip(getattr(model.hparams, "backbone_weights", []) or [], backbones_inside(model)))
+    return {name: sha256(resolve_root(name)) for name in (files() if files else []) if not inside.get(name)}
 
 
 def check_backbone_files(entry_name: str, recorded: dict[str, str]) -> None:
@@ -130,7 +137,8 @@ def class_path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def load_checkpoint(entry_name: str, ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule, dict[str, Any]]:
+def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = None
+                    ) -> tuple[ZooModule, L.LightningDataModule, dict[str, Any]]:
     """Rebuild ``entry_name``'s model (in eval mode) and datamodule from a Lightning checkpoint of a ``zoo fit``
     run, reading it weights-only; return them with the checkpoint dictionary.
 
@@ -156,9 +164,17 @@ def load_checkpoint(entry_name: str, ckpt_path: str) -> tuple[ZooModule, L.Light
         raise CheckpointError(
             f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r}): {err}"
         ) from err
-    stored = checkpoint.get("datamodule_hyper_parameters", {})
-    dm_cls = import_trusted(stored.get("_class_path", entry.datamodule_class), L.LightningDataModule)
-    return model.eval(), dm_cls(**plain_hparams(stored)), checkpoint
+    stored = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
+    dm_cls = import_trusted(checkpoint.get("datamodule_hyper_parameters", {}).get(
+        "_class_path", entry.datamodule_class), L.LightningDataModule)
+    if data_root is not None:
+        stored["root"] = data_root
+    datamodule = dm_cls(**stored)
+    root = getattr(datamodule, "root", None)
+    if root is not None:  # the checkpoint chose where the data is read from: say so, or take the user's choice
+        origin = "--data_root" if data_root is not None else "stored in the checkpoint; --data_root chooses another"
+        print(f"{ckpt_path}: reading {dm_cls.__name__} data from {root} ({origin})", file=sys.stderr)
+    return model.eval(), datamodule, checkpoint
 
 
 def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
@@ -197,6 +213,7 @@ def stored_state(model: ZooModule, dtype: str = "float32") -> dict[str, torch.Te
     shipped_modules = getattr(model, "shipped_modules", None)
     prefixes = tuple(f"{name}." for name in shipped_modules) if shipped_modules else ("",)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    state.update({k: v.detach().contiguous() for k, v in extra_state(model).items()})
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"refusing to export weights with NaN or infinite values in {bad[:5]}"
@@ -205,9 +222,17 @@ def stored_state(model: ZooModule, dtype: str = "float32") -> dict[str, torch.Te
     return {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
 
 
+def extra_state(model: ZooModule) -> dict[str, torch.Tensor]:
+    """Tensors a model ships beyond its state dict (a transfer model's frozen backbones)."""
+    extra = getattr(model, "shipped_extra_state", None)
+    return extra() if callable(extra) else {}
+
+
 def parameter_count(model: ZooModule, stored: set[str]) -> int:
     """Elements of the model's parameters held in the weights file (buffers and unshipped modules excluded)."""
-    return sum(p.numel() for name, p in model.named_parameters() if name in stored)
+    extra = extra_state(model)
+    return (sum(p.numel() for name, p in model.named_parameters() if name in stored)
+            + sum(v.numel() for name, v in extra.items() if name in stored and v.is_floating_point()))
 
 
 def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weights: Path, dtype: str,
@@ -243,6 +268,7 @@ def export(
     out_dir: Optional[Path] = None,
     dtype: str = "float32",
     trained_on: str = "cpu",
+    data_root: Optional[str] = None,
 ) -> dict[str, Any]:
     """Turn a Lightning checkpoint of ``entry_name`` into shipped weights and a manifest.
 
@@ -253,7 +279,7 @@ def export(
     """
     if dtype not in STORED_DTYPES:
         raise CheckpointError(f"--dtype must be one of {sorted(STORED_DTYPES)}, got {dtype!r}")
-    trained, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path)
+    trained, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path, data_root)
     dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
     out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -290,6 +316,7 @@ def export(
             **({"weights_hold_only": list(shipped_modules)} if shipped_modules else {}),
             "sha256": sha256(partial_weights),
             **describe_weights(model, datamodule, partial_weights, dtype, set(state)),
+            **({"backbones_in_weights": inside} if (inside := backbones_inside(model)) else {}),
             **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
             "command": fit_command,
             "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
@@ -320,7 +347,8 @@ def load_state(model: ZooModule, path: Path, held: Optional[list[str]] = None, s
         stored = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{source} is not a readable safetensors file ({err}); restore or re-export it") from err
-    own = model.state_dict()
+    extra = extra_state(model)
+    own = {**model.state_dict(), **extra}
     unexpected = sorted(k for k in stored if k not in own)
     missing = sorted(k for k in own if k not in stored)
     if held:  # the file holds only these submodules (a GAN's generator): the rest keeps its initialization
@@ -341,8 +369,21 @@ def load_state(model: ZooModule, path: Path, held: Optional[list[str]] = None, s
             f"{unexpected[:8]}, other shapes {shapes[:8]}; the weights and the manifest's hyperparameters disagree"
         )
     fitting = {k: v.to(own[k].dtype) for k, v in stored.items() if k in own and k not in mismatched}
-    model.load_state_dict(fitting, strict=False)
+    model.load_state_dict({k: v for k, v in fitting.items() if k not in extra}, strict=False)
+    if extra:
+        model.load_shipped_extra_state({k: v for k, v in fitting.items() if k in extra})
     return sorted(set(missing) | set(mismatched)), unexpected
+
+
+def hparams_to_build(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's hyperparameters, with the backbones its weights hold built without their weights file (the
+    shipped tensors replace them, so the entry needs only the zoo) and no feature cache."""
+    hparams = dict(manifest["hparams"])
+    inside = manifest.get("backbones_in_weights")
+    if inside:
+        hparams["backbone_weights"] = [None if held else w for held, w in zip(inside, hparams["backbone_weights"])]
+        hparams["feature_cache_dir"] = None
+    return hparams
 
 
 def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
@@ -369,7 +410,7 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
         )
     check_backbone_files(entry_name, manifest.get("backbone_files", {}))
     model_cls = import_trusted(manifest["model_class"], ZooModule)
-    model = model_cls(**manifest["hparams"])
+    model = model_cls(**hparams_to_build(manifest))
     load_state(model, path, held=manifest.get("weights_hold_only"))
     model.zoo_entry = entry_name
     return model.to(map_location).eval()
@@ -434,13 +475,21 @@ def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule
     return dm_cls(**{**manifest["datamodule"], **overrides})
 
 
-def evaluate(entry_name: str, ckpt_path: Optional[str] = None) -> tuple[dict[str, float], dict[str, float]]:
+def agrees(measured: float, recorded: float, tolerance: float) -> bool:
+    """``measured`` is within ``tolerance`` of ``recorded``, relative to its size (absolute below 1)."""
+    return abs(measured - recorded) <= tolerance * max(1.0, abs(recorded))
+
+
+def evaluate(entry_name: str, ckpt_path: Optional[str] = None, data_root: Optional[str] = None
+             ) -> tuple[dict[str, float], dict[str, float]]:
     """Re-measure an entry's test metrics with its shipped weights, or with the Lightning checkpoint
-    ``ckpt_path`` of a run of it (and the datamodule stored there); return (measured, manifest's)."""
+    ``ckpt_path`` of a run of it (and the datamodule stored there, reading from ``data_root`` if given); return
+    (measured, manifest's)."""
     if ckpt_path is None:
-        model, datamodule = load(entry_name), build_datamodule(entry_name)
+        model = load(entry_name)
+        datamodule = build_datamodule(entry_name, **({"root": data_root} if data_root is not None else {}))
     else:
-        model, datamodule, _ = load_checkpoint(entry_name, ckpt_path)
+        model, datamodule, _ = load_checkpoint(entry_name, ckpt_path, data_root)
     measured = model_metrics(model, datamodule)
     manifest = registry.get(entry_name).manifest() or {}
     return measured, manifest.get("metrics", {})

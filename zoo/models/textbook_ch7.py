@@ -325,6 +325,27 @@ class TransferClassifier(ImageClassifier):
     def backbones(self) -> list[Backbone]:
         return self.__dict__["frozen_backbones"] if self.frozen else [self.backbone]
 
+    def backbones_in_weights(self) -> list[bool]:
+        """Per backbone, whether shipped weights hold it (all but TorchScript files, whose int8 kernels have no
+        safetensors form): a fine-tuned backbone is in the state dict, frozen ones in :meth:`shipped_extra_state`."""
+        return [not isinstance(backbone.net, PerImage) for backbone in self.backbones]
+
+    def shipped_extra_state(self) -> dict[str, Tensor]:
+        """The frozen backbones' tensors, which the state dict leaves out (nothing trains them), so that the
+        shipped weights of a frozen-backbone entry need no backbone file (keys ``frozen_backbones.<i>.*``)."""
+        if not self.frozen:
+            return {}
+        return {f"frozen_backbones.{i}.{key}": value for i, backbone in enumerate(self.backbones)
+                if self.backbones_in_weights()[i] for key, value in backbone.state_dict().items()}
+
+    def load_shipped_extra_state(self, state: dict[str, Tensor]) -> None:
+        """Load the frozen backbones' tensors of :meth:`shipped_extra_state`."""
+        for i, backbone in enumerate(self.backbones if self.frozen else []):
+            prefix = f"frozen_backbones.{i}."
+            part = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+            if part:
+                backbone.load_state_dict(part)
+
     def external_weight_files(self) -> list[str]:
         """The ``backbone_weights`` that are files, as written (the manifest records their sha256)."""
         return [w for w in self.hparams.backbone_weights if w is not None and looks_like_path(w)]
