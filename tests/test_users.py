@@ -69,23 +69,26 @@ def test_a_bad_manifest_is_one_message_and_the_other_entries_still_list(tmp_path
     assert "unreadable manifest" in row and "not valid JSON" in row
 
 
-@pytest.mark.parametrize("weights", ["/dev/zero", "../lenet_mnist.safetensors", "sub/x.safetensors"])
-def test_a_manifest_cannot_point_its_weights_outside_its_folder_or_at_a_device(weights, tmp_path, monkeypatch):
+def lenet_manifest_in(tmp_path, monkeypatch, **changes) -> Path:
+    """A checkpoint folder (made the zoo's) holding the shipped lenet_mnist manifest with ``changes``."""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     manifest = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
-    (shipped / "lenet_mnist.json").write_text(json.dumps({**manifest, "weights": weights}))
+    (shipped / "lenet_mnist.json").write_text(json.dumps({**manifest, **changes}))
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    return shipped
+
+
+@pytest.mark.parametrize("weights", ["/dev/zero", "../lenet_mnist.safetensors", "sub/x.safetensors"])
+def test_a_manifest_cannot_point_its_weights_outside_its_folder_or_at_a_device(weights, tmp_path, monkeypatch):
+    lenet_manifest_in(tmp_path, monkeypatch, weights=weights)
     with pytest.raises(ManifestError, match="plain file name"):
         zoo.load("lenet_mnist")
 
 
 def test_a_weights_link_to_a_device_is_refused_without_reading_it(tmp_path, monkeypatch):
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    (shipped / "lenet_mnist.json").write_bytes((registry.checkpoint_dir() / "lenet_mnist.json").read_bytes())
+    shipped = lenet_manifest_in(tmp_path, monkeypatch)
     (shipped / "lenet_mnist.safetensors").symlink_to("/dev/zero")
-    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
     with pytest.raises(ManifestError, match="not a regular file"):
         zoo.load("lenet_mnist")
 
@@ -93,15 +96,12 @@ def test_a_weights_link_to_a_device_is_refused_without_reading_it(tmp_path, monk
 def test_a_tensor_stored_in_another_dtype_is_refused(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
     state = load_file(str(registry.checkpoint_dir() / "lenet_mnist.safetensors"))
     state["network.0.weight"] = state["network.0.weight"].long()
-    save_file(state, str(shipped / "lenet_mnist.safetensors"))
-    manifest = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
-    manifest["sha256"] = hub.sha256(shipped / "lenet_mnist.safetensors")
-    (shipped / "lenet_mnist.json").write_text(json.dumps(manifest))
-    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    saved = tmp_path / "lenet_mnist.safetensors"
+    save_file(state, str(saved))
+    shipped = lenet_manifest_in(tmp_path, monkeypatch, sha256=hub.sha256(saved))
+    saved.rename(shipped / saved.name)
     with pytest.raises(hub.CheckpointError, match="another kind"):
         zoo.load("lenet_mnist")
 
