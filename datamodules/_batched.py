@@ -58,6 +58,14 @@ class TensorBatchDataset(TensorDataset):
         return tuple(tensor.index_select(0, index) for tensor in self.tensors)
 
 
+def check_batch_size(value: Optional[int], name: str = "batch_size", optional: bool = False) -> None:
+    """Refuse a batch size below 1 (``None`` too unless ``optional``): the error names the option and the fix."""
+    if (value is None and optional) or (isinstance(value, int) and value >= 1):
+        return
+    raise ValueError(f"--data.init_args.{name} must be a whole number of at least 1 (samples per batch), got "
+                     f"{value!r}; pass a positive batch size, e.g. --data.init_args.{name} 32")
+
+
 def run_seed(seed: int) -> int:
     """The datamodule's ``seed`` mixed with the run's ``--seed_everything`` (``PL_GLOBAL_SEED``, as Lightning's own
     ``DistributedSampler`` reads it), so runs over seeds also differ in order and augmentation."""
@@ -110,27 +118,19 @@ class EpochBatchSampler(BatchSampler):
 def tensor_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0, drop_last: bool = False,
 ) -> DataLoader:
-    """The loader of a batched dataset: a resumable, epoch-seeded ``StatefulDataLoader`` when ``shuffle``, else a
-    ``DataLoader`` in order. ``seed`` is mixed with ``--seed_everything`` (:func:`run_seed`)."""
-    options: dict[str, Any] = dict(
-        collate_fn=already_batched, num_workers=num_workers, persistent_workers=num_workers > 0,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    if not shuffle:
-        return DataLoader(dataset, batch_size=batch_size, **options)
-    sampler = EpochShuffleSampler(len(dataset), run_seed(seed))  # type: ignore[arg-type]
-    batch_sampler = EpochBatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
-    with warnings.catch_warnings():  # torchdata 0.11 calls the deprecated torch.set_vital in its __init__
-        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
-        return StatefulDataLoader(dataset, batch_sampler=batch_sampler, **options)
+    """The loader of a batched dataset (``__getitems__``): a resumable, epoch-seeded ``StatefulDataLoader`` when
+    ``shuffle``, else a ``DataLoader`` in order. ``seed`` is mixed with ``--seed_everything`` (:func:`run_seed`)."""
+    return sample_loader(dataset, batch_size, shuffle, already_batched, seed, num_workers, drop_last)
 
 
 def sample_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, collate_fn: Any, seed: int = 0, num_workers: int = 0,
+    drop_last: bool = False,
 ) -> DataLoader:
-    """The loader of a dataset read sample by sample (sentences, decoded images), collated by ``collate_fn``:
-    when ``shuffle``, a ``StatefulDataLoader`` over an :class:`EpochShuffleSampler` permutation of
-    ``(seed, --seed_everything, epoch)``, resumable mid-epoch like :func:`tensor_loader`; else in order."""
+    """The loader of a dataset collated by ``collate_fn`` (:func:`already_batched` for batched datasets, whose
+    batches are index-tensor slices; else sample by sample: sentences, decoded images): when ``shuffle``, a
+    ``StatefulDataLoader`` over an :class:`EpochShuffleSampler` permutation of ``(seed, --seed_everything,
+    epoch)``, resumable mid-epoch (torchdata fast-forwards the stateless sampler); else in order."""
     options: dict[str, Any] = dict(
         collate_fn=collate_fn, num_workers=num_workers, persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
@@ -138,9 +138,10 @@ def sample_loader(
     if not shuffle:
         return DataLoader(dataset, batch_size=batch_size, **options)
     sampler = EpochShuffleSampler(len(dataset), run_seed(seed))  # type: ignore[arg-type]
-    with warnings.catch_warnings():
+    batches = EpochBatchSampler if collate_fn is already_batched else BatchSampler
+    with warnings.catch_warnings():  # torchdata 0.11 calls the deprecated torch.set_vital in its __init__
         warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
-        return StatefulDataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, False), **options)
+        return StatefulDataLoader(dataset, batch_sampler=batches(sampler, batch_size, drop_last), **options)
 
 
 def training_position(trainer: Optional[L.Trainer]) -> Optional[tuple[int, int]]:

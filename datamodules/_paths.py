@@ -49,6 +49,18 @@ class DamagedImageError(CorruptDatasetError, ValueError):
     """An image file could not be decoded; the message names the file."""
 
 
+class LabelOutOfRangeError(CorruptDatasetError, ValueError):
+    """A dataset file holds a label outside the dataset's classes; the message names the file, the value and the fix."""
+
+
+def read_utf8(path: Path, fix: str) -> str:
+    """The text of ``path``; a file that is not UTF-8 raises ``ValueError`` naming it, the byte and ``fix``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}). {fix}") from None
+
+
 def missing_files_error(
     name: str, directory: Path, expected: Sequence[str], how_to_get: str
 ) -> DatasetNotFoundError:

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from datamodules._batched import TensorBatchDataset, tensor_loader
-from datamodules._paths import resolve_root
+from datamodules._batched import TensorBatchDataset, check_batch_size, tensor_loader
+from datamodules._paths import read_utf8, resolve_root
 from datamodules._splits import SplitLoaders
 
 EMBEDDED_CSV = "airline-passengers.csv"
@@ -33,19 +33,25 @@ SEASON = 12  # months in a year: the seasonal-naive forecast repeats the same mo
 def read_series_csv(text: str, source: str = "<csv>") -> tuple[list[str], Tensor]:
     """Parse a two-column CSV with a header (``Month,Passengers``) into month labels and a float tensor ``(T,)``.
 
-    The last column holds the values; blank lines are skipped. Raises ``ValueError`` naming the line otherwise.
+    The last column holds the values, finite numbers; blank lines are skipped. Raises ``ValueError`` naming the
+    source and the row otherwise.
     """
     rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
     if len(rows) < 2:
-        raise ValueError(f"{source}: expected a header line and monthly rows (Month,Passengers), got {len(rows)} rows")
+        raise ValueError(f"{source}: expected a header line and monthly rows (Month,Passengers), got {len(rows)} rows; "
+                         f"fix the file or pass csv_path=None for the embedded series")
     months, values = [], []
     for line_number, row in enumerate(rows[1:], start=2):
         try:
-            values.append(float(row[-1]))
+            value = float(row[-1])
         except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
             raise ValueError(
-                f"{source}, row {line_number}: expected a number in the last column, got {row[-1]!r}"
-            ) from None
+                f"{source}, row {line_number}: expected a finite number of passengers in the last column, got "
+                f"{row[-1]!r}; fix that row (or remove it) or pass csv_path=None for the embedded series"
+            )
+        values.append(value)
         months.append(row[0].strip())
     return months, torch.tensor(values, dtype=torch.float32)
 
@@ -90,6 +96,7 @@ class AirlinePassengersDataModule(SplitLoaders):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_batch_size(batch_size)
         if not 0.0 < train_fraction < 1.0:
             raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
         if look_back < 1:
@@ -123,7 +130,8 @@ class AirlinePassengersDataModule(SplitLoaders):
                 f"airline CSV {resolved} not found; pass csv_path=None for the embedded series or the path of a "
                 f"Month,Passengers CSV"
             )
-        return read_series_csv(Path(resolved).read_text(encoding="utf-8"), str(resolved))
+        text = read_utf8(Path(resolved), "Save it as UTF-8 or pass csv_path=None for the embedded series.")
+        return read_series_csv(text, str(resolved))
 
     # ------------------------------------------------------------------ splits
     def target_range(self, split: str) -> tuple[int, int]:

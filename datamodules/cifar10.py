@@ -16,7 +16,6 @@ operations over the whole batch (one random crop offset and one flip bit per ima
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -26,9 +25,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision import datasets
+from torchvision.datasets.vision import VisionDataset
 
-from datamodules._batched import Indices, as_index, run_seed, step_generator, tensor_loader, training_position
-from datamodules._paths import CorruptDatasetError, missing_files_error, resolve_root
+from datamodules import _safe_pickle
+from datamodules._batched import (
+    Indices, as_index, check_batch_size, run_seed, step_generator, tensor_loader, training_position,
+)
+from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import ImageTensorDataset
 
@@ -41,19 +44,35 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 class LocalCIFAR10(datasets.CIFAR10):
-    """torchvision's CIFAR-10 reader that accepts any readable copy of the batch files.
+    """torchvision's CIFAR-10 dataset, read from any good copy of the batch files without running code from them.
 
     torchvision checks the md5 of each batch file. Copies rebuilt from the original pixels (e.g. ``shared/data``,
     whose ``filenames`` field differs) hold the same images and labels but other bytes, so this reader checks
-    that the files exist and unpickle instead; ``download=True`` still verifies the downloaded archive's md5.
+    what each file holds instead (:func:`read_batch_file`); ``download=True`` still verifies the downloaded
+    archive's md5. torchvision unpickles the files with ``pickle.load``, which calls any global a file names;
+    this reader admits only the globals of numpy arrays (:mod:`datamodules._safe_pickle`).
     """
+
+    def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
+        # torchvision's CIFAR10.__init__, with the batches read by read_batch_file
+        VisionDataset.__init__(self, root)
+        self.train = train
+        if download:
+            self.download()
+        if not self._check_integrity():
+            raise RuntimeError("Dataset not found or corrupted. You can use download=True to download it")
+        folder = Path(self.root) / self.base_folder
+        entries = [read_batch_file(folder / name) for name, _ in (self.train_list if train else self.test_list)]
+        self.data = np.vstack([entry["data"] for entry in entries]).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))
+        self.targets = [int(label) for entry in entries for label in entry["labels"]]
+        self._load_meta()
 
     def _check_integrity(self) -> bool:
         return batch_files_present(Path(self.root) / self.base_folder)
 
     def _load_meta(self) -> None:
         path = Path(self.root) / self.base_folder / self.meta["filename"]
-        self.classes = list(_unpickle(path)[self.meta["key"]]) if path.is_file() else list(CIFAR10_CLASSES)
+        self.classes = read_meta_file(path) if path.is_file() else list(CIFAR10_CLASSES)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
 
@@ -65,49 +84,70 @@ def batch_files_present(folder: Path, train: Optional[bool] = None) -> bool:
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_REPLACE = ("Replace it with the file from the official archive (cifar-10-python.tar.gz): delete it and pass "
+            "--data.init_args.download true, or copy a good one.")
 
 
 def _unpickle(path: Path) -> Any:
+    """``path`` unpickled with only the globals of numpy arrays admitted (``UnsafePickleError`` names any other)."""
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except Exception as err:  # a damaged pickle fails in many ways: truncated, bad opcodes, unknown globals, ...
+        return _safe_pickle.load(path, "a CIFAR-10 batch file", _REPLACE)
+    except _safe_pickle.UnsafePickleError:
+        raise
+    except Exception as err:  # a damaged pickle fails in many ways: truncated, bad opcodes, ...
         raise CorruptDatasetError(
             f"{path} is not a readable CIFAR-10 batch file ({type(err).__name__}: {err}); it is truncated or "
-            f"damaged. Delete it and download again (--data.init_args.download true) or copy a good one."
+            f"damaged. {_REPLACE}"
         ) from err
 
 
-def _check_batch_file(path: Path) -> None:
-    """Raise :class:`CorruptDatasetError` naming ``path`` unless it unpickles to a CIFAR-10 batch or meta dict."""
-    if not path.is_file():
-        return
+def read_meta_file(path: Path) -> list[str]:
+    """The class names of ``batches.meta``; :class:`CorruptDatasetError` names ``path`` unless it holds them."""
     entry = _unpickle(path)
-    fix = "Replace it with a good copy (delete it and pass --data.init_args.download true)."
-    if path.name == "batches.meta":
-        names = entry.get("label_names") if isinstance(entry, dict) else None
-        if not isinstance(names, (list, tuple)) or len(names) != len(CIFAR10_CLASSES):
-            raise CorruptDatasetError(
-                f"{path} does not hold the CIFAR-10 metadata: expected a dict whose 'label_names' lists the "
-                f"{len(CIFAR10_CLASSES)} class names, got {type(entry).__name__}"
-                f"{' without label_names' if isinstance(entry, dict) and names is None else ''}. {fix}"
-            )
-        return
+    names = entry.get("label_names") if isinstance(entry, dict) else None
+    if not isinstance(names, (list, tuple)) or len(names) != len(CIFAR10_CLASSES):
+        raise CorruptDatasetError(
+            f"{path} does not hold the CIFAR-10 metadata: expected a dict whose 'label_names' lists the "
+            f"{len(CIFAR10_CLASSES)} class names, got {type(entry).__name__}"
+            f"{' without label_names' if isinstance(entry, dict) and names is None else ''}. {_REPLACE}"
+        )
+    return list(names)
+
+
+def read_batch_file(path: Path) -> dict[str, Any]:
+    """A CIFAR-10 batch: a dict whose ``data`` are uint8 rows ``(N, 3072)`` and ``labels`` N classes in 0-9.
+
+    Raises :class:`CorruptDatasetError` naming ``path`` and the fix for anything else, and
+    :class:`LabelOutOfRangeError` (a ``ValueError`` too) for a label outside 0-9.
+    """
+    entry = _unpickle(path)
     if not isinstance(entry, dict):
         raise CorruptDatasetError(
             f"{path} does not hold CIFAR-10 images: expected a dict with 'data' and 'labels', got "
-            f"{type(entry).__name__}. {fix}"
+            f"{type(entry).__name__}. {_REPLACE}"
         )
     data, labels = np.asarray(entry.get("data")), entry.get("labels")
-    if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != len(data):
+    if data.ndim != 2 or data.shape[1] != 3072 or not len(data) or labels is None or len(labels) != len(data):
         raise CorruptDatasetError(
-            f"{path} does not hold CIFAR-10 images: expected 'data' of shape (N, 3072) and N 'labels', got data "
-            f"{data.shape} and {None if labels is None else len(labels)} labels. {fix}"
+            f"{path} does not hold CIFAR-10 images: expected 'data' of shape (N, 3072), N >= 1, and N 'labels', "
+            f"got data {data.shape} and {None if labels is None else len(labels)} labels. {_REPLACE}"
         )
     if data.dtype != np.uint8:
         raise CorruptDatasetError(
-            f"{path} does not hold CIFAR-10 images: expected uint8 pixels, got {data.dtype}. {fix}"
+            f"{path} does not hold CIFAR-10 images: expected uint8 pixels, got {data.dtype}. {_REPLACE}"
         )
+    classes = np.asarray(labels)
+    if classes.dtype.kind not in "iu":
+        raise CorruptDatasetError(
+            f"{path} does not hold CIFAR-10 labels: expected integers, got {classes.dtype} values. {_REPLACE}"
+        )
+    outside = np.flatnonzero((classes < 0) | (classes >= len(CIFAR10_CLASSES)))
+    if outside.size:
+        raise LabelOutOfRangeError(
+            f"{path} holds the label {classes[outside[0]]} (image {outside[0]}; {outside.size} labels in all) "
+            f"outside CIFAR-10's classes 0-{len(CIFAR10_CLASSES) - 1}. {_REPLACE}"
+        )
+    return {"data": data, "labels": classes}
 
 
 class BatchedImageDataset(ImageTensorDataset):
@@ -182,6 +222,7 @@ class CIFAR10DataModule(SplitLoaders):
         drop_last: bool = False,
     ) -> None:
         super().__init__()
+        check_batch_size(batch_size)
         if augment not in ("none", "book", "standard", "airbench"):
             raise ValueError(f"augment must be 'none', 'book', 'standard' or 'airbench', got {augment!r}")
         if normalize not in (None, "cifar10", "half"):
@@ -224,20 +265,10 @@ class CIFAR10DataModule(SplitLoaders):
                 raise self._missing_error() from err
 
     def _load(self, train: bool) -> tuple[Tensor, Tensor]:
-        """uint8 images ``(N, 3, 32, 32)`` and labels of one part, read by torchvision's CIFAR-10 reader."""
-        folder = self.root / LocalCIFAR10.base_folder
-        names = [name for name, _ in (LocalCIFAR10.train_list if train else LocalCIFAR10.test_list)]
-        if not batch_files_present(folder, train):
+        """uint8 images ``(N, 3, 32, 32)`` and labels of one part; a damaged or planted file is named."""
+        if not batch_files_present(self.root / LocalCIFAR10.base_folder, train):
             raise self._missing_error()
-        try:
-            dataset = LocalCIFAR10(str(self.root), train=train)
-        except Exception:  # a damaged pickle fails in many ways: name the damaged file, else re-raise
-            for name in names + ["batches.meta"]:
-                _check_batch_file(folder / name)
-            raise
-        if dataset.data.dtype != np.uint8:  # torchvision stacks whatever the files hold
-            for name in names:
-                _check_batch_file(folder / name)
+        dataset = LocalCIFAR10(str(self.root), train=train)
         self.classes = tuple(dataset.classes)
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         return images, torch.as_tensor(dataset.targets, dtype=torch.long)

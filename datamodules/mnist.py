@@ -12,6 +12,7 @@ distinct random pixels of each image are set to ``mean + 2 * std``.
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import math
 import shutil
@@ -26,8 +27,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision import datasets
 
-from datamodules._batched import TensorBatchDataset, run_seed, step_generator, tensor_loader, training_position
-from datamodules._paths import CorruptDatasetError, missing_files_error, resolve_root
+from datamodules._batched import (
+    TensorBatchDataset, check_batch_size, run_seed, step_generator, tensor_loader, training_position,
+)
+from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 NoiseProtocol = Literal["paper", "blog"]
@@ -56,7 +59,8 @@ def idx_file_problem(path: Path) -> Optional[str]:
     """What is wrong with the uncompressed IDX file ``path`` (LeCun et al.'s MNIST format), or ``None``.
 
     The header is ``0x00 0x00 <type> <ndim>`` then ``ndim`` big-endian 32-bit sizes; the MNIST files hold unsigned
-    bytes (type ``0x08``), so the file is the header plus the product of the sizes in bytes, exactly.
+    bytes (type ``0x08``), so the file is the header plus the product of the sizes in bytes, exactly, and at least
+    one item (image or label).
     """
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -69,6 +73,8 @@ def idx_file_problem(path: Path) -> Optional[str]:
     if len(sizes) < 4 * magic[3]:
         return f"it is {size} bytes long, shorter than its own header"
     dims = [int.from_bytes(sizes[i : i + 4], "big") for i in range(0, len(sizes), 4)]
+    if not dims or not dims[0]:
+        return f"it holds no items: its header gives the sizes {dims}"
     expected = 4 + len(sizes) + math.prod(dims)
     if size != expected:
         cut = "it is cut short" if size < expected else "it has trailing bytes"
@@ -160,6 +166,8 @@ class MNISTDataModule(SplitLoaders):
         first_epoch_batch_size: Optional[int] = None,
     ) -> None:
         super().__init__()
+        check_batch_size(batch_size)
+        check_batch_size(first_epoch_batch_size, "first_epoch_batch_size", optional=True)
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if noise_protocol not in ("paper", "blog"):
@@ -211,11 +219,13 @@ class MNISTDataModule(SplitLoaders):
         raw = Path(self.root) / self.dataset_class.__name__ / "raw"
         return [raw / name for name in self._raw_files() if name.startswith("train" if train else "t10k")]
 
+    @property
+    def _replace_fix(self) -> str:
+        return (f"How to fix: delete it and pass --data.init_args.download true (needs internet), or copy the "
+                f"uncompressed IDX file again from a good copy of {self.dataset_class.__name__}.")
+
     def _damaged_error(self, path: Path, problem: str) -> CorruptDatasetError:
-        return CorruptDatasetError(
-            f"{path} is damaged: {problem}. How to fix: delete it and pass --data.init_args.download true (needs "
-            f"internet), or copy the uncompressed IDX file again from a good copy of {self.dataset_class.__name__}."
-        )
+        return CorruptDatasetError(f"{path} is damaged: {problem}. {self._replace_fix}")
 
     def _load(self, train: bool, download: bool = False) -> tuple[Tensor, Tensor]:
         try:
@@ -232,6 +242,14 @@ class MNISTDataModule(SplitLoaders):
         if len(ds.data) != len(ds.targets):
             raise self._damaged_error(
                 labels_file, f"it holds {len(ds.targets):,} labels for the {len(ds.data):,} images of {images_file}"
+            )
+        outside = torch.nonzero(ds.targets >= self.num_classes).flatten()  # IDX labels are unsigned bytes
+        if len(outside):
+            first = int(outside[0])
+            raise LabelOutOfRangeError(
+                f"{labels_file} holds the label {int(ds.targets[first])} (image {first}; {len(outside)} labels in "
+                f"all) outside {self.dataset_class.__name__}'s classes 0-{self.num_classes - 1}: it is not a "
+                f"{self.dataset_class.__name__} labels file. {self._replace_fix}"
             )
         images = ds.data.unsqueeze(1).float().div_(255.0)
         return images, ds.targets.long()
@@ -352,7 +370,7 @@ class EmbeddedMNISTDataModule(MNISTDataModule):
 
     1,000 real MNIST training images (100 per class, taken from MNIST-5k) and the first 1,000 images of the
     real MNIST test set, in torchvision's layout. Too small for reportable figures: use it to try the zoo.
-    ``root`` is ignored; the files are unpacked to a temporary directory on first use.
+    ``root`` is ignored; the files are unpacked to a temporary directory on first use, removed at exit.
     """
 
     _extracted: Optional[Path] = None
@@ -360,7 +378,9 @@ class EmbeddedMNISTDataModule(MNISTDataModule):
     @property
     def root(self) -> Path:
         if EmbeddedMNISTDataModule._extracted is None or not EmbeddedMNISTDataModule._extracted.exists():
-            target = Path(tempfile.mkdtemp(prefix="zoo-mnist-mini-")) / "MNIST" / "raw"
+            folder = Path(tempfile.mkdtemp(prefix="zoo-mnist-mini-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed when the process ends
+            target = folder / "MNIST" / "raw"
             target.mkdir(parents=True)
             package = resources.files("datamodules") / "embedded" / "mnist-mini"
             for name in self._raw_files():

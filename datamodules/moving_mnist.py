@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
-from datamodules._batched import Indices, as_index, tensor_loader
+from datamodules._batched import Indices, as_index, check_batch_size, tensor_loader
 from datamodules._paths import missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
@@ -179,6 +179,7 @@ class MovingMNISTDataModule(SplitLoaders):
         download: bool = False,
     ) -> None:
         super().__init__()
+        check_batch_size(batch_size)
         if source not in ("generate", "torchvision"):
             raise ValueError(f"source must be 'generate' or 'torchvision', got {source!r}")
         if digits not in DIGIT_DATAMODULES:

@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from datamodules._batched import TensorBatchDataset, tensor_loader
-from datamodules._paths import resolve_root
+from datamodules._batched import TensorBatchDataset, check_batch_size, tensor_loader
+from datamodules._paths import read_utf8, resolve_root
 from datamodules._splits import SplitLoaders
 
 EMBEDDED_SONNETS = "sonnets.txt"
@@ -171,6 +171,7 @@ class ShakespeareTrigramDataModule(SplitLoaders):
         batch_size: int = 128,
     ) -> None:
         super().__init__()
+        check_batch_size(batch_size)
         self.save_hyperparameters()
         self.sonnets = [tokenize(text, tokenizer) for text in split_sonnets(self._read())]
         if not self.sonnets:
@@ -191,7 +192,7 @@ class ShakespeareTrigramDataModule(SplitLoaders):
         resolved = resolve_root(path)
         if not Path(resolved).is_file():
             raise FileNotFoundError(f"sonnets file {resolved} not found; pass text_path=None for the embedded text")
-        return Path(resolved).read_text(encoding="utf-8")
+        return read_utf8(Path(resolved), "Save it as UTF-8 or pass text_path=None for the embedded sonnets.")
 
     def _split(self) -> dict[str, list[int]]:
         hp, count = self.hparams, len(self.sonnets)

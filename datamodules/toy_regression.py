@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules._batched import check_batch_size
 from datamodules._splits import SplitLoaders
 
 #: the book's 15 training points (section 3.2.4)
@@ -107,6 +108,8 @@ class PolynomialDataModule(ToyDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batches_per_epoch=batches_per_epoch, seed=seed)
+        check_batch_size(batch_size)
+        check_batch_size(eval_size, "eval_size")  # the val and test splits are one batch each
         self.save_hyperparameters()
 
     @property

@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules._batched import sample_loader
+from datamodules._batched import check_batch_size, sample_loader
 from datamodules._paths import missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
@@ -172,8 +172,7 @@ class UDPosDataModule(SplitLoaders):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive number of sentences, got {batch_size}")
+        check_batch_size(batch_size)
         self.save_hyperparameters()
         self.sentences: dict[str, list[TaggedSentence]] = {}
         self.words: Optional[Indexer] = None

@@ -58,13 +58,26 @@ def refuse_untrusted_checkpoint(path: Union[str, Path], how_to_accept: str = CLI
         )
 
 
+#: ``--ckpt_path`` values that Lightning resolves itself (``last`` of ``zoo fit`` is resolved by the zoo first),
+#: besides ``registry:...``.
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
+
+
 def check_subcommand_checkpoint(config: Any) -> None:
-    """For a LightningCLI subcommand's config (``ckpt_path``, ``weights_only``): refuse an untrusted local
-    checkpoint unless ``weights_only`` is ``False``, and load a remote one with ``weights_only=True`` unless told."""
+    """For a LightningCLI subcommand's config (``ckpt_path``, ``weights_only``): refuse a local checkpoint that does
+    not exist, or an untrusted one unless ``weights_only`` is ``False``, and load a remote one with
+    ``weights_only=True`` unless told."""
     ckpt_path, weights_only = config.get("ckpt_path"), config.get("weights_only")
-    if not ckpt_path or weights_only is False:
+    if not ckpt_path:
         return
-    if str(ckpt_path).startswith(("http://", "https://")):
+    remote = str(ckpt_path).startswith(("http://", "https://"))
+    named = str(ckpt_path) in LIGHTNING_CKPT_NAMES or str(ckpt_path).startswith("registry:")
+    if not (remote or named or Path(ckpt_path).exists()):
+        raise ZooError(f"--ckpt_path {ckpt_path}: no such file. Pass the path of a checkpoint (`zoo fit` writes them "
+                       f"to <root>/lightning_logs/version_N/checkpoints), or `--ckpt_path last` to resume the newest.")
+    if weights_only is False:
+        return
+    if remote:
         config["weights_only"] = True
     elif Path(ckpt_path).is_file():
         refuse_untrusted_checkpoint(ckpt_path)

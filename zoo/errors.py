@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 #: the packages whose ``raise`` statements are the zoo's own (their messages are written for users).
 ZOO_PACKAGES = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep for name in ("zoo", "datamodules"))
@@ -16,19 +17,31 @@ ZOO_PACKAGES = tuple(str(Path(__file__).resolve().parent.parent / name) + os.sep
 #: built-in types that the zoo's own code raises for bad arguments, shapes, files and states.
 _USER_FACING_TYPES = (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError)
 
+#: the packages that define Lightning's ``MisconfigurationException`` (the unified and the standalone ones).
+_LIGHTNING_PACKAGES = ("lightning", "lightning_fabric", "pytorch_lightning")
+
 
 class ZooError(Exception):
     """Base of the zoo's own error types (missing or corrupt data, untrusted checkpoints, unknown entries, ...)."""
 
 
+def is_lightning_misconfiguration(err: BaseException) -> bool:
+    """Whether ``err`` is Lightning's ``MisconfigurationException``: a Trainer argument it refuses
+    (``--trainer.max_epochs -5``, ``--trainer.devices 0``), its message naming the argument."""
+    return any(cls.__name__ == "MisconfigurationException" and cls.__module__.split(".")[0] in _LIGHTNING_PACKAGES
+               for cls in type(err).__mro__)
+
+
 def is_deliberate(err: BaseException) -> bool:
     """Whether ``err`` is an error the zoo raised on purpose rather than a bug.
 
-    True for a :class:`ZooError`, and for a ``ValueError``, ``TypeError``, ``FileNotFoundError``, ``KeyError`` or
-    ``RuntimeError`` whose innermost frame is a ``raise`` in the zoo's own packages (an argument or shape check).
-    The same types raised inside torch, Lightning or any other library are not: they may be bugs of the zoo.
+    True for a :class:`ZooError`, for Lightning's refusal of a Trainer argument
+    (:func:`is_lightning_misconfiguration`), and for a ``ValueError``, ``TypeError``, ``FileNotFoundError``,
+    ``KeyError`` or ``RuntimeError`` whose innermost frame is a ``raise`` in the zoo's own packages (an argument or
+    shape check). The same types raised inside torch, Lightning or any other library are not: they may be bugs of
+    the zoo.
     """
-    if isinstance(err, ZooError):
+    if isinstance(err, ZooError) or is_lightning_misconfiguration(err):
         return True
     if not isinstance(err, _USER_FACING_TYPES):
         return False
@@ -38,6 +51,22 @@ def is_deliberate(err: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(ZOO_PACKAGES)
+
+
+def deliberate_cause(err: BaseException) -> Optional[BaseException]:
+    """``err`` if it is deliberate, else the first deliberate error of its ``__cause__`` chain, else ``None``.
+
+    jsonargparse reports an error raised in a model's or datamodule's ``__init__`` (a value check) as its own
+    ``ValueError`` raised ``from`` it; the zoo's error is the cause. Only explicit causes (``raise ... from``) are
+    followed: an error raised while *handling* a deliberate one (its ``__context__``) may be a bug.
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if is_deliberate(err):
+            return err
+        seen.add(id(err))
+        err = err.__cause__
+    return None
 
 
 def debug_enabled() -> bool:

@@ -7,17 +7,20 @@ without torch or Lightning; see :mod:`zoo.cli`). ``-c`` also takes a zoo entry n
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 from weakref import proxy
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -25,11 +28,12 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch import Tensor
 
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
 import zoo.models  # noqa: F401  (registers the models for --model <Name>)
-from zoo import errors, registry, resume
-from zoo.checkpoint_trust import RefuseUntrustedCkptPath
+from zoo import errors, hub, registry, resume
+from zoo.checkpoint_trust import RefuseUntrustedCkptPath, check_subcommand_checkpoint
 
 class ZooCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that keeps the best and the last checkpoint, and makes a run resumable exactly.
@@ -281,6 +285,66 @@ class ZooCheckpoint(ModelCheckpoint):
             rank_zero_info(f"last checkpoint: {self.last_model_path}")
 
 
+class TrainingDivergedError(errors.ZooError):
+    """The training loss became nan or infinite; the message names the step and the fix."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stops ``fit`` with one message once a training step's loss is nan or infinite: the run diverged.
+
+    The loss is the ``loss`` a ``training_step`` returns (models with manual optimization return none and are not
+    checked). It is checked before any later checkpoint or validation, so no checkpoint and no best score come from
+    the diverged weights. Reading a loss back from an accelerator waits for it, so there the losses are only
+    gathered on the device (no wait) and read every ``check_every_n_steps`` steps and before every checkpoint and
+    validation; on a CPU every step is read at once (``read_every_step``: ``None`` for this choice, or either way).
+    Under DDP every process stops at the same check.
+    """
+
+    def __init__(self, check_every_n_steps: int = 50, read_every_step: Optional[bool] = None) -> None:
+        self.check_every_n_steps, self.read_every_step = check_every_n_steps, read_every_step
+        self._steps: list[tuple[int, int, int]] = []  # (step, epoch, batch) of the steps not read yet
+        self._finite_steps: Optional[Tensor] = None  # how many of them, from the first, had a finite loss
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if not isinstance(loss, Tensor):
+            return
+        finite = torch.isfinite(loss.detach()).all()
+        if self._finite_steps is None:
+            self._finite_steps = finite.long()
+        else:  # stays put from the first non-finite loss on
+            self._finite_steps += finite & (self._finite_steps == len(self._steps))
+        self._steps.append((trainer.global_step, trainer.current_epoch, batch_idx))
+        read_now = loss.device.type == "cpu" if self.read_every_step is None else self.read_every_step
+        if read_now or len(self._steps) >= self.check_every_n_steps:
+            self._check(trainer, pl_module)
+
+    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._finite_steps is None:
+            return
+        finite_steps = int(trainer.strategy.reduce(self._finite_steps, reduce_op="min"))  # waits for the device
+        steps, self._steps, self._finite_steps = self._steps, [], None
+        if finite_steps == len(steps):
+            return
+        step, epoch, batch_idx = steps[finite_steps]
+        lr = getattr(pl_module, "hparams", {}).get("lr")
+        raise TrainingDivergedError(
+            f"the training loss became nan or infinite at step {step} (epoch {epoch}, batch {batch_idx}): the run "
+            f"diverged and stops here, keeping only the checkpoints written before. Lower the learning rate "
+            f"(--model.init_args.lr{f', {lr:g} now' if isinstance(lr, (int, float)) else ''}) and start again."
+        )
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self._check(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer, pl_module)
+
+
 class ZooProgressBar(TQDMProgressBar):
     """Lightning's TQDM bar, redrawn at most every ``min_interval`` seconds (and at each loop's last batch).
 
@@ -337,32 +401,113 @@ class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
 
     ``zoo fit ... --ckpt_path last`` resumes from the newest ``last.ckpt`` under the run's root (a fresh start
     when there is none, so a preempted job can be requeued with one command), and a run resumed in its own root
-    keeps writing into the logger version (run directory) of its checkpoint.
+    keeps writing into the logger version (run directory) of its checkpoint. A checkpoint of another model,
+    datamodule or hyperparameters is refused before anything is written (``resume.refuse_other_run``). A fresh
+    run claims its own version directory first (``resume.claim_run_directory``), and :class:`StopOnNonFiniteLoss`
+    stops a diverged run.
+
+    A value check in a model's, datamodule's or callback's ``__init__`` fails inside jsonargparse, which wraps it in
+    a ``ValueError`` of its own; the zoo's error is raised instead, so the ``zoo`` command prints its one message.
     """
+
+    _claimed_run_directory: Optional[Path] = None
+    _logger_as_configured: Any = None
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(ZooCheckpoint, "checkpoint")
+        parser.add_argument(
+            "--weights", type=Optional[str], default=None,
+            help="start from these weights: zoo:<entry> (its shipped weights) or a .safetensors file; tensors whose "
+                 "name and shape fit are loaded, the others (a new head) keep their initialization",
+        )
         parser.add_argument(
             "--test_after_fit", type=bool, default=False,
             help="after `fit`, test the best checkpoint on the test set and print its metrics",
         )
 
+    def start_weights(self) -> None:
+        """Load the model's starting weights (``--weights``) before any subcommand runs; warn when ``validate``,
+        ``test`` or ``predict`` would run an untrained model of an entry that ships weights."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        weights = config.get("weights")
+        if weights:
+            kept, unused = hub.start_from(self.model, weights)
+            rank_zero_info(f"--weights {weights}: loaded {len(self.model.state_dict()) - len(kept)} tensors"
+                           + (f"; kept the initialization of {', '.join(kept)}" if kept else "")
+                           + (f"; not used from the file: {', '.join(unused)}" if unused else ""))
+        elif self.subcommand in ("validate", "test", "predict") and not config.get("ckpt_path"):
+            entry = entry_of_config(config.get("config") or [])
+            if entry and registry.get(entry).shipped:
+                rank_zero_info(f"warning: zoo {self.subcommand}: the model is untrained (random weights); add "
+                               f"--weights zoo:{entry} for the shipped weights or --ckpt_path <ckpt> for a run of yours")
+
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        """The configured Trainer, with :class:`ZooProgressBar` as its bar unless the config names one or none."""
+        """The configured Trainer, with :class:`StopOnNonFiniteLoss`, and :class:`ZooProgressBar` as its bar unless
+        the config names one or none."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = config.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        added: list[L.Callback] = [] if any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks) else [
+            StopOnNonFiniteLoss()]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs.setdefault("callbacks", [*callbacks, ZooProgressBar()])
+            added.append(ZooProgressBar())
+        kwargs.setdefault("callbacks", [*callbacks, *added])
+        if self._claimed_run_directory is not None:  # config.yaml keeps the logger as configured (see below)
+            self.config["fit"].trainer.logger = self._logger_as_configured
         trainer = super().instantiate_trainer(**kwargs)
         warn_if_cpu_bfloat16_is_emulated(trainer)
         return trainer
 
+    def _parse_ckpt_path(self) -> None:
+        # before LightningCLI reads the checkpoint's hyperparameters into the config, which would hide a changed value
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else {}
+        found_by_last = subcommand == "fit" and resume.resolve_last_checkpoint(config)
+        path = config.get("ckpt_path")
+        # --weights_only false: the user accepts a file outside the allowlist; the command line configures the run
+        if path and Path(path).is_file() and config.get("weights_only") is not False:
+            check_subcommand_checkpoint(config)  # an untrusted file is refused before anything reads it
+            checkpoint = resume.read_checkpoint(path)
+            if subcommand == "fit":
+                dump = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_none=False))
+                resume.refuse_other_run(path, checkpoint, dump["fit"], found_by_last)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
-            resume.resume_in_run_directory(self.config["fit"])
+            config = self.config["fit"]
+            resume.resume_in_run_directory(config)
+            # the claimed version is where this run writes, not part of its config: a config.yaml run again
+            # must claim a new directory, not write into this one
+            self._logger_as_configured = copy.deepcopy(config.trainer.get("logger"))
+            self._claimed_run_directory = resume.claim_run_directory(config)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as err:
+            resume.release_run_directory(self._claimed_run_directory)  # nothing was written into it
+            if errors.debug_enabled():
+                raise
+            cause = errors.deliberate_cause(err)
+            if cause is not None and errors.is_lightning_misconfiguration(cause):
+                raise errors.ZooError(f"Lightning refuses the trainer's options: {cause} Change that --trainer "
+                                      f"option (`zoo fit --help` lists them).") from cause
+            if cause is None or cause is err:
+                raise
+            raise cause from cause.__cause__  # the zoo's message, not jsonargparse's wrapper around it
+
+    def before_validate(self) -> None:
+        self.start_weights()
+
+    def before_test(self) -> None:
+        self.start_weights()
+
+    def before_predict(self) -> None:
+        self.start_weights()
 
     def before_fit(self) -> None:
+        self.start_weights()
         self._fit_started = time.perf_counter()
         if isinstance(self.trainer.checkpoint_callback, ZooCheckpoint) and self.trainer.is_global_zero:
             self.trainer.checkpoint_callback.remember_csv_history(self.trainer)
@@ -378,11 +523,24 @@ class ZooCLI(RefuseUntrustedCkptPath, LightningCLI):
                 self.model, datamodule=self.datamodule, ckpt_path="best" if results["best_checkpoint"] else None
             )
             results["test"] = {key: float(value) for key, value in (metrics[0] if metrics else {}).items()}
+        if self.trainer.fast_dev_run:  # a smoke test: like Lightning's logs and checkpoints, nothing is written
+            return
         log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # a collective under DDP: all ranks ask
-        if self.trainer.is_global_zero:
+        if self.trainer.is_global_zero:  # written whole or not at all: a temporary file moved into place
             log_dir.mkdir(parents=True, exist_ok=True)
-            (log_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            partial = log_dir / "results.json.partial"
+            partial.write_text(json.dumps(results, indent=2) + "\n")
+            resume.atomic_replace(str(partial), str(log_dir / "results.json"))
             rank_zero_info(f"results: {log_dir / 'results.json'}")
+
+
+def entry_of_config(configs: Any) -> Optional[str]:
+    """The zoo entry whose shipped YAML is among the run's config files, if any."""
+    for path in configs if isinstance(configs, (list, tuple)) else [configs]:
+        path = Path(str(getattr(path, "absolute", path) or path))
+        if path.parent.resolve() == registry.CONFIG_DIR.resolve() and path.suffix == ".yaml":
+            return path.stem
+    return None
 
 
 def fit_results(trainer: L.Trainer, fit_seconds: float, seed: Optional[int]) -> dict[str, Any]:

@@ -5,7 +5,10 @@
 - :func:`atomic_replace`: a finished temporary file takes the checkpoint's name by ``os.replace`` in the same
   directory, so a kill during a write leaves the previous checkpoint whole.
 - :func:`resume_in_run_directory` (with :func:`newest_last_checkpoint`, :func:`logger_version_of`): ``--ckpt_path last`` picks the newest
-  ``last.ckpt`` of the run's root, and a resumed run keeps writing into that checkpoint's logger version.
+  ``last.ckpt`` of the run's root, and a resumed run keeps writing into that checkpoint's logger version;
+  :func:`refuse_other_run` refuses a checkpoint of another model, datamodule or hyperparameters.
+- :func:`claim_run_directory`: a fresh run takes its logger version directory with ``os.mkdir`` before anything is
+  written, so runs started together in one root never share one.
 - :func:`epoch_accumulators`, :func:`restore_metric_states`, :func:`merge_logged_sums`: what the epoch-level
   metrics gathered before a mid-epoch checkpoint, so the resumed epoch logs the same epoch means.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,7 +29,10 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torchmetrics import Metric
+
+from zoo.errors import ZooError
 
 RNG_KEY = "zoo_rng_states"
 
@@ -144,24 +151,25 @@ DEFAULT_LOGGERS = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pyt
                    "lightning.pytorch.loggers.tensorboard.TensorBoardLogger", "lightning.pytorch.loggers.csv_logs.CSVLogger"}
 
 
-def resume_in_run_directory(config: Any) -> None:
-    """Resolve ``ckpt_path: last`` and point the logger at the checkpoint's version (``config``: the fit section).
+def resolve_last_checkpoint(config: Any) -> bool:
+    """Replace ``ckpt_path: last`` by the newest ``last.ckpt`` under ``checkpoint.dirpath`` or the trainer's root
+    (``None`` when there is none yet); ``config`` is the fit section. Returns whether ``last`` was asked for."""
+    if config.get("ckpt_path") != "last":
+        return False
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
+    dirpath = config.get("checkpoint", {}).get("dirpath")
+    found = newest_last_checkpoint([Path(dirpath)] if dirpath else [root / "lightning_logs", root])
+    config.ckpt_path = str(found) if found else None
+    rank_zero_info(f"--ckpt_path last: {'resuming ' + str(found) if found else 'no last.ckpt yet, starting'}")
+    return True
 
-    ``last`` becomes the newest ``last.ckpt`` under ``checkpoint.dirpath`` or the trainer's root (``None`` when
-    there is none yet). When that checkpoint lies in ``<root>/<name>/<version>/checkpoints`` of the configured
-    TensorBoard or CSV logger (the default logger included), the logger's ``version`` is set to it, so the resumed
-    run continues that run directory: one log history, its ``config.yaml`` and ``results.json``.
-    """
+
+def run_directory_logger(config: Any) -> Optional[tuple[Any, Any, Path]]:
+    """``(logger, init_args, save_dir)`` of the fit section's logger when it writes ``<save_dir>/<name>/<version>``
+    (a TensorBoard or CSV logger, the default one included, spelled out); ``None`` for any other logger or none."""
     from jsonargparse import Namespace
 
     root = Path(config.trainer.get("default_root_dir") or os.getcwd())
-    if config.get("ckpt_path") == "last":
-        dirpath = config.get("checkpoint", {}).get("dirpath")
-        found = newest_last_checkpoint([Path(dirpath)] if dirpath else [root / "lightning_logs", root])
-        config.ckpt_path = str(found) if found else None
-        rank_zero_info(f"--ckpt_path last: {'resuming ' + str(found) if found else 'no last.ckpt yet, starting'}")
-    if not config.get("ckpt_path"):
-        return
     logger = config.trainer.get("logger")
     if logger is None or logger is True:
         from lightning.fabric.loggers.tensorboard import _TENSORBOARD_AVAILABLE, _TENSORBOARDX_AVAILABLE
@@ -169,11 +177,151 @@ def resume_in_run_directory(config: Any) -> None:
         name = "TensorBoardLogger" if _TENSORBOARD_AVAILABLE or _TENSORBOARDX_AVAILABLE else "CSVLogger"
         logger = Namespace(class_path=f"lightning.pytorch.loggers.{name}", init_args=Namespace(save_dir=str(root)))
     if not isinstance(logger, Namespace) or logger.get("class_path") not in DEFAULT_LOGGERS:
-        return
+        return None
     args = logger.get("init_args") or Namespace()
-    save_dir = Path(args.get("save_dir") or root)
+    return logger, args, Path(args.get("save_dir") or root)
+
+
+def _set_logger_version(config: Any, logger: Any, args: Any, version: Any) -> None:
+    args.version = version
+    logger.init_args = args
+    config.trainer.logger = logger
+
+
+def resume_in_run_directory(config: Any) -> None:
+    """Resolve ``ckpt_path: last`` and point the logger at the checkpoint's version (``config``: the fit section).
+
+    ``last`` becomes the newest ``last.ckpt`` (:func:`resolve_last_checkpoint`). When the checkpoint lies in
+    ``<root>/<name>/<version>/checkpoints`` of the configured TensorBoard or CSV logger (the default logger
+    included), the logger's ``version`` is set to it, so the resumed run continues that run directory: one log
+    history, its ``config.yaml`` and ``results.json``.
+    """
+    resolve_last_checkpoint(config)
+    found = run_directory_logger(config) if config.get("ckpt_path") else None
+    if found is None:
+        return
+    logger, args, save_dir = found
     version = logger_version_of(Path(config.ckpt_path), save_dir, args.get("name") or "lightning_logs")
     if version is not None and args.get("version") is None:
-        args.version = version
-        logger.init_args = args
-        config.trainer.logger = logger
+        _set_logger_version(config, logger, args, version)
+
+
+def claim_run_directory(config: Any) -> Optional[Path]:
+    """Create a fresh run's logger version directory now and set the logger's ``version`` to it.
+
+    A logger picks the next free ``version_N`` when it first writes, so two ``zoo fit`` started together in one
+    root would both pick the same one and write into one directory. Here a run takes ``version_N`` with
+    ``os.mkdir``, which succeeds for one process only; the others try ``N + 1``. Returns the directory, or ``None``
+    when there is nothing to claim: a version already set (a resumed run continues its own), a logger other than
+    TensorBoard/CSV or none, ``fast_dev_run`` (which logs nothing), and processes other than rank 0.
+    """
+    found = run_directory_logger(config)
+    if found is None or config.trainer.get("fast_dev_run") or rank_zero_only.rank != 0:
+        return None
+    logger, args, save_dir = found
+    if args.get("version") is not None or "://" in str(save_dir):
+        return None
+    parent = save_dir / (args.get("name") or "lightning_logs")
+    parent.mkdir(parents=True, exist_ok=True)
+    names = [entry.name for entry in parent.iterdir()]
+    version = max((int(n[8:]) for n in names if n.startswith("version_") and n[8:].isdigit()), default=-1) + 1
+    while True:
+        try:
+            (parent / f"version_{version}").mkdir()
+            break
+        except FileExistsError:  # another run took it first
+            version += 1
+    _set_logger_version(config, logger, args, version)
+    return parent / f"version_{version}"
+
+
+def release_run_directory(path: Optional[Path]) -> None:
+    """Remove a directory of :func:`claim_run_directory`, and its ``<name>`` folder, while they are empty (the
+    command failed before writing)."""
+    for folder in (path, path.parent) if path is not None else ():
+        try:
+            folder.rmdir()
+        except OSError:  # the run wrote into it, or other runs are there
+            return
+
+
+class ResumeMismatchError(ZooError):
+    """A checkpoint to resume belongs to another model, datamodule or hyperparameters than the command's; the
+    message names the checkpoint, the difference and the fix."""
+
+
+#: init arguments a resumed run may change: they change how the data is fetched, not what is trained.
+MAY_CHANGE_ON_RESUME = {"model": frozenset(), "data": frozenset({"num_workers", "download"})}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists (hyperparameters saved from Python keep tuples, YAML dumps have lists)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _same_class(saved: str, wanted: str) -> bool:
+    """Whether two class paths name one class (``zoo.models.LeNet`` re-exports ``zoo.models.classic_cnns.LeNet``),
+    looked up among the modules imported already: nothing a checkpoint names is imported."""
+    if saved == wanted:
+        return True
+    classes = [getattr(sys.modules.get(module), name, None) for module, _, name in
+               (saved.rpartition("."), wanted.rpartition("."))]
+    return classes[0] is not None and classes[0] is classes[1]
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """The checkpoint at ``path`` as ``torch.load(weights_only=True)`` reads it, its tensors memory-mapped (not read);
+    a file torch cannot read (truncated, not a checkpoint) raises a :class:`ZooError` naming it and the fix."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises many types
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ZooError(
+            f"cannot read the checkpoint {path} ({type(err).__name__}: {reason}); it is truncated or not a "
+            f"checkpoint written by `zoo fit`. Pass another --ckpt_path, or leave it out to start afresh."
+        ) from err
+
+
+def refuse_other_run(path: str, checkpoint: dict[str, Any], dump: dict[str, Any], found_by_last: bool) -> None:
+    """Refuse to resume the checkpoint ``path`` (read by :func:`read_checkpoint`) into a run it does not belong to.
+
+    ``dump`` is the fit section as LightningCLI saves it in checkpoints (``model``/``data``: ``class_path``,
+    ``init_args``). The checkpoint's ``hyper_parameters`` and ``datamodule_hyper_parameters`` must name the same
+    classes and hold the same values, but for :data:`MAY_CHANGE_ON_RESUME`: a resumed run keeps the checkpoint's
+    hyperparameters and optimizer state, so a changed value on the command line would be ignored, or mix two runs.
+    Trainer options (``max_epochs``, ...) are not in the checkpoint and may change. ``found_by_last``: the path
+    came from ``--ckpt_path last`` (the message then says so, and how to start elsewhere).
+    """
+    how = f"--ckpt_path last found {path}" if found_by_last else f"--ckpt_path {path}"
+    saved = {key: dict(checkpoint.get(name) or {}) for key, name in
+             (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))}
+    saved_classes = {key: values.pop("_class_path", None) for key, values in saved.items()}
+    wanted_classes = {key: (dump.get(key) or {}).get("class_path") for key in saved}
+    if any(saved_classes[k] and wanted_classes[k] and not _same_class(saved_classes[k], wanted_classes[k])
+           for k in saved):
+        fix = ("Start this run in a folder of its own (another --trainer.default_root_dir), or pass --ckpt_path with "
+               "a checkpoint of this run" if found_by_last else "Pass a checkpoint of this model and data, or leave "
+               "out --ckpt_path to start afresh")
+        raise ResumeMismatchError(
+            f"{how}: a run of {saved_classes['model']} on {saved_classes['data']}, but this command trains "
+            f"{wanted_classes['model']} on {wanted_classes['data']}; it belongs to another zoo entry or model, and "
+            f"resuming it would mix the two runs. {fix}."
+        )
+    changed = []
+    for key, values in saved.items():
+        section = dump.get(key) or {}
+        wanted = {**(section.get("init_args") or {}), **(section.get("dict_kwargs") or {})}
+        for name in sorted((values.keys() & wanted.keys()) - {"_instantiator"} - MAY_CHANGE_ON_RESUME[key]):
+            if _plain(values[name]) != _plain(wanted[name]):
+                changed.append(f"--{key}.init_args.{name} is {wanted[name]!r} here, {values[name]!r} in the checkpoint")
+    if changed:
+        raise ResumeMismatchError(
+            f"{how}, but this command changes the run's hyperparameters: {'; '.join(changed)}. A resumed run keeps "
+            f"its checkpoint's hyperparameters (and optimizer state), so the change would be lost or mix two runs. "
+            f"Resume with the checkpoint's values (drop the changed options), or start a fresh run with the new ones "
+            f"in a folder of its own (another --trainer.default_root_dir)."
+        )

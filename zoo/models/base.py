@@ -53,6 +53,9 @@ class ZooModule(L.LightningModule):
         super().__init__()
         if optimizer not in ("sgd", "adam", "adamw"):
             raise ValueError(f"optimizer must be one of 'sgd', 'adam', 'adamw', got {optimizer!r}")
+        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if not value >= 0:  # nan too
+                raise ValueError(f"--model.init_args.{name} must be 0 or more, got {value}; pass a non-negative {name}")
         if nesterov and optimizer == "sgd" and momentum <= 0:
             raise ValueError(
                 f"nesterov=True needs momentum > 0, got momentum={momentum}; set momentum (e.g. 0.9) or nesterov=False"
