@@ -222,6 +222,43 @@ def test_duty_cycles_of_maps_count_wins_per_channel_over_positions():
                           torch.tensor([(0.5 * 2 + 1) / 4]))
 
 
+def test_duty_cycles_count_only_winners_above_zero_as_the_authors_gt0():
+    # k = 2 of 3: the second winner of this sample is negative (-1 beats -2), so only unit 0 is active.
+    layer = KWinners(units=3, k=2, boost_strength=0.0, duty_cycle_period=4)
+    out = layer(torch.tensor([[3.0, -1.0, -2.0], [0.0, 2.0, 1.0]]))
+    assert out.tolist() == [[3.0, -1.0, 0.0], [0.0, 2.0, 1.0]]  # the negative winner keeps its value
+    # T = min(4, 2) = 2; active once each: unit 0 (3.0), unit 1 (2.0; its -1.0 win does not count), unit 2 (1.0)
+    assert torch.allclose(layer.duty_cycles, torch.tensor([1 / 2, 1 / 2, 1 / 2]))
+    layer(torch.tensor([[-5.0, -1.0, -9.0], [-5.0, -1.0, -9.0]]))  # winners but none active: duty cycles decay
+    assert torch.allclose(layer.duty_cycles, torch.tensor([(0.5 * 2) / 4] * 3))  # T = min(4, 4) = 4
+    # maps: 2 channels of 2 x 2, k = 3; winners 9 and 8 (channel 0) and -1 (channel 1): only channel 0 counts
+    maps = KWinners2d(channels=2, k=3, boost_strength=0.0, duty_cycle_period=100)
+    x = torch.tensor([[[[9.0, 8.0], [-3.0, -4.0]], [[-1.0, -2.0], [-5.0, -6.0]]]])
+    assert (maps(x) != 0).sum() == 3
+    assert torch.allclose(maps.duty_cycles, torch.tensor([2 / 4, 0.0]))
+    assert sparse.active_per_unit(x).tolist() == [2.0, 0.0]
+
+
+def test_inference_k_rounds_half_up_as_the_authors_python2_round():
+    layer = KWinners(units=10, k=3, k_inference_factor=1.5).eval()  # 4.5 -> 5 (Python 3's round gives 4)
+    assert layer.active_k(10) == 5
+    assert (layer(torch.rand(2, 10) + 1) != 0).sum(dim=1).tolist() == [5, 5]
+    assert KWinners(units=10, k=5, k_inference_factor=1.5).eval().active_k(10) == 8  # 7.5 -> 8
+    assert KWinners(units=700, k=100, k_inference_factor=1.5).eval().active_k(700) == 150
+
+
+@pytest.mark.parametrize("entry, authors_lr", [("sparse_cnn2_mnist", 0.02), ("sparse_cnn1_mnist", 0.01),
+                                               ("dense_cnn2_mnist", 0.01), ("dense_cnn1_mnist", 0.01)])
+def test_table1_recipes_follow_the_authors_harness(entry, authors_lr):
+    # htmpapers' mnist_sparse_experiment.py: validation = 1.0 (all 60,000 training images), and
+    # lr_scheduler.step() before each epoch's training, so epoch e trains at lr * gamma^(e + 1).
+    config = registry.get(entry).config
+    init = config["model"]["init_args"]
+    assert init["lr"] == pytest.approx(authors_lr * init["lr_step_gamma"])
+    assert config["data"]["init_args"]["val_fraction"] == 0.0
+    assert config["trainer"]["limit_val_batches"] == 0 and config["checkpoint"]["monitor"] is None
+
+
 def test_wins_are_counted_exactly_for_bfloat16_inputs():
     # bfloat16 holds integers exactly only up to 256: counts are kept in float32 whatever the input's dtype.
     layer = KWinners(units=2, k=1, boost_strength=0.0, duty_cycle_period=2000)
@@ -369,7 +406,7 @@ def test_a_subclass_overrides_one_factory():
 @pytest.mark.parametrize("entry", SPARSE_ENTRIES)
 def test_every_config_builds_its_network(entry):
     config = registry.get(entry).config
-    assert config["trainer"]["accelerator"] == "cpu"
+    assert config["trainer"].get("accelerator", "auto") in ("auto", "cpu")  # configs no longer pin the CPU
     model = untrained_model_of(entry)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     if config["data"]["init_args"].get("first_epoch_batch_size"):

@@ -11,8 +11,11 @@ Two kinds of sparsity:
       winners = top-k of  y_i * b_i                                (the k-winners step)
       d_i <- (d_i * (T - B) + wins_i) / T,   T = min(period, samples seen)   (running average, batch of B)
 
+  As in the authors' code (Numenta's ``htmpapers`` ``k_winners.py``, ``updateDutyCycle``), ``wins_i`` counts the
+  samples where unit ``i`` is *active*: a winner whose output is above 0 (a winner with a value <= 0 is no win).
+
   ``beta`` decays by ``boost_strength_factor`` after each epoch; at inference ``k`` grows by
-  ``k_inference_factor``.
+  ``k_inference_factor`` (rounded half up, as Python 2's ``round`` in the authors' code).
 - **Sparse weights**: a fixed random fraction ``1 - density`` of each output unit's incoming weights is 0. The
   zeros are chosen once, stored as a boolean buffer, and must be restored after every optimizer step
   (:func:`rezero_weights`); the zoo's models do this from a Lightning hook.
@@ -25,6 +28,7 @@ after ``optimizer.step()`` and :func:`decay_boost_strength` after each epoch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Literal, Optional
 
@@ -37,6 +41,7 @@ __all__ = [
     "winner_mask",
     "keep_winners",
     "wins_per_unit",
+    "active_per_unit",
     "boost_factors",
     "k_winners",
     "k_winners2d",
@@ -212,10 +217,22 @@ def wins_per_unit(winners: Tensor, units: int) -> Tensor:
     return counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
 
 
+def active_per_unit(out: Tensor) -> Tensor:
+    """How many samples of the k-winners output ``out`` each unit (dim 1) is active in: output above 0, float32.
+
+    ``out`` ``(N, n)`` gives ``(n,)``; maps ``(N, C, H, W)`` give ``(C,)`` counts summed over the ``H * W``
+    positions too (divide by ``H * W`` for the duty-cycle update). This is the authors' ``x.gt(0)`` count: a winner
+    whose value is 0 or negative does not count as a win.
+    """
+    dims = (0, *range(2, out.ndim))
+    return out.detach().gt(0).sum(dim=dims, dtype=torch.float32)
+
+
 def updated_duty_cycles(duty_cycles: Tensor, wins: Tensor, batch_size: int, samples_seen: int, period: int) -> Tensor:
     """Running average of win frequencies: ``(d * (T - B) + wins) / T`` with ``T = min(period, samples_seen)``.
 
-    ``wins``: wins per unit summed over the batch (for maps: per channel, divided by ``H * W``), ``samples_seen``
+    ``wins``: wins (active winners, :func:`active_per_unit`) per unit summed over the batch (for maps: per
+    channel, divided by ``H * W``), ``samples_seen``
     counts this batch too, so early on ``T`` is the number of samples so far and ``d`` is their plain mean.
     """
     window = min(period, samples_seen)
@@ -258,8 +275,11 @@ class KWinnersBase(nn.Module):
         self.register_buffer("samples_seen", torch.tensor(0, dtype=torch.long))
 
     def active_k(self, units: int) -> int:
-        """``k`` in training; ``round(k * k_inference_factor)`` (at most ``units``) in eval mode."""
-        k = self.k if self.training else round(self.k * self.k_inference_factor)
+        """``k`` in training; ``k * k_inference_factor`` rounded half up (at most ``units``) in eval mode.
+
+        Half up, not Python 3's half-to-even ``round``: the authors' code ran on Python 2, whose ``round(4.5)`` is 5.
+        """
+        k = self.k if self.training else math.floor(self.k * self.k_inference_factor + 0.5)
         if self.k > units:
             raise ValueError(f"{type(self).__name__}: k={self.k} winners asked of only {units} units")
         return min(k, units)
@@ -316,9 +336,9 @@ class KWinners(KWinnersBase):
                 f"KWinners expects input of shape (N, {self.units}), got {tuple(x.shape)}; "
                 f"flatten the input or set units={x.shape[-1]}"
             )
-        out, winners = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
+        out, _ = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
         if self.training:
-            self.update_duty_cycles(wins_per_unit(winners, self.units), len(x))
+            self.update_duty_cycles(active_per_unit(out), len(x))
         return out
 
     def extra_repr(self) -> str:
@@ -360,10 +380,9 @@ class KWinners2d(KWinnersBase):
             )
         n, c, h, w = x.shape
         k = self.active_k(c if self.local else c * h * w)
-        out, winners = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)
+        out, _ = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)
         if self.training:
-            channel_of_winner = winners if self.local else winners.div(h * w, rounding_mode="floor")
-            self.update_duty_cycles(wins_per_unit(channel_of_winner, c) / (h * w), n)
+            self.update_duty_cycles(active_per_unit(out) / (h * w), n)
         return out
 
     def extra_repr(self) -> str:
