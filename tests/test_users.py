@@ -328,3 +328,20 @@ def test_a_wheel_carries_every_shipped_entry_and_loads_them_outside_the_reposito
     proc = ok(subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=tmp_path,
                              env={**__import__("os").environ, **env}))
     assert proc.stdout.splitlines() == [str(site / "zoo" / "checkpoints"), "LeNet"]
+
+
+@pytest.mark.realdata
+def test_a_backbone_file_the_weights_cannot_hold_is_found_in_torch_hubs_folder(real_data, tmp_path, monkeypatch):
+    """transfer_concat's int8 TorchScript backbone: named with its public source when missing, found in torch hub's
+    checkpoints/ folder with ZOO_DATA_DIR unset."""
+    import shutil
+
+    monkeypatch.delenv("ZOO_DATA_DIR")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(hub.CheckpointError, match="ios-demo-app at commit b8f52b772b98"):
+        zoo.load("transfer_concat_dogs_vs_cats")
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    shutil.copy(real_data / "weights" / "mobilenet_v2_quantized_qnnpack_torchscript.pt", checkpoints)
+    model = zoo.load("transfer_concat_dogs_vs_cats")
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)

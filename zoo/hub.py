@@ -95,15 +95,35 @@ def backbone_file_hashes(model: L.LightningModule) -> dict[str, str]:
     return {name: sha256(resolve_root(name)) for name in (files() if files else []) if not inside.get(name)}
 
 
-def check_backbone_files(entry_name: str, recorded: dict[str, str]) -> None:
-    """Refuse to build an entry whose backbone weights files are missing or differ from the exported ones."""
+#: public sources of backbone files that shipped weights cannot hold, by sha256 (named in errors and manifests).
+BACKBONE_SOURCES = {
+    "2778381c5eb7639a2229bc39567cf644226e5aa3d3a1d46dfcee70b373738498": (
+        "torchvision's int8 ImageNet MobileNet V2 traced by the PyTorch team: github.com/pytorch/ios-demo-app at "
+        "commit b8f52b772b98, PyTorchDemo/PyTorchDemo/ImageClassification/model/mobilenet_quantized.pt"),
+}
+
+
+def locate_backbone_file(name: str) -> Path:
+    """Where a backbone file named ``$ZOO_DATA_DIR/...`` is: under ``ZOO_DATA_DIR``, else in torch hub's
+    ``checkpoints/`` folder (``$TORCH_HOME/hub/checkpoints``) under its file name."""
     from datamodules._paths import resolve_root
 
+    path = resolve_root(name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(name).name
+    return cached if not path.is_file() and cached.is_file() else path
+
+
+def check_backbone_files(entry_name: str, recorded: dict[str, str]) -> None:
+    """Refuse to build an entry whose backbone weights files are missing or differ from the exported ones."""
     for name, expected in recorded.items():
-        path = resolve_root(name)
+        path = locate_backbone_file(name)
         if not path.is_file():
-            raise CheckpointError(f"{entry_name} needs the backbone weights file {path} ({name}), which is missing; "
-                                  f"put the file with sha256 {expected} there (set ZOO_DATA_DIR to its data dir)")
+            source = BACKBONE_SOURCES.get(expected)
+            raise CheckpointError(
+                f"{entry_name} needs the backbone weights file {Path(name).name} ({name}), which is neither in "
+                f"{path.parent} nor in {Path(torch.hub.get_dir()) / 'checkpoints'}; "
+                + (f"download it from {source} into either folder" if source else "put it there")
+                + f" (sha256 {expected})")
         digest = sha256(path)
         if digest != expected:
             raise CheckpointError(
@@ -318,6 +338,8 @@ def export(
             **describe_weights(model, datamodule, partial_weights, dtype, set(state)),
             **({"backbones_in_weights": inside} if (inside := backbones_inside(model)) else {}),
             **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
+            **({"backbone_sources": sources} if (sources := {name: BACKBONE_SOURCES[digest] for name, digest in
+                                                             hashes.items() if digest in BACKBONE_SOURCES}) else {}),
             "command": fit_command,
             "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
             if sys.argv[1:2] == ["export"] else "",
@@ -381,7 +403,8 @@ def hparams_to_build(manifest: dict[str, Any]) -> dict[str, Any]:
     hparams = dict(manifest["hparams"])
     inside = manifest.get("backbones_in_weights")
     if inside:
-        hparams["backbone_weights"] = [None if held else w for held, w in zip(inside, hparams["backbone_weights"])]
+        hparams["backbone_weights"] = [None if held else str(locate_backbone_file(w))
+                                       for held, w in zip(inside, hparams["backbone_weights"])]
         hparams["feature_cache_dir"] = None
     return hparams
 
