@@ -14,7 +14,7 @@ SHIPPED = [name for name, entry in registry.entries().items() if entry.manifest_
 
 def test_shipped_weights_stay_small():
     total = sum(registry.entries()[name].weights_path.stat().st_size for name in SHIPPED)
-    assert total < 100 * 10**6, f"shipped weights take {total / 10**6:.1f} MB; the budget is 100 MB"
+    assert total < 150 * 10**6, f"shipped weights take {total / 10**6:.1f} MB; the budget is 150 MB"
 
 
 @pytest.mark.parametrize("entry", SHIPPED)
