@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.io import decode_jpeg, read_file, write_jpeg, write_png
+from torchvision.io import ImageReadMode, decode_jpeg, read_file, write_jpeg, write_png
 
 from zoo import hub, registry
 from zoo.predict import predict_files
@@ -75,7 +75,8 @@ def plain_loop(model: torch.nn.Module, files: list[Path], spec: dict, batch_size
     mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"]).view(1, -1, 1, 1)
     for start in range(0, len(files), batch_size):
-        images = torch.stack([decode_jpeg(read_file(str(p))) for p in files[start:start + batch_size]])
+        mode = ImageReadMode.GRAY if spec["channels"] == 1 else ImageReadMode.RGB
+        images = torch.stack([decode_jpeg(read_file(str(p)), mode=mode) for p in files[start:start + batch_size]])
         x = F.interpolate(images.float() / 255, size=spec["input_size"], mode="bilinear", antialias=True)
         with torch.inference_mode():
             model((x - mean) / std).softmax(-1)
