@@ -8,11 +8,12 @@ work of a resize.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
 from datamodules._paths import CorruptDatasetError
@@ -29,10 +30,38 @@ class ImageFileError(CorruptDatasetError, ValueError):
     """An image file that cannot be read, or is too large to decode safely (the message names the file)."""
 
 
+#: JPEG start-of-frame markers, whose segment holds the image's height and width.
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) that a PNG or JPEG file's header declares, read from its bytes; ``None`` if not found."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in _JPEG_FRAMES:
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
 def image_size_of(path: Path) -> tuple[int, int]:
-    """(width, height) from the file's header, without decoding its pixels."""
+    """(width, height) from the file's header, without decoding its pixels (PIL for formats other than PNG/JPEG)."""
     from PIL import Image, UnidentifiedImageError
 
+    with open(path, "rb") as f:
+        size = declared_size(f.read(1 << 16))
+    if size is not None:
+        return size
     try:
         with Image.open(path) as image:
             return image.size
@@ -44,17 +73,25 @@ def image_size_of(path: Path) -> tuple[int, int]:
 
 
 def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tensor:
-    """Decode a PNG or JPEG file into a uint8 tensor ``(channels, H, W)`` (grey or RGB, converted as needed).
+    """Decode a PNG or JPEG file into a uint8 tensor ``(channels, H, W)`` (grey or RGB, converted as needed),
+    after checking the size its header declares.
 
     Raises:
         ImageFileError: the file is not a readable PNG/JPEG, or it declares more than ``max_pixels`` pixels.
     """
-    width, height = image_size_of(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise ImageFileError(f"cannot read the image {path}: {err.strerror}") from None
+    size = declared_size(raw)
+    width, height = size if size is not None else image_size_of(path)
     if width * height > max_pixels:
         raise ImageFileError(f"{path} is {width}x{height}: more pixels than the {max_pixels:,} the zoo decodes; "
                              f"downscale it first")
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        return decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[0]
         raise ImageFileError(f"cannot decode the image {path} ({reason}): it is truncated or not a PNG/JPEG; "
@@ -62,34 +99,38 @@ def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tenso
 
 
 class MatchChannels(nn.Module):
-    """Grey <-> RGB: a uint8 or float image ``(C, H, W)`` with 1, 3 or 4 channels -> ``channels`` channels."""
+    """Grey <-> RGB: uint8 or float images ``(..., C, H, W)`` with 1, 3 or 4 channels -> ``channels`` channels."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = channels
 
     def forward(self, image: Tensor) -> Tensor:
-        if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
-            raise ValueError(f"expected an image tensor (C, H, W) with 1, 3 or 4 channels, got {tuple(image.shape)}")
-        image = image[:3]  # drop an alpha channel
-        if image.shape[0] == self.channels:
+        if image.ndim < 3 or image.shape[-3] not in (1, 3, 4):
+            raise ValueError(f"expected image tensors (..., C, H, W) with 1, 3 or 4 channels, got "
+                             f"{tuple(image.shape)}")
+        image = image[..., :3, :, :]  # drop an alpha channel
+        if image.shape[-3] == self.channels:
             return image
         if self.channels == 3:
-            return image.expand(3, -1, -1)
+            return image.expand(*image.shape[:-3], 3, *image.shape[-2:])
         return v2.functional.rgb_to_grayscale(image)
 
 
 class LightOnDark(nn.Module):
-    """Invert an image whose border (the outer tenth on each side) is lighter than mid-grey: the model was trained
-    on light strokes over a dark background (MNIST, Fashion-MNIST)."""
+    """Invert each image whose border (the outer tenth on each side) is lighter than mid-grey: the model was trained
+    on light strokes over a dark background (MNIST, Fashion-MNIST). Images ``(..., C, H, W)``."""
 
     def forward(self, image: Tensor) -> Tensor:
         top = 255 if image.dtype == torch.uint8 else 1.0
         h, w = image.shape[-2:]
         band_h, band_w = max(1, h // 10), max(1, w // 10)
-        border = torch.cat([image[..., :band_h, :].flatten(), image[..., -band_h:, :].flatten(),
-                            image[..., :, :band_w].flatten(), image[..., :, -band_w:].flatten()])
-        return top - image if border.float().mean() > top / 2 else image
+        bands = (image[..., :band_h, :], image[..., -band_h:, :], image[..., :, :band_w], image[..., :, -band_w:])
+        total = torch.int64 if image.dtype == torch.uint8 else image.dtype
+        sums = sum(band.sum(dim=(-3, -2, -1), dtype=total) for band in bands)
+        border = sums / sum(band.shape[-3] * band.shape[-2] * band.shape[-1] for band in bands)
+        light = (border > top / 2)[..., None, None, None]
+        return torch.where(light, top - image, image)
 
 
 class CapAspect(nn.Module):
@@ -139,7 +180,8 @@ def image_files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            inside = sorted(Path(folder, file) for folder, _, files in os.walk(path) for file in files
+                            if os.path.splitext(file)[1].lower() in IMAGE_SUFFIXES)
             if not inside:
                 raise ImageFileError(f"{path} holds no PNG or JPEG file ({', '.join(IMAGE_SUFFIXES)})")
             found += inside

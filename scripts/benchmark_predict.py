@@ -3,9 +3,10 @@
 1. Accuracy: the first ``--n`` test images of an entry's dataset are saved as PNG files (and, for MNIST-like
    entries, also drawn dark on light and resized to 200x200, as a user's scan would be); ``zoo predict``'s
    answers are compared with the labels and printed beside the manifest's ``test/acc``.
-2. Throughput (``--speed``): ``--files`` JPEG files are classified by ``zoo predict``'s code path and by a
-   plain loop of ``torchvision.io.decode_jpeg`` + resize + normalize + the same model in batches of the same
-   size, in turns (``--runs``, median), in one process; the ratio is printed (``zoo predict`` / plain loop).
+2. Throughput (``--speed``): ``--files`` JPEG files in a folder are classified by ``zoo predict``'s code path and
+   by a plain loop (list the files, ``zoo.load`` the model, ``torchvision.io.decode_jpeg`` + resize + normalize +
+   the model in batches of the same size), each from the folder to the answers, in turns (``--runs``, median), in
+   one process; the ratio is printed (``zoo predict`` / plain loop).
 
 Run (the datasets under ``ZOO_DATA_DIR``)::
 
@@ -71,19 +72,26 @@ def accuracy(entry: str, n: int) -> None:
                   f"(manifest test/acc {manifest['metrics']['test/acc']:.4f})")
 
 
-def plain_loop(model: torch.nn.Module, files: list[Path], spec: dict, batch_size: int) -> None:
+def plain_loop(entry: str, folder: str, spec: dict, batch_size: int) -> list[tuple[str, int, float]]:
+    """What a user would write without ``zoo predict``: list the JPEGs, load the model, decode, resize and
+    normalize each batch, and keep each file's most probable class."""
+    files = sorted(Path(folder).glob("*.jpg"))
+    model = hub.load(entry)
     mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"]).view(1, -1, 1, 1)
+    mode = ImageReadMode.GRAY if spec["channels"] == 1 else ImageReadMode.RGB
+    answers = []
     for start in range(0, len(files), batch_size):
-        mode = ImageReadMode.GRAY if spec["channels"] == 1 else ImageReadMode.RGB
-        images = torch.stack([decode_jpeg(read_file(str(p)), mode=mode) for p in files[start:start + batch_size]])
+        batch = files[start:start + batch_size]
+        images = torch.stack([decode_jpeg(read_file(str(p)), mode=mode) for p in batch])
         x = F.interpolate(images.float() / 255, size=spec["input_size"], mode="bilinear", antialias=True)
         with torch.inference_mode():
-            model((x - mean) / std).softmax(-1)
+            probability, index = model((x - mean) / std).softmax(-1).max(-1)
+        answers += [(str(p), i, q) for p, i, q in zip(batch, index.tolist(), probability.tolist())]
+    return answers
 
 
 def throughput(entry: str, n_files: int, runs: int, batch_size: int) -> None:
-    model = hub.load(entry)
     spec = registry.get(entry).manifest()["preprocessing"]
     images, _ = test_images(entry, n_files)
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +105,7 @@ def throughput(entry: str, n_files: int, runs: int, batch_size: int) -> None:
             for name in times:
                 start = time.perf_counter()
                 if name == "plain loop":
-                    plain_loop(model, files, spec, batch_size)
+                    plain_loop(entry, tmp, spec, batch_size)
                 else:
                     with contextlib.redirect_stdout(io.StringIO()):
                         predict_files(entry, [tmp], batch_size=batch_size)

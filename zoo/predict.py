@@ -59,18 +59,18 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
     files = image_files(paths)
     failed = 0
     for start in range(0, len(files), batch_size):
-        batch_files, inputs = [], []
+        batch_files, images = [], []
         for path in files[start:start + batch_size]:
             try:
-                inputs.append(transform(read_image(path, spec["channels"])))
+                images.append(read_image(path, spec["channels"]))
                 batch_files.append(path)
             except ImageFileError as err:
                 print(f"zoo predict: skipped: {err}", file=sys.stderr)
                 failed += 1
-        if not inputs:
+        if not images:
             continue
         with torch.inference_mode():
-            probabilities = model(torch.stack(inputs)).softmax(dim=-1)
+            probabilities = model(prepare_batch(images, transform)).softmax(dim=-1)
         top_p, top_i = probabilities.topk(topk, dim=-1)
         lines = []
         for path, ps, ids in zip(batch_files, top_p.tolist(), top_i.tolist()):
@@ -81,6 +81,19 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
                 lines.append("\t".join([str(path), *(f"{classes[i]}\t{p:.4f}" for p, i in zip(ps, ids))]))
         print("\n".join(lines), flush=True)
     return 1 if failed else 0
+
+
+def prepare_batch(images: list[torch.Tensor], transform: torch.nn.Module) -> torch.Tensor:
+    """The model input of decoded images: images of one size are transformed together as one stacked tensor (the
+    transforms take ``(N, C, H, W)``), so a folder of same-size photos costs one pass per batch."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(tuple(image.shape), []).append(i)
+    prepared: list[torch.Tensor] = [torch.empty(0)] * len(images)
+    for indices in by_shape.values():
+        for i, x in zip(indices, transform(torch.stack([images[i] for i in indices]))):
+            prepared[i] = x
+    return torch.stack(prepared)
 
 
 def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] = None, seed: int = 0) -> Path:
