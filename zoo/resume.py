@@ -28,6 +28,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torchmetrics import Metric
@@ -213,10 +214,12 @@ def claim_run_directory(config: Any) -> Optional[Path]:
     root would both pick the same one and write into one directory. Here a run takes ``version_N`` with
     ``os.mkdir``, which succeeds for one process only; the others try ``N + 1``. Returns the directory, or ``None``
     when there is nothing to claim: a version already set (a resumed run continues its own), a logger other than
-    TensorBoard/CSV or none, ``fast_dev_run`` (which logs nothing), and processes other than rank 0.
+    TensorBoard/CSV or none, ``fast_dev_run`` (which logs nothing), a SLURM job, and processes other than rank 0.
     """
     found = run_directory_logger(config)
     if found is None or config.trainer.get("fast_dev_run") or rank_zero_only.rank != 0:
+        return None
+    if SLURMEnvironment.detect():  # Lightning names a SLURM job's run version_<SLURM_JOB_ID>: unique per job
         return None
     logger, args, save_dir = found
     if args.get("version") is not None or "://" in str(save_dir):
