@@ -538,7 +538,7 @@ def test_zoo_fit_bf16_mixed_fast_dev_run(mnist_root, tmp_path):
         "--trainer.default_root_dir", str(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "bf16" in proc.stderr + proc.stdout
+    assert "Using bfloat16 Automatic Mixed Precision" in proc.stderr + proc.stdout
 
 
 @pytest.mark.parametrize("entry", COMPLEX_ENTRIES)

@@ -40,7 +40,8 @@ def test_every_manifest_has_the_schema_and_its_recorded_sizes_hold(entry, reques
         request.getfixturevalue("real_data")  # the backbone file is read at construction
     model = hub.import_trusted(manifest["model_class"], torch.nn.Module)(**manifest["hparams"])
     stored = load_file(str(weights))
-    assert manifest["parameters"] == sum(p.numel() for name, p in model.named_parameters() if name in stored)
+    parameters = {**dict(model.named_parameters()), **getattr(model, "shipped_extra_parameters", dict)()}
+    assert manifest["parameters"] == sum(p.numel() for name, p in parameters.items() if name in stored)
     floating = {str(t.dtype).removeprefix("torch.") for t in stored.values() if t.is_floating_point()}
     assert manifest["stored_dtype"] in floating
     assert set(manifest["measured_on"]) >= {"split", "size", "dataset", "device"}

@@ -250,9 +250,9 @@ def extra_state(model: ZooModule) -> dict[str, torch.Tensor]:
 
 def parameter_count(model: ZooModule, stored: set[str]) -> int:
     """Elements of the model's parameters held in the weights file (buffers and unshipped modules excluded)."""
-    extra = extra_state(model)
-    return (sum(p.numel() for name, p in model.named_parameters() if name in stored)
-            + sum(v.numel() for name, v in extra.items() if name in stored and v.is_floating_point()))
+    extra = getattr(model, "shipped_extra_parameters", None)  # a transfer model's frozen backbones
+    parameters = {**dict(model.named_parameters()), **(extra() if callable(extra) else {})}
+    return sum(p.numel() for name, p in parameters.items() if name in stored)
 
 
 def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weights: Path, dtype: str,

@@ -338,6 +338,13 @@ class TransferClassifier(ImageClassifier):
         return {f"frozen_backbones.{i}.{key}": value for i, backbone in enumerate(self.backbones)
                 if self.backbones_in_weights()[i] for key, value in backbone.state_dict().items()}
 
+    def shipped_extra_parameters(self) -> dict[str, Tensor]:
+        """The parameters among :meth:`shipped_extra_state` (for the manifest's parameter count)."""
+        if not self.frozen:
+            return {}
+        return {f"frozen_backbones.{i}.{name}": value for i, backbone in enumerate(self.backbones)
+                if self.backbones_in_weights()[i] for name, value in backbone.named_parameters()}
+
     def load_shipped_extra_state(self, state: dict[str, Tensor]) -> None:
         """Load the frozen backbones' tensors of :meth:`shipped_extra_state`."""
         for i, backbone in enumerate(self.backbones if self.frozen else []):
