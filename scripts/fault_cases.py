@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import os
 import pickle
 import re
+import zlib
 import subprocess
 import sys
 import tempfile
@@ -71,6 +73,7 @@ class Case:
     fast: bool = True
     max_stderr_lines: Optional[int] = None  # bad option values: the message and nothing else
     absent: tuple[str, ...] = ()  # globs (under the folder) that must match nothing afterwards
+    env: Callable[[Path], dict[str, str]] = lambda folder: {}  # variables the command runs with
 
 
 @dataclass
@@ -188,6 +191,34 @@ def resume_after_a_run(entry: str, *options: str) -> Callable[[Path], list[str]]
     return plant
 
 
+def huge_png(folder: Path) -> list[str]:
+    """A 67-byte PNG whose header declares 60,000 x 60,000 pixels (a decompression bomb)."""
+    header = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR"
+    data = (60000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    (folder / "huge.png").write_bytes(header + data + zlib.crc32(b"IHDR" + data).to_bytes(4, "big"))
+    return ["predict", "lenet_mnist", str(folder / "huge.png")]
+
+
+def shipped_lenet(folder: Path, weights: Optional[str] = None, manifest: Optional[bytes] = None,
+                  link_weights_to: Optional[str] = None) -> list[str]:
+    """A checkpoint folder (``ZOO_CHECKPOINT_DIR``) holding lenet_mnist with one fault; ``zoo evaluate`` of it."""
+    from zoo import registry
+
+    shipped = folder / "shipped"
+    shipped.mkdir()
+    original = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    (shipped / "lenet_mnist.json").write_bytes(
+        manifest if manifest is not None else json.dumps({**original, **({"weights": weights} if weights else {})})
+        .encode())
+    if link_weights_to:
+        (shipped / "lenet_mnist.safetensors").symlink_to(link_weights_to)
+    return ["evaluate", "lenet_mnist"]
+
+
+def in_shipped(folder: Path) -> dict[str, str]:
+    return {"ZOO_CHECKPOINT_DIR": str(folder / "shipped")}
+
+
 def idx_label(value: int) -> Callable[[Path], None]:
     def damage(raw: Path) -> None:
         path = raw / "train-labels-idx1-ubyte"
@@ -270,6 +301,20 @@ CASES = [
     Case("diverged-lr-1e30", lambda f: ["fit", "-c", "lenet_mnist_mini", *SHORT_RUN, "--trainer.limit_train_batches",
                                         "5", "--model.init_args.lr", "1e30"], "loss became nan or infinite at step",
          fast=False, absent=("**/best*.ckpt", "**/results.json")),
+    Case("predict-declared-60000x60000", huge_png, "none of the 1 image", max_stderr_lines=4),
+    Case("predict-not-an-image", lambda f: (f / "note.png").write_text("not a picture") and
+         ["predict", "lenet_mnist", str(f / "note.png")], "none of the 1 image", max_stderr_lines=4),
+    Case("manifest-not-json", lambda f: shipped_lenet(f, manifest=b"{oops"), "is not valid JSON", env=in_shipped),
+    Case("manifest-weights-dev-zero", lambda f: shipped_lenet(f, weights="/dev/zero"), "plain file name",
+         env=in_shipped),
+    Case("manifest-weights-outside", lambda f: shipped_lenet(f, weights="../../etc/passwd"), "plain file name",
+         env=in_shipped),
+    Case("weights-link-to-dev-zero", lambda f: shipped_lenet(f, link_weights_to="/dev/zero"), "not a regular file",
+         env=in_shipped),
+    Case("weights-flag-missing-file", lenet("--weights", "missing.safetensors"), "no such file"),
+    Case("weights-flag-not-safetensors", lambda f: (f / "w.safetensors").write_text("text") and
+         ["fit", "-c", "lenet_mnist_mini", *FAST_RUN, "--weights", str(f / "w.safetensors")],
+         "not a readable safetensors file"),
     Case("resume-another-entry", resume_after_a_run("cnn_mnist"), "a run of zoo.models.LeNet", fast=False),
     Case("resume-changed-lr", resume_after_a_run("lenet_mnist_mini", "--model.init_args.lr", "0.5"),
          r"--model.init_args.lr is 0.5 here, 0.01 in the checkpoint", fast=False),
@@ -277,8 +322,10 @@ CASES = [
 
 
 # ------------------------------------------------------------------------------------------------ running
-def run_zoo(args: list[str], folder: Path, check: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def run_zoo(args: list[str], folder: Path, check: bool = False, extra_env: Optional[dict[str, str]] = None
+            ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           **(extra_env or {})}
     env.pop("ZOO_DEBUG", None)
     proc = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -297,7 +344,7 @@ def run_case(case: Case, folder: Path) -> Outcome:
     args = case.plant(folder)
     before = hashes(folder)
     started = time.perf_counter()
-    proc = run_zoo(args, folder)
+    proc = run_zoo(args, folder, extra_env=case.env(folder))
     seconds = time.perf_counter() - started
     after = hashes(folder)
     lines = proc.stderr.strip().splitlines()

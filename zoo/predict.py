@@ -80,6 +80,9 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
             else:
                 lines.append("\t".join([str(path), *(f"{classes[i]}\t{p:.4f}" for p, i in zip(ps, ids))]))
         print("\n".join(lines), flush=True)
+    if failed == len(files):
+        raise PredictError(f"none of the {len(files)} image file(s) could be read (each is named above); give PNG "
+                           f"or JPEG files")
     return 1 if failed else 0
 
 
