@@ -53,7 +53,8 @@ def restore(entry_name: str, dtype: str, tolerance: float, dry_run: bool, remeas
         model = type(shipped)(**hub.hparams_to_build(manifest))
         hub.load_state(model, stored, held=manifest.get("weights_hold_only"))
         model.eval()
-        measured = hub.model_metrics(model, hub.build_datamodule(entry_name))
+        datamodule = hub.build_datamodule(entry_name)
+        measured = hub.model_metrics(model, datamodule)
         worst = 0.0
         for key in sorted(manifest["metrics"]):
             before, after = manifest["metrics"][key], measured.get(key)
@@ -68,7 +69,7 @@ def restore(entry_name: str, dtype: str, tolerance: float, dry_run: bool, remeas
             return False
         size_before = manifest["file_size"]
         updated = {**manifest, "metrics": {**manifest["metrics"], **measured}, "sha256": hub.sha256(stored),
-                   **hub.describe_weights(model, hub.build_datamodule(entry_name), stored, dtype, set(state)),
+                   **hub.describe_weights(model, datamodule, stored, dtype, set(state)),
                    "measured_on": manifest["measured_on"]}
         done = (f"Metrics re-measured by scripts/restore_half.py --remeasure: {remeasure}." if remeasure else
                 f"Re-stored in {dtype} by scripts/restore_half.py ({size_before:,} -> {stored.stat().st_size:,} "

@@ -27,8 +27,9 @@ def update(entry_name: str) -> dict:
     dm_cls = hub.import_trusted(manifest["datamodule_class"], L.LightningDataModule)
     datamodule = dm_cls(**manifest["datamodule"])
     path = Path(entry.manifest_path).parent / manifest["weights"]
-    stored = set(hub.load_file(str(path)))
-    dtypes = {str(t.dtype).removeprefix("torch.") for t in hub.load_file(str(path)).values() if t.is_floating_point()}
+    tensors = hub.load_file(str(path))
+    stored = set(tensors)
+    dtypes = {str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()}
     described = hub.describe_weights(model, datamodule, path, dtype="/".join(sorted(dtypes)) or "float32",
                                      stored=stored)
     data = manifest.get("data", {})

@@ -37,9 +37,9 @@ def image_classifier(entry_name: str) -> tuple[torch.nn.Module, dict]:
     manifest = registry.get(entry_name).manifest()
     if manifest is None or "preprocessing" not in manifest or "classes" not in manifest or \
             manifest.get("weights_hold_only"):
-        usable = [name for name in registry.list_models(shipped=True)
-                  if {"preprocessing", "classes"} <= set(registry.get(name).manifest() or {})
-                  and not (registry.get(name).manifest() or {}).get("weights_hold_only")]
+        manifests = {name: registry.get(name).manifest() or {} for name in registry.list_models(shipped=True)}
+        usable = [name for name, m in manifests.items()
+                  if {"preprocessing", "classes"} <= set(m) and not m.get("weights_hold_only")]
         why = "ships no weights" if manifest is None else "is not an image classifier"
         raise PredictError(f"{entry_name!r} {why}; `zoo predict ENTRY PATH` takes one of: {', '.join(usable)}")
     return hub.load(entry_name), manifest

@@ -19,11 +19,10 @@ torchvision after checking its size, so a hostile file cannot make the zoo alloc
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torchvision.transforms import v2
 
 from datamodules.images import (
@@ -31,7 +30,7 @@ from datamodules.images import (
     read_image,
 )
 
-__all__ = ["ImageFileError", "batch_of_images", "check_spec", "image_files", "image_transforms", "read_image"]
+__all__ = ["ImageFileError", "check_spec", "image_files", "image_transforms", "read_image"]
 
 RESIZE_MODES = ("pad-to-square", "center-crop", "resize-crop")
 
@@ -75,9 +74,3 @@ def image_transforms(spec: dict[str, Any]) -> v2.Compose:
     if spec.get("mean") is not None:
         steps.append(v2.Normalize(list(spec["mean"]), list(spec["std"])))
     return v2.Compose(steps)
-
-
-def batch_of_images(files: list[Path], spec: dict[str, Any], transform: Optional[v2.Compose] = None) -> Tensor:
-    """The model input ``(N, channels, H, W)`` of image files, prepared by :func:`image_transforms`."""
-    transform = transform or image_transforms(spec)
-    return torch.stack([transform(read_image(path, spec["channels"])) for path in files])
