@@ -66,6 +66,49 @@ def test_optimizer_from_hparams():
         MLP(nesterov=True)
 
 
+def test_one_cycle_schedule_peaks_at_lr_and_steps_per_batch():
+    model = MLP(lr=0.2, lr_schedule="onecycle", warmup_fraction=0.25)
+    model.trainer = type("FakeTrainer", (), {"estimated_stepping_batches": 100})()
+    conf = model.configure_optimizers()
+    scheduler = conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "step" and isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    rates = []
+    for _ in range(99):
+        conf["optimizer"].step()
+        scheduler.step()
+        rates.append(conf["optimizer"].param_groups[0]["lr"])
+    assert max(rates) == pytest.approx(0.2) and rates.index(max(rates)) == 23 and rates[-1] < 1e-4
+    with pytest.raises(ValueError, match="set one of them"):
+        MLP(lr_schedule="onecycle", lr_step_gamma=0.5)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        MLP(lr_schedule="cosine")
+
+
+def test_label_smoothing_changes_the_loss_only_as_asked():
+    logits, target = torch.randn(6, 10), torch.arange(6)
+    plain = MLP().loss(logits, target)
+    assert plain == pytest.approx(torch.nn.functional.cross_entropy(logits, target).item())
+    smooth = MLP(label_smoothing=0.1).loss(logits, target)
+    assert smooth == pytest.approx(torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1).item())
+    with pytest.raises(ValueError, match="label_smoothing"):
+        MLP(label_smoothing=1.0)
+
+
+def test_channels_last_and_test_time_flip_keep_the_function():
+    torch.manual_seed(0)
+    plain = LeNet().eval()
+    fast = LeNet(channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.allclose(plain(x), fast(x), atol=1e-5)
+    assert fast.network[0].weight.is_contiguous(memory_format=torch.channels_last)
+    flipped = LeNet(test_time_flip=True)
+    flipped.load_state_dict(plain.state_dict())
+    expected = 0.5 * (plain(x) + plain(x.flip(-1)))
+    assert torch.allclose(flipped.eval()(x), expected, atol=1e-6)
+    assert torch.allclose(flipped.train()(x), plain.train()(x), atol=1e-6)  # training sees the image once
+
+
 def test_subclass_overrides_one_method():
     model = WideLeNet(width=64)
     assert model.network[-1].in_features == 64

@@ -134,7 +134,7 @@ class AirbenchNet(ImageClassifier):
     ) -> None:
         super().__init__(
             lr=lr, momentum=momentum, weight_decay=weight_decay, in_channels=in_channels, image_size=image_size,
-            **kwargs,
+            label_smoothing=label_smoothing, **kwargs,
         )
         if tta_level not in (0, 1, 2):
             raise ValueError(f"tta_level must be 0, 1 or 2, got {tta_level}")
@@ -179,9 +179,6 @@ class AirbenchNet(ImageClassifier):
 
     def _mirrored(self, x: Tensor) -> Tensor:
         return 0.5 * (self.network(x) + self.network(x.flip(-1)))
-
-    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
 
     # ------------------------------------------------------------------ whitening
     @torch.no_grad()
