@@ -31,6 +31,8 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from zoo.lightning_compat import batches_processed_this_epoch
+
 Indices = Union[Tensor, list[int]]
 
 _MIX = 1_000_003  # a prime to mix seeds, epochs and steps into one generator seed
@@ -152,7 +154,7 @@ def training_position(trainer: Optional[L.Trainer]) -> Optional[tuple[int, int]]
     """
     if trainer is None or not trainer.training:
         return None
-    return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return trainer.current_epoch, batches_processed_this_epoch(trainer)
 
 
 def step_generator(seed: int, epoch: int, step: int, device: torch.device) -> torch.Generator:

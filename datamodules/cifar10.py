@@ -46,8 +46,8 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 class LocalCIFAR10(datasets.CIFAR10):
     """torchvision's CIFAR-10 dataset, read from any good copy of the batch files without running code from them.
 
-    torchvision checks the md5 of each batch file. Copies rebuilt from the original pixels (e.g. ``shared/data``,
-    whose ``filenames`` field differs) hold the same images and labels but other bytes, so this reader checks
+    torchvision checks the md5 of each batch file. Copies rebuilt from the original pixels (whose
+    ``filenames`` field may differ) hold the same images and labels but other bytes, so this reader checks
     what each file holds instead (:func:`read_batch_file`); ``download=True`` still verifies the downloaded
     archive's md5. torchvision unpickles the files with ``pickle.load``, which calls any global a file names;
     this reader admits only the globals of numpy arrays (:mod:`datamodules._safe_pickle`).

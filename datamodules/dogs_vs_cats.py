@@ -170,8 +170,7 @@ class DogsVsCatsDataModule(SplitLoaders):
         raise missing_files_error(
             "Dogs vs. Cats", self.root, listed,
             "download the Kaggle 'Dogs vs. Cats' train.zip (kaggle.com/c/dogs-vs-cats) and unzip it into the root "
-            "(kaggle layout), or put the photos in class folders train/{cat,dog}/ and val/{cat,dog}/; "
-            "the shared data has them in ../shared/data/dogs-vs-cats-3k",
+            "(kaggle layout), or put the photos in class folders train/{cat,dog}/ and val/{cat,dog}/",
         )
 
     def _folder_split(self, split: str) -> tuple[list[Path], list[int]]:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
@@ -56,8 +57,6 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
 
 def image_size_of(path: Path) -> tuple[int, int]:
     """(width, height) from the file's header, without decoding its pixels (PIL for formats other than PNG/JPEG)."""
-    from PIL import Image, UnidentifiedImageError
-
     with open(path, "rb") as f:
         size = declared_size(f.read(1 << 16))
     if size is not None:

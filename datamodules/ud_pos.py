@@ -20,6 +20,7 @@ from typing import NamedTuple, Optional
 
 import torch
 from torch.utils.data import DataLoader
+from torchvision.datasets.utils import download_url
 
 from datamodules._batched import check_batch_size, sample_loader
 from datamodules._paths import missing_files_error, resolve_root
@@ -201,8 +202,6 @@ class UDPosDataModule(SplitLoaders):
     def prepare_data(self) -> None:
         if not self.hparams.download:
             return
-        from torchvision.datasets.utils import download_url
-
         try:
             for split, url in zip(SPLITS, self.urls()):
                 if not (self.root / self.file_name(split)).exists():

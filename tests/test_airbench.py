@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import ok, run_zoo
+from tests.helpers import ok, run_zoo
 from zoo.models import AirbenchNet
 from zoo.models.airbench import IdentityInitConv2d, whitening_filters
 

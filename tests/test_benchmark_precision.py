@@ -1,5 +1,5 @@
-"""scripts/benchmark_precision.py times what Lightning's bf16-mixed does on the CPU: autocast forward, float32 loss
-and weights."""
+"""scripts/benchmarks/benchmark_precision.py times what Lightning's bf16-mixed does on the CPU: autocast forward,
+float32 loss and weights."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import sys
 
 import torch
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import benchmark_precision as bench  # noqa: E402
-from zoo.models import LeNet  # noqa: E402
+from scripts.benchmarks import benchmark_precision as bench
+from tests.helpers import REPO
+from zoo.models import LeNet
 
 
 def test_bf16_step_runs_the_forward_in_bfloat16_and_keeps_float32_weights():
@@ -30,10 +28,12 @@ def test_bf16_step_runs_the_forward_in_bfloat16_and_keeps_float32_weights():
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_script_prints_both_precisions_and_their_ratio():
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_precision.py"), "--entry", "lenet_mnist",
-                           "--batch-size", "8", "--rounds", "1", "--calls", "1"],
+def test_script_prints_both_precisions_in_both_memory_formats_against_float32():
+    proc = subprocess.run([sys.executable, "-m", "scripts.benchmarks.benchmark_precision", "--entry", "lenet_mnist",
+                           "--batch-size", "8", "--rounds", "1", "--calls", "1", "--memory-formats"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "32-true" in proc.stdout and "bf16-mixed" in proc.stdout
-    assert "ratio float32 / bf16-mixed seconds" in proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if "s per training step" in line]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "32-true contiguous", "bf16-mixed contiguous", "32-true channels_last", "bf16-mixed channels_last"]
+    assert lines[0].endswith("1.00x the speed of 32-true contiguous")

@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from conftest import write_cifar10
 from datamodules import CIFAR10DataModule, CorruptDatasetError, DatasetNotFoundError
 from datamodules.cifar10 import CIFAR10_MEAN, CIFAR10_STD, LocalCIFAR10, flip_where, random_crop
+from tests.helpers import write_cifar10
 
 
 def test_reads_the_pickled_batches_with_torchvisions_reader(cifar_root):

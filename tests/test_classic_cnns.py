@@ -131,14 +131,3 @@ def test_offline_weights_name_the_file_and_where_to_put_it(monkeypatch, tmp_path
         ResNet(depth=18, weights="IMAGENET1K_V1", num_classes=2, in_channels=3, image_size=224)
     assert "resnet18-f37072fd.pth" in str(info.value) and str(tmp_path / "checkpoints") in str(info.value)
 
-
-@pytest.mark.parametrize("entry", ["alexnet_fashion_mnist", "vgg11_fashion_mnist", "googlenet_fashion_mnist",
-                                   "resnet18_book_cifar10"])
-def test_entry_trains_through_the_cli(entry, mnist_root, cifar_root, tmp_path):
-    from conftest import ok, run_zoo
-
-    data = ["--data.init_args.root", str(cifar_root), "--data.init_args.val_size", "20"] if "cifar10" in entry else [
-        "--data.init_args.root", str(mnist_root)]
-    proc = ok(run_zoo("fit", "-c", entry, *data, "--data.init_args.batch_size", "16",
-                      "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)))
-    assert "test/acc" in proc.stdout

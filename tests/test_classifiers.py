@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from custom_models import WideLeNet
+from tests.helpers.custom_models import WideLeNet
 from zoo.models import MLP, BookCNN, LeNet
 
 MODELS = [MLP, BookCNN, LeNet, WideLeNet]

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, ok, run_zoo
+from tests.helpers import REPO, ok, run_zoo
 from zoo.models import LeNet
 
 
@@ -102,10 +102,9 @@ def test_models_lists_entries():
 
 
 def test_subclass_through_the_cli(mnist_root, tmp_path):
-    env = {"PYTHONPATH": str(REPO / "tests")}
     args = fit_args(mnist_root, tmp_path, "--trainer.fast_dev_run", "1")
-    args[2] = "custom_models.WideLeNet"
-    ok(run_zoo(*args, "--model.init_args.width", "32", env=env))
+    args[2] = "tests.helpers.custom_models.WideLeNet"  # importable: `zoo fit` runs from the repository root
+    ok(run_zoo(*args, "--model.init_args.width", "32"))
 
 
 def test_checkpoints_best_last_test_and_resume(mnist_root, tmp_path):
@@ -139,8 +138,8 @@ def test_checkpoints_best_last_test_and_resume(mnist_root, tmp_path):
 def test_ddp_two_cpu_processes(mnist_root, tmp_path):
     proc = ok(run_zoo(*fit_args(mnist_root, tmp_path, "--trainer.max_epochs", "1", "--trainer.devices", "2",
                                 "--trainer.strategy", "ddp",
-                                "--trainer.callbacks+=ddp_exit_check.ReportProcessGroupAtExit"),
-                      timeout=600, env={"PYTHONPATH": str(REPO / "tests")}))
+                                "--trainer.callbacks+=tests.helpers.ddp_exit_check.ReportProcessGroupAtExit"),
+                      timeout=600))
     state = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=True)
     assert state["global_step"] == 3  # 180 images split over 2 ranks, 32 per batch -> 3 steps each
     assert "GLOBAL_RANK: 1" in proc.stdout + proc.stderr

@@ -1,4 +1,5 @@
-"""scripts/compare_seeds.py: the statistics, the seed syntax, and a whole study on tiny data (resume, refusals)."""
+"""scripts/reproductions/compare_seeds.py: the statistics, the seed syntax, and a whole study on tiny data (resume,
+refusals)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, ok
-
-sys.path.insert(0, str(REPO / "scripts"))
-from compare_seeds import compare, parse_seeds  # noqa: E402
+from scripts.reproductions.compare_seeds import compare, parse_seeds
+from tests.helpers import REPO, ok
 
 
 def test_compare_gives_the_difference_its_standard_errors_and_wins():
@@ -44,10 +43,10 @@ def test_seed_syntax():
 
 
 def study(*args: str, data_root: Path) -> subprocess.CompletedProcess:
-    """Run compare_seeds.py with ``ZOO_DATA_DIR=data_root``."""
+    """Run ``python -m scripts.reproductions.compare_seeds`` with ``ZOO_DATA_DIR=data_root``."""
     env = {**os.environ, "ZOO_DATA_DIR": str(data_root), "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "compare_seeds.py"), *args], cwd=REPO, env=env, capture_output=True,
+        [sys.executable, "-m", "scripts.reproductions.compare_seeds", *args], cwd=REPO, env=env, capture_output=True,
         text=True, timeout=600,
     )
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import run_zoo
 from datamodules import DatasetNotFoundError, MovingMNISTDataModule
 from datamodules.moving_mnist import bouncing_trajectories, render_frames
+from tests.helpers import run_zoo
 from zoo.layers import ConvLSTM, ConvLSTMCell, ConvLSTMEncoderForecaster
-from zoo.models import ConvLSTMForecaster, FrameStripCallback
+from zoo.callbacks import FrameStripCallback
+from zoo.models import ConvLSTMForecaster
 from zoo.models.convlstm_forecaster import cross_entropy_per_sequence
 
 # ---------------------------------------------------------------------------------------------------- layers

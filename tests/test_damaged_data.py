@@ -15,7 +15,6 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg, write_file
 
-from conftest import write_cifar10
 from datamodules import (
     CIFAR10DataModule,
     CorruptDatasetError,
@@ -26,6 +25,7 @@ from datamodules import (
     MNISTDataModule,
 )
 from datamodules.mnist import idx_file_problem
+from tests.helpers import run_zoo, write_cifar10
 from zoo.errors import is_deliberate
 
 
@@ -155,8 +155,6 @@ def test_an_unreadable_jpeg_is_named_without_torchvisions_source_lines(tmp_path)
 
 
 def test_zoo_fit_reports_a_damaged_idx_file_in_one_message_with_status_2(mnist_copy, tmp_path):
-    from conftest import run_zoo
-
     path = mnist_copy / "MNIST" / "raw" / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:1000])
     proc = run_zoo("fit", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root", str(mnist_copy),

@@ -1,22 +1,19 @@
-"""DeepDream (scripts/deepdream.py): the objective rises, the octave sizes, the output's size and value range."""
+"""DeepDream (scripts/figures/deepdream.py): the objective rises, the octave sizes, the output's size and value
+range."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-
+import lightning as L
 import pytest
 import torch
 import torchvision
 from torchvision.io import encode_jpeg, read_image, write_file
 
-from tests.conftest import REPO
-
-spec = importlib.util.spec_from_file_location("deepdream", REPO / "scripts" / "deepdream.py")
-deepdream = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(deepdream)
+from datamodules import MNISTDataModule
+from scripts.figures import deepdream
+from tests.helpers import ok, run_script
+from zoo import export, registry
+from zoo.models import LeNet
 
 
 @pytest.fixture(scope="module")
@@ -65,30 +62,21 @@ def test_script_writes_a_png_of_the_input_size(tmp_path):
     torch.save(torchvision.models.mobilenet_v2().state_dict(), tmp_path / "mnv2.pth")
     write_file(str(tmp_path / "cat.jpg"), encode_jpeg(torch.randint(0, 255, (3, 40, 50), dtype=torch.uint8)))
     out = tmp_path / "dream.png"
-    cmd = [sys.executable, str(REPO / "scripts" / "deepdream.py"), "--image", str(tmp_path / "cat.jpg"),
-           "--model", "mobilenet_v2", "--weights", str(tmp_path / "mnv2.pth"), "--layer", "features.4",
-           "--iterations", "2", "--octaves", "2", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = ok(run_script("figures.deepdream", "--image", str(tmp_path / "cat.jpg"), "--model", "mobilenet_v2",
+                         "--weights", str(tmp_path / "mnv2.pth"), "--layer", "features.4", "--iterations", "2",
+                         "--octaves", "2", "--out", str(out), env={"OMP_NUM_THREADS": "1"}, timeout=120))
     picture = read_image(str(out))
     assert picture.shape == (3, 40, 50) and picture.dtype == torch.uint8
     assert "octave sizes [(20, 25), (28, 35), (40, 50)]" in proc.stdout
 
 
 def test_a_shipped_zoo_cnn_dreams_by_entry_and_layer(mnist_root, tmp_path, monkeypatch):
-    import lightning as L
-
-    from datamodules import MNISTDataModule
-    from zoo import hub, registry
-    from zoo.models import LeNet
-
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "shipped"))
     trainer = L.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path, limit_val_batches=1)
     trainer.fit(LeNet(), datamodule=MNISTDataModule(root=str(mnist_root), batch_size=32))
     trainer.save_checkpoint(tmp_path / "lenet.ckpt")
-    hub.export("lenet_mnist5k", str(tmp_path / "lenet.ckpt"), fit_command="zoo fit -c lenet_mnist5k")
+    export.export("lenet_mnist5k", str(tmp_path / "lenet.ckpt"), fit_command="zoo fit -c lenet_mnist5k")
     objective = deepdream.load_objective("zoo:lenet_mnist5k", None, "0")
     assert objective.channels == 1
     history: list[float] = []

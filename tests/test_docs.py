@@ -1,6 +1,7 @@
 """The README is a map that stays true, and the docs pages' generated blocks match the shipped manifests.
 
-- ``scripts/generate_docs.py --check`` passes: no page is stale against ``checkpoints/*.json`` and the configs;
+- ``python -m scripts.maintenance.generate_docs --check`` passes: no page is stale against ``checkpoints/*.json``
+  and the configs;
 - the README has at most 160 lines, keeps the quick start's three commands and no history;
 - every ``zoo ...`` command line in the README's (and the docs pages') code blocks names an existing subcommand
   and existing entries (shipped ones where the command needs weights);
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import importlib.util
 import re
 import shlex
 import subprocess
@@ -22,22 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from scripts.maintenance import generate_docs as gen
+from tests.helpers import REPO
 from zoo import registry
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 MAPS = [README, REPO / "CONTRIBUTING.md", *PAGES]
-GENERATOR = REPO / "scripts" / "generate_docs.py"
-
-
-def load_generator():
-    spec = importlib.util.spec_from_file_location("generate_docs", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generate_docs"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def rel(path: Path) -> str:
@@ -46,12 +38,13 @@ def rel(path: Path) -> str:
 
 # ---------------------------------------------------------------------------------------------- (a) generated
 def test_generated_blocks_are_up_to_date():
-    proc = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, f"stale docs pages; run `python scripts/generate_docs.py`:\n{proc.stdout}{proc.stderr}"
+    proc = subprocess.run([sys.executable, "-m", "scripts.maintenance.generate_docs", "--check"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode == 0, (
+        f"stale docs pages; run `python -m scripts.maintenance.generate_docs`:\n{proc.stdout}{proc.stderr}")
 
 
 def test_check_reports_a_stale_page_and_a_missing_block():
-    gen = load_generator()
     rows = gen.read_rows()
     page = DOCS / "pixelcnn.md"
     text = page.read_text(encoding="utf-8")
@@ -65,10 +58,10 @@ def test_check_reports_a_stale_page_and_a_missing_block():
 
 
 def test_every_entry_lands_on_the_page_of_its_model_module():
-    gen = load_generator()
     classes = gen.defined_classes()
     assert gen.page_of("zoo.models.LeNet", classes) == ("textbook", "ch. 4")
-    assert gen.page_of("zoo.models.textbook_ch4.LeNet", classes) == ("textbook", "ch. 4")
+    assert gen.page_of("zoo.models.small_classifiers.LeNet", classes) == ("textbook", "ch. 4")
+    assert gen.page_of("zoo.models.MLP", classes) == ("textbook", "ch. 3")
     assert gen.page_of("zoo.models.SparseCNN", classes)[0] == "sparse_dense"
     assert gen.page_of("zoo.models.WGANGP", classes) == ("textbook", "ch. 6")
     with pytest.raises(gen.DocsError, match="MODULE_PAGES"):
@@ -263,7 +256,7 @@ def test_links_to_pages_and_their_headings_exist(path):
 
 def test_the_readme_links_every_paper_page_and_guide():
     linked = {(README.parent / target.partition("#")[0]).resolve() for _, target in local_links(README)}
-    pages = {DOCS / f"{page}.md" for page in load_generator().pages()}
+    pages = {DOCS / f"{page}.md" for page in gen.pages()}
     guides = {DOCS / f"{name}.md" for name in ("data", "training", "shipping", "speed")}
     assert pages | guides <= linked, sorted(rel(p) for p in (pages | guides) - linked)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import lightning as L
 import pytest
@@ -13,14 +15,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from conftest import REPO, ok, run_zoo
 from datamodules import MNISTDataModule
-from zoo import hub, registry
-from zoo.models.generative import (GAN, ClassifierFeatures, GenerativeModel, gaussian_kl, gradient_penalty,
-                                   r1_penalty)
-from zoo.models.textbook_ch6 import (
-    DCGAN, LSGAN, VAE, WGANGP, ConditionalGAN, ConvAutoencoder, MLPAutoencoder, MLPGAN,
-)
+from tests.helpers import REPO, ok, run_zoo
+from zoo import evaluation, export, hub, registry
+from zoo.evaluation import ClassifierFeatures, sample_quality
+from zoo.layers.generative_losses import gaussian_kl, gradient_penalty, r1_penalty
+from zoo.models import (DCGAN, GAN, LSGAN, MLPGAN, VAE, WGANGP, ConditionalGAN, ConvAutoencoder, GenerativeModel,
+                        LeNet, MLPAutoencoder)
 
 GENERATIVE_ENTRIES = [name for name, entry in registry.entries().items()
                       if entry.model_class.rsplit(".", 1)[-1] in
@@ -302,12 +303,12 @@ def test_export_ships_only_the_generator_and_load_refuses_missing_generator_keys
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
     model = tiny(ConditionalGAN)
     fit_briefly(model, mnist_root, 2, ckpt=tmp_path / "cgan.ckpt")
-    manifest = hub.export("cgan_mnist", str(tmp_path / "cgan.ckpt"), "zoo fit -c cgan_mnist", out_dir=tmp_path)
-    assert manifest["weights_hold_only"] == ["generator"]
+    manifest = export.export("cgan_mnist", str(tmp_path / "cgan.ckpt"), "zoo fit -c cgan_mnist", out_dir=tmp_path)
+    assert manifest.weights_hold_only == ["generator"]
     stored = load_file(tmp_path / "cgan_mnist.safetensors")
     assert stored and all(key.startswith("generator.") for key in stored)
     assert set(stored) == {f"generator.{k}" for k in model.generator.state_dict()}
-    metrics = manifest["metrics"]
+    metrics = manifest.metrics
     assert "test/d_loss" not in metrics  # the discriminator is not shipped: no figure may depend on it
     assert {"test/fd_lenet", "test/fd_lenet_train_floor", "test/fd_lenet_noise",
             "test/label_acc", "test/label_acc_9"} <= set(metrics)
@@ -317,25 +318,23 @@ def test_export_ships_only_the_generator_and_load_refuses_missing_generator_keys
     labels = torch.arange(10)
     torch.testing.assert_close(loaded.sample(10, labels, torch.Generator().manual_seed(0)),
                                model.sample(10, labels, torch.Generator().manual_seed(0)))
-    measured, recorded = hub.evaluate("cgan_mnist")
+    measured, recorded = evaluation.evaluate("cgan_mnist")
     for key in ("test/fd_lenet", "test/label_acc", "test/fd_lenet_noise"):
         assert measured[key] == pytest.approx(recorded[key], rel=1e-6)
 
     del stored[next(iter(stored))]  # a generator key missing: refused
     save_file(stored, tmp_path / "cgan_mnist.safetensors")
-    manifest["sha256"] = hub.sha256(tmp_path / "cgan_mnist.safetensors")
-    (tmp_path / "cgan_mnist.json").write_text(json.dumps(manifest))
+    written = {**manifest.to_dict(), "sha256": hub.sha256(tmp_path / "cgan_mnist.safetensors")}
+    (tmp_path / "cgan_mnist.json").write_text(json.dumps(written))
     with pytest.raises(hub.CheckpointError, match="missing keys.*generator"):
         hub.load("cgan_mnist")
-    del manifest["weights_hold_only"]  # without the declaration, the missing discriminator is refused too
-    (tmp_path / "cgan_mnist.json").write_text(json.dumps(manifest))
+    del written["weights_hold_only"]  # without the declaration, the missing discriminator is refused too
+    (tmp_path / "cgan_mnist.json").write_text(json.dumps(written))
     with pytest.raises(hub.CheckpointError, match="discriminator"):
         hub.load("cgan_mnist")
 
 
 def test_classifier_features_are_the_penultimate_layer():
-    from zoo.models.textbook_ch4 import LeNet
-
     lenet = LeNet().eval()
     features = ClassifierFeatures(lenet, mean=0.5, std=0.25)
     x = torch.rand(3, 1, 28, 28)
@@ -345,14 +344,8 @@ def test_classifier_features_are_the_penultimate_layer():
         ClassifierFeatures(nn.Linear(2, 2))
 
 
-# ---------------------------------------------------------------- fits through the CLI
-@pytest.mark.parametrize("entry", GENERATIVE_ENTRIES)
-def test_fast_dev_run_fit_of_every_entry(entry, tmp_path, mnist_root):
-    ok(run_zoo("fit", "-c", entry, "--data.root", str(mnist_root), "--data.batch_size", "8",
-               "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path),
-               "--trainer.enable_progress_bar", "false", env={"OMP_NUM_THREADS": "1"}, timeout=180))
-
-
+# ---------------------------------------------------------------- fits through the CLI (every entry's
+# fast_dev_run: tests/test_registry.py)
 def test_sample_grid_callback_writes_a_png_each_epoch(tmp_path, mnist_root):
     from torchvision.io import read_image
 
@@ -374,15 +367,15 @@ def test_bf16_mixed_fit_of_wgan_gp(tmp_path, mnist_root):
 
 
 def test_ddp_two_process_fit_of_wgan_gp_keeps_both_networks_equal_on_every_rank(tmp_path, mnist_root):
-    """Two CPU processes; tests/gan_ddp_check.py asserts inside the ranks after every batch. WGAN-GP exercises
+    """Two CPU processes; tests/helpers/gan_ddp_check.py asserts inside the ranks after every batch. WGAN-GP exercises
     the gradient penalty's double backward and ``n_critic``; the sample-grid callback runs on rank 0 only."""
     proc = ok(run_zoo(
         "fit", "-c", "wgan_gp_mnist", "--data.root", str(mnist_root), "--data.batch_size", "8",
         "--model.n_critic", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp_find_unused_parameters_true",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "1",
-        "--trainer.callbacks+=gan_ddp_check.GANWeightsEqualAcrossRanks", "--trainer.enable_progress_bar", "false",
-        "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path),
-        env={"PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}, timeout=300))
+        "--trainer.callbacks+=tests.helpers.gan_ddp_check.GANWeightsEqualAcrossRanks",
+        "--trainer.enable_progress_bar", "false", "--test_after_fit", "false",
+        "--trainer.default_root_dir", str(tmp_path), env={"OMP_NUM_THREADS": "1"}, timeout=300))
     assert proc.stdout.count("GAN weights equal across ranks (4 checks)") == 2, proc.stdout[-2000:]
     assert [g.name for g in tmp_path.rglob("samples/epoch=*.png")] == ["epoch=000.png"]
 
@@ -399,17 +392,13 @@ def test_plain_ddp_fit_of_a_gan_names_the_strategy_to_use(tmp_path, mnist_root):
 
 
 def test_sample_script_writes_grid_strip_and_scatter(tmp_path, mnist_root):
-    import subprocess
-    import sys
-
     model = tiny(MLPAutoencoder)
     fit_briefly(model, mnist_root, 1, ckpt=tmp_path / "ae.ckpt")
     outs = [tmp_path / f"{name}.png" for name in ("grid", "strip", "scatter")]
-    cmd = [sys.executable, str(REPO / "scripts" / "sample_generative.py"), "ae_mlp_mnist", "--ckpt_path",
+    cmd = [sys.executable, "-m", "scripts.figures.sample_generative", "ae_mlp_mnist", "--ckpt_path",
            str(tmp_path / "ae.ckpt"), "--out", str(outs[0]), "--strip", str(outs[1]), "--scatter", str(outs[2])]
-    env = {"OMP_NUM_THREADS": "1", "ZOO_DATA_DIR": str(mnist_root), "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    env = {"OMP_NUM_THREADS": "1", "ZOO_DATA_DIR": str(mnist_root), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from torchvision.io import read_image
 
@@ -424,7 +413,7 @@ def test_fd_floor_is_far_below_the_noise_reference(real_data):
     """On real MNIST the FD between training and test images is tiny next to the noise reference's."""
     vae = tiny(VAE)
     dm = MNISTDataModule(root=str(real_data), normalize=False)
-    metrics = vae.evaluation_metrics(dm, num_samples=2000)
+    metrics = sample_quality(vae, dm, vae.hparams.quality_classifier, num_samples=2000)
     assert metrics["test/fd_lenet_train_floor"] < 0.05 * metrics["test/fd_lenet_noise"]
     assert math.isfinite(metrics["test/fd_lenet"])
 
@@ -437,8 +426,8 @@ SHIPPED_GENERATIVE = [e for e in GENERATIVE_ENTRIES if registry.get(e).manifest_
 @pytest.mark.parametrize("entry", SHIPPED_GENERATIVE)
 def test_shipped_generative_entries_re_measure_their_sample_quality(entry, real_data):
     model = hub.load(entry)
-    recorded = registry.get(entry).manifest()["metrics"]
-    measured = model.evaluation_metrics(hub.build_datamodule(entry))
+    recorded = registry.get(entry).manifest().metrics
+    measured = sample_quality(model, hub.build_datamodule(entry), model.hparams.quality_classifier)
     assert any(key.startswith("test/fd_") for key in measured)
     for key, value in measured.items():
         assert value == pytest.approx(recorded[key], rel=1e-3, abs=1e-4), key

@@ -1,7 +1,8 @@
 """Nothing a file or a user types can run code, lose a run, or end in a traceback (issue 33).
 
 Fixtures are written here in the real on-disk formats (CIFAR-10 pickles, IDX, CSV, CoNLL-U, Lightning
-checkpoints) with one fault each; ``scripts/fault_cases.py`` plants the same faults for a real ``zoo`` command.
+checkpoints) with one fault each; ``scripts/reproductions/fault_cases.py`` plants the same faults for a real ``zoo``
+command.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from conftest import REPO, ok, run_zoo, write_cifar10, write_mnist_family
 from datamodules import (
     AirlinePassengersDataModule,
     CIFAR10DataModule,
@@ -40,13 +40,12 @@ from datamodules._paths import LabelOutOfRangeError
 from datamodules._safe_pickle import UnsafePickleError
 from datamodules._safe_pickle import load as safe_load
 from datamodules.airline import read_series_csv
+from scripts.reproductions import fault_cases
+from scripts.reproductions import kill_resume_trials as trials
+from tests.helpers import REPO, ok, run_zoo, write_cifar10, write_mnist_family
 from zoo import errors, resume
-from zoo.lightning_cli import StopOnNonFiniteLoss, TrainingDivergedError
+from zoo.callbacks import StopOnNonFiniteLoss, TrainingDivergedError
 from zoo.models import LeNet
-
-sys.path.insert(0, str(REPO / "scripts"))
-import fault_cases  # noqa: E402
-import kill_resume_trials as trials  # noqa: E402
 
 SYSTEM = f"{os.system.__module__}.system"  # how a pickle names os.system
 
@@ -244,7 +243,7 @@ def test_a_checkpoint_of_another_model_or_entry_is_refused_with_the_fix(tmp_path
     with pytest.raises(resume.ResumeMismatchError, match="leave out --ckpt_path"):
         resume.refuse_other_run(path, checkpoint, section("zoo.models.LeNet", "datamodules.MNISTDataModule"), False)
     # the same classes under another import path, and what may change on resume (num_workers) pass
-    resume.refuse_other_run(path, checkpoint, section("zoo.models.textbook_ch4.LeNet",
+    resume.refuse_other_run(path, checkpoint, section("zoo.models.small_classifiers.LeNet",
                                                       "datamodules.EmbeddedMNISTDataModule", num_workers=2), True)
 
 
@@ -344,7 +343,7 @@ def tagger_runs(tmp_path_factory) -> tuple[list[str], Path]:
 def test_a_tagger_killed_mid_epoch_resumes_to_the_uninterrupted_run_bit_for_bit(tagger_runs, tmp_path, count, saved):
     run, reference = tagger_runs
     command = trials.fit_command(run, tmp_path / "run", 2, 3)
-    killed = subprocess.run(command + ["--trainer.callbacks+=kill_points.KillAt", "--trainer.callbacks.moment",
+    killed = subprocess.run(command + [f"--trainer.callbacks+={trials.KILL_AT}", "--trainer.callbacks.moment",
                                        "train_step", "--trainer.callbacks.count", str(count)],
                             env=trials.environment(), cwd=REPO, capture_output=True)
     assert killed.returncode == -9

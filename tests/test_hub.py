@@ -10,8 +10,9 @@ import torch
 
 import zoo
 from datamodules import MNISTDataModule
-from zoo import cli, hub, registry
+from zoo import cli, evaluation, export, hub, registry
 from zoo.hub import CheckpointError
+from zoo.manifest import read_manifest
 from zoo.models import LeNet
 
 
@@ -26,7 +27,7 @@ def exported(mnist_root, tmp_path, monkeypatch):
     trainer.fit(model, datamodule=dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
-    manifest = hub.export("lenet_mnist5k", str(ckpt), fit_command="zoo fit -c lenet_mnist5k")
+    manifest = export.export("lenet_mnist5k", str(ckpt), fit_command="zoo fit -c lenet_mnist5k")
     return model.eval(), manifest, tmp_path / "shipped"
 
 
@@ -35,10 +36,11 @@ def test_export_writes_manifest_and_load_gives_identical_outputs(exported):
     assert (shipped / "lenet_mnist5k.safetensors").exists()
     on_disk = json.loads((shipped / "lenet_mnist5k.json").read_text())
     assert on_disk["sha256"] == hub.sha256(shipped / "lenet_mnist5k.safetensors")
-    assert on_disk["model_class"] == "zoo.models.textbook_ch4.LeNet"
+    assert on_disk["model_class"] == "zoo.models.small_classifiers.LeNet"
     assert on_disk["command"] == "zoo fit -c lenet_mnist5k"
     assert on_disk["data"]["train_size"] == 180 and on_disk["data"]["test_size"] == 100
     assert 0.0 <= on_disk["metrics"]["test/acc"] <= 1.0
+    assert on_disk == manifest.to_dict() and read_manifest(shipped / "lenet_mnist5k.json") == manifest
     loaded = zoo.load("lenet_mnist5k")
     assert not loaded.training
     x = torch.randn(5, 1, 28, 28)
@@ -46,7 +48,7 @@ def test_export_writes_manifest_and_load_gives_identical_outputs(exported):
 
 
 def test_evaluate_remeasures_the_manifest_metric(exported):
-    measured, recorded = hub.evaluate("lenet_mnist5k")
+    measured, recorded = evaluation.evaluate("lenet_mnist5k")
     assert measured["test/acc"] == pytest.approx(recorded["test/acc"], abs=1e-6)
 
 
@@ -74,7 +76,7 @@ def test_untrusted_class_in_manifest_is_refused(exported):
 
 
 def test_weights_that_do_not_fit_the_hparams_are_refused(exported):
-    set_manifest_model_class(exported[2], "zoo.models.textbook_ch3.MLP")
+    set_manifest_model_class(exported[2], "zoo.models.small_classifiers.MLP")
     with pytest.raises(CheckpointError, match="does not fit"):
         zoo.load("lenet_mnist5k")
 
@@ -91,9 +93,9 @@ def test_evaluate_measures_a_trained_checkpoint_with_its_stored_datamodule(expor
     """``zoo evaluate <entry> --ckpt_path`` measures a run that was never exported (here for an entry whose
     manifest does not exist), with the datamodule the checkpoint recorded."""
     model, manifest, _ = exported
-    measured, recorded = hub.evaluate("lenet_mnist", str(tmp_path / "model.ckpt"))
+    measured, recorded = evaluation.evaluate("lenet_mnist", str(tmp_path / "model.ckpt"))
     assert recorded == {}
-    assert measured["test/acc"] == pytest.approx(manifest["metrics"]["test/acc"], abs=1e-6)
+    assert measured["test/acc"] == pytest.approx(manifest.metrics["test/acc"], abs=1e-6)
     assert cli.main(["evaluate", "lenet_mnist5k", "--ckpt_path", str(tmp_path / "model.ckpt")]) == 0
     printed = capsys.readouterr().out
     assert f"the checkpoint {tmp_path / 'model.ckpt'}" in printed and "test/acc" in printed
@@ -101,6 +103,6 @@ def test_evaluate_measures_a_trained_checkpoint_with_its_stored_datamodule(expor
 
 def test_evaluate_refuses_a_missing_checkpoint_or_one_of_another_model(exported, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at .*nope.ckpt; pass the .ckpt"):
-        hub.evaluate("lenet_mnist5k", str(tmp_path / "nope.ckpt"))
+        evaluation.evaluate("lenet_mnist5k", str(tmp_path / "nope.ckpt"))
     with pytest.raises(CheckpointError, match="is not a checkpoint of zoo.models.MLP"):
-        hub.evaluate("mlp_mnist", str(tmp_path / "model.ckpt"))
+        evaluation.evaluate("mlp_mnist", str(tmp_path / "model.ckpt"))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO
+from tests.helpers import REPO
 
 #: the quick-start entry: 1,000 embedded training images, 20 % of them held out for validation, batches of 32
 TRAIN_IMAGES, BATCH_SIZE = 800, 32
@@ -32,8 +32,8 @@ FIT_ARGS = (
     "fit", "-c", "lenet_mnist_mini", "--trainer.num_nodes", "2", "--trainer.devices", "1",
     "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1",
     "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-    "--trainer.callbacks+=ddp_exit_check.ReportDistributedSetup",
-    "--trainer.callbacks+=ddp_exit_check.ReportProcessGroupAtExit",
+    "--trainer.callbacks+=tests.helpers.ddp_exit_check.ReportDistributedSetup",
+    "--trainer.callbacks+=tests.helpers.ddp_exit_check.ReportProcessGroupAtExit",
 )
 
 
@@ -47,7 +47,7 @@ def start_node(command: list[str], extra_env: dict[str, str]) -> subprocess.Pope
     """One node's process, its output captured; the environment stripped of any launcher's own variables."""
     launcher_vars = ("SLURM_", "TORCHELASTIC_", "MASTER_", "WORLD_SIZE", "RANK", "LOCAL_RANK", "GROUP_RANK")
     env = {key: value for key, value in os.environ.items() if not key.startswith(launcher_vars)}
-    env.update(PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "tests"), **extra_env)
+    env.update(PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", **extra_env)
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # its own process group: a hung node is killed with its worker
 

@@ -1,14 +1,10 @@
-"""scripts/paper_table1.py: where it finds runs, the mean +- SD it prints beside the paper's Table 1."""
+"""scripts/reproductions/paper_table1.py: where it finds runs, the mean +- SD it prints beside the paper's Table 1."""
 
 from __future__ import annotations
 
 import json
-import sys
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import paper_table1  # noqa: E402
+from scripts.reproductions import paper_table1
 
 
 def test_results_of_reads_the_newest_results_json(tmp_path):

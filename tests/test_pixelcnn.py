@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import lightning as L
 import pytest
@@ -13,18 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import REPO, run_zoo
 from datamodules import BinarizedMNISTDataModule
 from datamodules.binarized_mnist import binarize
-from zoo.layers.pixelcnn import (
-    DownRightShiftedConv2d,
-    DownShiftedConv2d,
-    GatedResidualBlock,
-    PixelCNNNetwork,
-    concat_elu,
-    down_shift,
-    right_shift,
-)
+from tests.helpers import ok, run_script, run_zoo
+from zoo.layers.pixelcnn import (DownRightShiftedConv2d, DownShiftedConv2d, GatedResidualBlock, PixelCNNNetwork,
+                                 concat_elu, down_shift, right_shift)
 from zoo.models.pixelcnn import PixelCNN
 
 
@@ -342,10 +332,8 @@ def test_sampling_script_writes_a_png_grid(tmp_path):
     ckpt = tmp_path / "tiny.ckpt"
     trainer.save_checkpoint(ckpt)
     out = tmp_path / "grid.png"
-    script = REPO / "scripts" / "sample_pixelcnn.py"
-    cmd = [sys.executable, str(script), "--ckpt_path", str(ckpt), "--per_class", "2", "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok(run_script("figures.sample_pixelcnn", "--ckpt_path", str(ckpt), "--per_class", "2", "--out", str(out),
+                  env={"OMP_NUM_THREADS": "1"}, timeout=120))
     from torchvision.io import read_image
 
     grid = read_image(str(out))
@@ -362,11 +350,11 @@ def test_shipped_pixelcnn_reaches_its_nll(real_data, entry, folder, dataset):
     manifest = registry.get(entry).manifest()
     if manifest is None:
         pytest.skip(f"{entry} ships no weights")
-    assert manifest["data"]["dataset"].startswith(dataset)
-    assert manifest["metrics"]["test/nll"] <= 100.0
+    assert manifest.data["dataset"].startswith(dataset)
+    assert manifest.metrics["test/nll"] <= 100.0
     model = hub.load(entry)
     dm = hub.build_datamodule(entry, root=str(real_data / folder))
     dm.setup("test")
     with torch.no_grad():
         nll = torch.cat([model.nll(x) for x in dm.test_set.images[:1000].split(250)]).mean().item()
-    assert nll == pytest.approx(manifest["metrics"]["test/nll"], abs=4.0)  # 1,000 of the 10,000 images
+    assert nll == pytest.approx(manifest.metrics["test/nll"], abs=4.0)  # 1,000 of the 10,000 images

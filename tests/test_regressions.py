@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import zoo
-from conftest import ok, run_zoo
 from datamodules import BookPointsDataModule, PolynomialDataModule, TwoBlobsDataModule
 from datamodules.toy_regression import BOOK_POLYNOMIAL, best_linear_accuracy, polynomial_features
+from tests.helpers import ok, run_script
 from zoo.models import LinearRegression, LogisticRegression, PolynomialRegression
 
 
@@ -73,20 +73,7 @@ def test_every_parameter_gets_a_gradient():
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-@pytest.mark.parametrize("entry", ["linear_regression_book", "polynomial_regression_book", "logistic_regression_blobs"])
-def test_entry_trains_through_the_cli(entry, tmp_path):
-    proc = ok(run_zoo("fit", "-c", entry, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir",
-                      str(tmp_path)))
-    assert "test/" in proc.stdout
-
-
 def test_plot_script_writes_the_three_pictures(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
-    subprocess.run([sys.executable, str(REPO / "scripts" / "plot_regressions.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    ok(run_script("figures.plot_regressions", "--out", str(tmp_path)))
     for name in ("linear", "polynomial", "logistic"):
         assert (tmp_path / f"regression_{name}.png").stat().st_size > 5000

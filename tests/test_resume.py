@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,12 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, ok, run_zoo
+from scripts.reproductions import kill_resume_trials as trials
+from tests.helpers import REPO, ok, run_script, run_zoo
 from zoo import resume
-from zoo.lightning_cli import ZooCheckpoint
-
-sys.path.insert(0, str(REPO / "scripts"))
-import kill_resume_trials as trials  # noqa: E402
+from zoo.callbacks import ZooCheckpoint
 
 # a small BookCNN (batch norm, dropout, step LR) on MNIST-mini with the batch-wise jitter: 2 epochs of 25 steps
 EPOCHS, EVERY = 2, 7
@@ -27,10 +25,8 @@ EPOCHS, EVERY = 2, 7
 def killed(root: Path, moment: str, count: int, signal: str = "SIGKILL", *options: str) -> int:
     """Run the trial command (plus ``options``) with a KillAt callback; returns the exit status."""
     command = trials.fit_command(trials.DEFAULT_RUN, root, EPOCHS, EVERY) + list(options)
-    extra = ["--trainer.callbacks+=kill_points.KillAt", "--trainer.callbacks.moment", moment,
+    extra = [f"--trainer.callbacks+={trials.KILL_AT}", "--trainer.callbacks.moment", moment,
              "--trainer.callbacks.count", str(count), "--trainer.callbacks.signal", signal]
-    import subprocess
-
     return subprocess.run(command + extra, env=trials.environment(), cwd=REPO, capture_output=True).returncode
 
 
@@ -92,15 +88,9 @@ def test_last_checkpoint_every_few_minutes(tmp_path):
 @pytest.mark.slow
 def test_kill_resume_trials_script(tmp_path):
     out = tmp_path / "trials"
-    proc = ok(run_zoo_script("kill_resume_trials.py", "--trials", "4", "--epochs", "2", "--out", str(out)))
+    proc = ok(run_script("reproductions.kill_resume_trials", "--trials", "4", "--epochs", "2", "--out", str(out),
+                         env=trials.environment(), timeout=900))
     assert "4/4 identical" in proc.stdout, proc.stdout
-
-
-def run_zoo_script(name: str, *args: str):
-    import subprocess
-
-    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *args], capture_output=True, text=True,
-                          cwd=REPO, env=trials.environment(), timeout=900)
 
 
 def test_ckpt_path_last_continues_the_run_directory(tmp_path):

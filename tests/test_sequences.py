@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
-from conftest import REPO, ok, run_zoo
 from datamodules import AirlinePassengersDataModule, DatasetNotFoundError, ShakespeareTrigramDataModule, UDPosDataModule
 from datamodules.airline import make_windows, read_series_csv
 from datamodules.shakespeare import count_trigram_perplexities, split_sonnets, tokenize, trigrams
 from datamodules.ud_pos import PAD_TAG, most_frequent_tag_accuracy, parse_conllu
-from zoo.layers import LSTMTaggerNet
+from tests.helpers import CONLLU, ok, run_script, write_ud_treebank
+from zoo.layers import CharLSTMWordFeatures, LSTMTaggerNet
 from zoo.models import LSTMForecaster, LSTMTagger, NGramLanguageModel
 
 
@@ -99,11 +97,6 @@ def test_forecaster_rmse_is_in_thousands_and_matches_the_last_value_baseline():
 def test_forecaster_rejects_a_window_of_the_wrong_length():
     with pytest.raises(ValueError, match=r"\(N, 12, 1\), got \(4, 2, 1\)"):
         LSTMForecaster(look_back=12)(torch.zeros(4, 2, 1))
-
-
-def test_airline_entry_fits_with_fast_dev_run(tmp_path):
-    ok(run_zoo("fit", "-c", "lstm_airline", "--trainer.fast_dev_run", "1", "--test_after_fit", "false",
-               "--trainer.default_root_dir", str(tmp_path)))
 
 
 # ------------------------------------------------------------------------------------------------ trigrams
@@ -192,31 +185,12 @@ def test_ngram_vocabulary_mismatch_names_the_fix():
 
 
 def test_ngram_generate_script_continues_a_prompt_with_an_unknown_word():
-    proc = ok(subprocess.run([sys.executable, str(REPO / "scripts" / "ngram_generate.py"), "ngram_sonnets",
-                              "when xyzzy", "--words", "6"], capture_output=True, text=True, cwd=REPO, timeout=120))
+    proc = ok(run_script("figures.ngram_generate", "ngram_sonnets", "when xyzzy", "--words", "6", timeout=120))
     assert "'xyzzy' is not in the vocabulary" in proc.stdout
     assert len(proc.stdout.strip().splitlines()[-1].split()) == 2 + 6
 
 
 # ------------------------------------------------------------------------------------------------ POS tagging
-CONLLU = """# newdoc id = doc1
-# sent_id = s1
-# text = I don't know.
-1\tI\tI\tPRON\tPRP\t_\t3\tnsubj\t_\t_
-2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
-2\tdo\tdo\tAUX\tVBP\t_\t4\taux\t_\t_
-3\tn't\tnot\tPART\tRB\t_\t4\tadvmod\t_\t_
-4\tknow\tknow\tVERB\tVB\t_\t0\troot\t_\t_
-5\t.\t.\tPUNCT\t.\t_\t4\tpunct\t_\t_
-
-# sent_id = s2
-1\tBush\tBush\tPROPN\tNNP\t_\t2\tnsubj\t_\t_
-2\tleft\tleave\tVERB\tVBD\t_\t0\troot\t_\t_
-2.1\tleft\tleave\tVERB\tVBD\t_\t_\t_\t0:root\t_
-3\tearly\tearly\tADV\tRB\t_\t2\tadvmod\t_\t_
-"""
-
-
 def test_conllu_parsing_skips_comments_multiword_tokens_and_empty_nodes():
     sentences = parse_conllu(CONLLU.splitlines(keepends=True))
     assert [s.words for s in sentences] == [["I", "do", "n't", "know", "."], ["Bush", "left", "early"]]
@@ -242,9 +216,7 @@ def test_most_frequent_tag_baseline():
 @pytest.fixture
 def ud_root(tmp_path: Path) -> Path:
     """A tiny treebank in the real file layout: the same sentences in all three splits."""
-    for split in ("train", "dev", "test"):
-        (tmp_path / f"en_ewt-ud-{split}.conllu").write_text((CONLLU + "\n") * 3, encoding="utf-8")
-    return tmp_path
+    return write_ud_treebank(tmp_path)
 
 
 def test_ud_batches_are_padded(ud_root):
@@ -265,7 +237,7 @@ def test_missing_treebank_names_files_and_urls(tmp_path):
 
 def test_padding_does_not_change_a_sentences_predictions():
     torch.manual_seed(0)
-    net = LSTMTaggerNet(num_words=30, num_chars=20, num_tags=5).eval()
+    net = LSTMTaggerNet(num_words=30, num_tags=5, char_features=CharLSTMWordFeatures(num_chars=20)).eval()
     words = torch.tensor([[3, 4, 5]])
     chars = torch.tensor([[[1, 2, 0], [3, 0, 0], [4, 5, 6]]])
     alone = net(words, chars, torch.tensor([3]))
@@ -283,15 +255,6 @@ def test_tagger_vocabulary_mismatch_names_the_fix(ud_root):
     dm = UDPosDataModule(root=str(ud_root), min_word_count=1)
     with pytest.raises(ValueError, match=r"model.init_args.num_words: 10"):
         quiet_trainer(fast_dev_run=1).fit(LSTMTagger(num_words=99, num_chars=99), datamodule=dm)
-
-
-def test_tagger_fits_with_fast_dev_run_through_the_cli(ud_root, tmp_path):
-    dm = UDPosDataModule(root=str(ud_root))
-    dm.setup()
-    num_words, num_chars = dm.vocab_sizes
-    ok(run_zoo("fit", "-c", "pos_tagger_ud_ewt", "--data.init_args.root", str(ud_root),
-               "--model.init_args.num_words", str(num_words), "--model.init_args.num_chars", str(num_chars),
-               "--trainer.fast_dev_run", "2", "--test_after_fit", "false", "--trainer.default_root_dir", str(tmp_path)))
 
 
 def test_tagger_learns_the_tiny_treebank_and_predicts_padded_tags(ud_root):

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tests.conftest import real_data_dir
-from zoo import hub, registry
+from tests.helpers import real_data_dir
+from zoo import evaluation, hub, registry
 
 SHIPPED = [name for name, entry in registry.entries().items() if entry.manifest_path.exists()]
 
@@ -21,10 +21,10 @@ def test_shipped_weights_stay_small():
 def test_manifest_is_complete_and_hash_matches(entry):
     manifest = registry.get(entry).manifest()
     for key in ("model_class", "hparams", "datamodule_class", "datamodule", "data", "metrics", "sha256", "command"):
-        assert manifest.get(key) not in (None, "", {}), f"{entry}: manifest lacks {key}"
-    assert manifest["command"].split("zoo fit", 1)[-1].split()[:2] == ["-c", entry]
-    assert hub.sha256(registry.get(entry).weights_path) == manifest["sha256"]
-    if manifest.get("backbone_files") and real_data_dir() is None:
+        assert getattr(manifest, key) not in (None, "", {}), f"{entry}: manifest lacks {key}"
+    assert manifest.command.split("zoo fit", 1)[-1].split()[:2] == ["-c", entry]
+    assert hub.sha256(registry.get(entry).weights_path) == manifest.sha256
+    if manifest.backbone_files and real_data_dir() is None:
         pytest.skip(f"{entry} builds its backbone from files in ZOO_DATA_DIR: set it to load the entry")
     hub.load(entry)  # checks the sha256 and the keys
 
@@ -33,7 +33,7 @@ def test_manifest_is_complete_and_hash_matches(entry):
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", SHIPPED)
 def test_shipped_weights_reach_their_manifest_metrics(entry, real_data):
-    measured, recorded = hub.evaluate(entry)
+    measured, recorded = evaluation.evaluate(entry)
     compared = [key for key in recorded if key in measured]
     assert compared, f"{entry}: no manifest metric is re-measured by trainer.test"
     for key in compared:

@@ -1,4 +1,4 @@
-"""The `zoo fit` path trains the same weights as a hand-written loop (scripts/benchmark_trainer.py's), so the
+"""The `zoo fit` path trains the same weights as a hand-written loop (scripts/benchmarks/benchmark_trainer.py's), so the
 speed figures of that benchmark compare the same computation, and the zoo's logging changes no numerics."""
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import benchmark_trainer as bench  # noqa: E402
+from scripts.benchmarks import benchmark_trainer as bench
+from zoo.callbacks import ZooProgressBar
 
 
 @pytest.mark.parametrize("entry", ["lenet_mnist", "cnn_mnist", "sparse_cnn2_mnist", "lstm_airline"])
@@ -79,8 +77,6 @@ def test_logged_training_loss_is_each_logged_step_and_the_weighted_epoch_mean(in
 
 
 def test_the_zoo_progress_bar_redraws_at_most_every_interval_and_at_the_last_batch():
-    from zoo.lightning_cli import ZooProgressBar
-
     slow = ZooProgressBar(min_interval=3600.0)
     assert [slow._should_update(n, 100) for n in (1, 2, 50, 99, 100)] == [True, False, False, False, True]
     every = ZooProgressBar(min_interval=0.0)

@@ -17,11 +17,12 @@ from torchvision.io import encode_jpeg, write_file
 import zoo
 from datamodules import DatasetNotFoundError, DogsVsCatsDataModule, MNISTDataModule
 from datamodules.dogs_vs_cats import DamagedImageError
-from tests.conftest import ok, run_zoo
+from tests.helpers import ok, run_zoo
 from zoo import hub, registry
-from zoo.hub import CheckpointError
+from zoo.export import export
+from zoo.hub import entry_normalization
+from zoo.layers.backbones import BackboneWeightsError, build_backbone
 from zoo.models import LeNet, TransferClassifier
-from zoo.models.textbook_ch7 import BackboneWeightsError, build_backbone, entry_normalization
 
 SIZE = 32  # network input side in these tests: small, so the CPU cost is tiny
 
@@ -297,7 +298,7 @@ def shipped_lenet(mnist_root, tmp_path, monkeypatch):
                         default_root_dir=tmp_path, limit_val_batches=1)
     trainer.fit(LeNet(), datamodule=MNISTDataModule(root=str(mnist_root), batch_size=32))
     trainer.save_checkpoint(tmp_path / "lenet.ckpt")
-    hub.export("lenet_mnist5k", str(tmp_path / "lenet.ckpt"), fit_command="zoo fit -c lenet_mnist5k")
+    export("lenet_mnist5k", str(tmp_path / "lenet.ckpt"), fit_command="zoo fit -c lenet_mnist5k")
     return zoo.load("lenet_mnist5k")
 
 
@@ -336,9 +337,9 @@ def test_shipped_frozen_backbone_travels_in_the_weights(folders_root, tmp_path, 
                         default_root_dir=tmp_path, limit_val_batches=1)
     trainer.fit(model, datamodule=datamodule(folders_root, augment=False))
     trainer.save_checkpoint(tmp_path / "head.ckpt")
-    manifest = hub.export("transfer_frozen_dogs_vs_cats", str(tmp_path / "head.ckpt"), fit_command="zoo fit -c x")
-    assert manifest["backbones_in_weights"] == [True] and "backbone_files" not in manifest
-    assert manifest["file_size"] > 8_000_000  # MobileNet V2's 2.2 M backbone parameters beside the head
+    manifest = export("transfer_frozen_dogs_vs_cats", str(tmp_path / "head.ckpt"), fit_command="zoo fit -c x")
+    assert manifest.backbones_in_weights == [True] and "backbone_files" not in manifest.to_dict()
+    assert manifest.file_size > 8_000_000  # MobileNet V2's 2.2 M backbone parameters beside the head
     (tmp_path / "backbone.pth").unlink()
     monkeypatch.delenv("ZOO_DATA_DIR")
     loaded = zoo.load("transfer_frozen_dogs_vs_cats")
@@ -410,9 +411,8 @@ def test_shipped_transfer_entry_holds_its_backbones_or_names_their_files(entry, 
     from datamodules._paths import resolve_root
 
     manifest = registry.get(entry).manifest()
-    files = manifest.get("backbone_files", {})
-    for name, digest in files.items():  # only backbones the weights cannot hold (int8 TorchScript)
+    for name, digest in manifest.backbone_files.items():  # only backbones the weights cannot hold (int8 TorchScript)
         assert name.endswith("_torchscript.pt") and hub.sha256(resolve_root(name)) == digest
-    assert manifest["backbones_in_weights"] == [not name.endswith("_torchscript.pt")
-                                                for name in manifest["hparams"]["backbone_weights"]]
-    assert manifest["data"]["test_size"] == 300 and manifest["measured_on"]["split"].startswith("test")
+    assert manifest.backbones_in_weights == [not name.endswith("_torchscript.pt")
+                                             for name in manifest.hparams["backbone_weights"]]
+    assert manifest.data["test_size"] == 300 and manifest.measured_on["split"].startswith("test")

@@ -11,9 +11,9 @@ import lightning as L
 import pytest
 import torch
 
-from conftest import ok, run_zoo
 from datamodules import MNISTDataModule
-from zoo import hub
+from tests.helpers import ok, run_zoo
+from zoo import evaluation, export
 from zoo.checkpoint_trust import UntrustedCheckpointError, check_subcommand_checkpoint, untrusted_globals
 from zoo.errors import ZooError
 from zoo.models import LeNet
@@ -75,8 +75,8 @@ def test_zoo_test_refuses_the_pickle_and_runs_it_only_when_told(checkpoints, mni
 
     from zoo.checkpoint_trust import RefuseUntrustedCkptPath
 
-    # the check overrides the LightningCLI method that first loads --ckpt_path: it must still exist
-    assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)) and "_parse_ckpt_path" in vars(
+    # the check runs in the hook before the LightningCLI method that first loads --ckpt_path: it must still exist
+    assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)) and "before_reading_ckpt_path" in vars(
         RefuseUntrustedCkptPath)
     _, bad = checkpoints
     args = ("test", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root", str(mnist_root),
@@ -94,7 +94,7 @@ def test_zoo_export_and_evaluate_refuse_the_pickle(checkpoints, tmp_path, capsys
     _, bad = checkpoints
     accept = "zoo export and zoo evaluate read weights-only checkpoints alone"
     with pytest.raises(UntrustedCheckpointError, match=accept):
-        hub.export("lenet_mnist5k", str(bad), fit_command="", out_dir=tmp_path)
+        export.export("lenet_mnist5k", str(bad), fit_command="", out_dir=tmp_path)
     with pytest.raises(UntrustedCheckpointError, match=accept):
-        hub.evaluate("lenet_mnist5k", str(bad))
+        evaluation.evaluate("lenet_mnist5k", str(bad))
     assert MARKER not in capsys.readouterr().out and not os.listdir(tmp_path)

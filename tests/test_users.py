@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -19,9 +21,10 @@ from torchvision.io import write_jpeg, write_png
 
 import zoo
 from datamodules import EmbeddedMNISTDataModule, ImageFolderDataModule
-from conftest import REPO, ok, run_zoo
+from tests.helpers import REPO, ok, run_zoo
 from zoo import hub, registry
-from zoo.manifest import DESCRIBED_KEYS, ManifestError, read_manifest
+from zoo.manifest import (DESCRIBED_KEYS, KEY_ORDER, SCHEMA_VERSION, Manifest, ManifestError, headline,
+                          read_manifest)
 from zoo.preprocessing import ImageFileError, image_transforms, read_image
 
 SHIPPED = registry.list_models(shipped=True)
@@ -33,22 +36,23 @@ def test_every_manifest_has_the_schema_and_its_recorded_sizes_hold(entry, reques
     """Like torchvision's test_extended_models: schema keys, parameter count and file size recomputed."""
     manifest = read_manifest(registry.get(entry).manifest_path)
     for key, kind in DESCRIBED_KEYS.items():
-        assert isinstance(manifest[key], kind), key
-    weights = registry.get(entry).manifest_path.parent / manifest["weights"]
-    assert manifest["file_size"] == weights.stat().st_size
-    if manifest.get("backbone_files"):
+        assert key in manifest.key_order and isinstance(getattr(manifest, key), kind), key
+    assert manifest.schema == SCHEMA_VERSION
+    weights = registry.get(entry).manifest_path.parent / manifest.weights
+    assert manifest.file_size == weights.stat().st_size
+    if manifest.backbone_files:
         request.getfixturevalue("real_data")  # the backbone file is read at construction
-    model = hub.import_trusted(manifest["model_class"], torch.nn.Module)(**manifest["hparams"])
+    model = hub.import_trusted(manifest.model_class, torch.nn.Module)(**manifest.hparams)
     stored = load_file(str(weights))
     parameters = {**dict(model.named_parameters()), **getattr(model, "shipped_extra_parameters", dict)()}
-    assert manifest["parameters"] == sum(p.numel() for name, p in parameters.items() if name in stored)
+    assert manifest.parameters == sum(p.numel() for name, p in parameters.items() if name in stored)
     floating = {str(t.dtype).removeprefix("torch.") for t in stored.values() if t.is_floating_point()}
-    assert manifest["stored_dtype"] in floating
-    assert set(manifest["measured_on"]) >= {"split", "size", "dataset", "device"}
-    if "preprocessing" in manifest:
-        image_transforms(manifest["preprocessing"])  # a complete spec
-    if "classes" in manifest:
-        assert len(manifest["classes"]) == manifest["hparams"].get("num_classes", len(manifest["classes"]))
+    assert manifest.stored_dtype in floating
+    assert set(manifest.measured_on) >= {"split", "size", "dataset", "device"}
+    if manifest.preprocessing is not None:
+        image_transforms(manifest.preprocessing)  # a complete spec
+    if manifest.classes is not None:
+        assert len(manifest.classes) == manifest.hparams.get("num_classes", len(manifest.classes))
 
 
 def test_a_bad_manifest_is_one_message_and_the_other_entries_still_list(tmp_path, monkeypatch):
@@ -68,6 +72,69 @@ def test_a_bad_manifest_is_one_message_and_the_other_entries_still_list(tmp_path
     assert "lenet_mnist" in listing and "test/acc=" in listing
     row = next(line for line in listing.splitlines() if line.startswith("mlp_mnist "))
     assert "unreadable manifest" in row and "not valid JSON" in row
+
+
+@pytest.mark.parametrize("entry", SHIPPED)
+def test_every_manifest_reads_as_a_manifest_and_writes_back_byte_for_byte(entry):
+    path = registry.get(entry).manifest_path
+    manifest = registry.get(entry).manifest()
+    assert isinstance(manifest, Manifest) and manifest.entry == entry and not manifest.extra
+    assert json.dumps(manifest.to_dict(), indent=2) + "\n" == path.read_text(encoding="utf-8")
+    assert Manifest.from_dict(manifest.to_dict()) == manifest
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        manifest.weights = "other.safetensors"  # type: ignore[misc]
+
+
+def test_a_schema_1_manifest_reads_with_defaults_and_keeps_unknown_keys(tmp_path):
+    """A manifest without ``schema`` is schema 1: the schema-2 keys read as absent, unknown keys are kept, and
+    the keys set later are appended after the ones written."""
+    old = {"entry": "lenet_mnist", "model_class": "zoo.models.small_classifiers.LeNet", "hparams": {"lr": 0.1},
+           "future_key": [1, 2], "datamodule_class": "datamodules.MNISTDataModule", "datamodule": {},
+           "metrics": {"test/acc": 0.9}, "weights": "lenet_mnist.safetensors", "sha256": "0" * 64, "command": "zoo"}
+    path = tmp_path / "lenet_mnist.json"
+    path.write_text(json.dumps(old, indent=2) + "\n")
+    manifest = read_manifest(path)
+    assert manifest.schema == 1 and manifest.extra == {"future_key": [1, 2]}
+    assert manifest.classes is None and manifest.parameters is None and manifest.preprocessing is None
+    assert manifest.data == {} and manifest.backbone_files == {} and manifest.notes == ""
+    assert list(manifest.to_dict()) == list(old) and manifest.to_dict() == old
+    newer = dataclasses.replace(manifest, schema=SCHEMA_VERSION, parameters=7, notes="re-described",
+                                classes=None)
+    assert list(newer.to_dict()) == [*old, "schema", "parameters", "notes"]
+    assert headline(manifest) == "test/acc=0.9000"
+
+
+def test_a_manifest_built_in_code_writes_the_export_order():
+    manifest = Manifest(entry="e", model_class="zoo.m.M", hparams={}, datamodule_class="datamodules.D",
+                        datamodule={}, metrics={"test/rmse": 1.5}, weights="e.safetensors", sha256="ab", command="c",
+                        parameters=3, file_size=10, stored_dtype="float32", measured_on={"split": "test"},
+                        classes=["a", "b"], notes="n")
+    written = manifest.to_dict()
+    assert list(written) == [key for key in KEY_ORDER if key in written]
+    assert written["schema"] == SCHEMA_VERSION and written["classes"] == ["a", "b"] and written["data"] == {}
+    assert not {"preprocessing", "weights_hold_only", "backbone_files", "backbones_in_weights", "export_command",
+                "created"} & set(written)  # empty when-set keys and absent (None) keys are not written
+    assert Manifest.from_dict(written) == manifest
+    written["classes"].append("c")  # to_dict is a copy
+    assert manifest.classes == ["a", "b"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schema": SCHEMA_VERSION + 1}, "has schema 3, but this zoo reads schemas 1 to 2"),
+    ({"schema": True}, "'schema' of type bool, expected int"),
+    ({"classes": "0123456789"}, "'classes' of type str, expected list"),
+    ({"preprocessing": None}, "'preprocessing' of type NoneType, expected dict"),
+    ({"weights": "../lenet_mnist.safetensors"}, "plain file name"),
+    ({"metrics": {"test/acc": float("nan")}}, "non-finite metrics"),
+])
+def test_a_manifest_with_a_bad_key_is_refused(tmp_path, change, message):
+    shipped = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    path = tmp_path / "lenet_mnist.json"
+    path.write_text(json.dumps({**shipped, **change}))
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        read_manifest(path)
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        Manifest.from_dict({**shipped, **change})
 
 
 def lenet_manifest_in(tmp_path, monkeypatch, **changes) -> Path:
@@ -182,7 +249,7 @@ def test_predict_topk_json_and_a_damaged_file_named(digit_files, tmp_path):
 def test_predict_bounds_hostile_images(tmp_path):
     strip = tmp_path / "strip.jpg"
     write_jpeg(torch.full((3, 1, 5000), 128, dtype=torch.uint8), str(strip))
-    x = image_transforms(hub.registry.get("transfer_frozen_dogs_vs_cats").manifest()["preprocessing"])(
+    x = image_transforms(hub.registry.get("transfer_frozen_dogs_vs_cats").manifest().preprocessing)(
         read_image(strip, 3))
     assert x.shape == (3, 224, 224)  # the long side was cropped before resizing: no 256 x 1.28M intermediate
     huge = tmp_path / "huge.png"  # a header that declares 60,000 x 60,000 pixels
@@ -319,7 +386,7 @@ def test_a_wheel_carries_every_shipped_entry_and_loads_them_outside_the_reposito
     names = set(zipfile.ZipFile(wheel).namelist())
     for entry in SHIPPED:
         assert f"zoo/checkpoints/{entry}.json" in names
-        assert f"zoo/checkpoints/{read_manifest(registry.get(entry).manifest_path)['weights']}" in names
+        assert f"zoo/checkpoints/{read_manifest(registry.get(entry).manifest_path).weights}" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import zoo, sys; assert zoo.__file__.startswith(sys.argv[1]), zoo.__file__; "

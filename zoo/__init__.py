@@ -7,40 +7,26 @@ The shipped weights from Python::
     model = zoo.load("lenet_mnist")             # eval mode, sha256-checked
     x = zoo.transforms("lenet_mnist")(image)    # a uint8 image tensor (C, H, W) -> the model's input
     zoo.class_names("lenet_mnist")[model(x[None]).argmax()]
+
+``import zoo`` stays light (the ``zoo`` command starts without torch): these four names are :func:`zoo.hub.load`,
+:func:`zoo.hub.transforms`, :func:`zoo.hub.class_names` and :func:`zoo.registry.list_models`, whose modules are
+imported on first use (PEP 562).
 """
 
-from typing import Any, Optional
+import importlib
+from typing import Any
 
 __version__ = "0.2.0"
 
-
-def load(entry: str, map_location: str = "cpu") -> Any:
-    """Return the shipped model of a zoo entry in eval mode, after checking its sha256 (see :mod:`zoo.hub`)."""
-    from zoo.hub import load as _load
-
-    return _load(entry, map_location=map_location)
+#: the package's public functions and the module that defines each.
+PUBLIC_FUNCTIONS = {"load": "zoo.hub", "transforms": "zoo.hub", "class_names": "zoo.hub",
+                    "list_models": "zoo.registry"}
 
 
-def list_models(pattern: str = "*", shipped: Optional[bool] = None) -> list:
-    """Entry names matching the shell-style ``pattern``; ``shipped=True``/``False`` keeps those with/without
-    weights."""
-    from zoo.registry import list_models as _list_models
-
-    return _list_models(pattern, shipped=shipped)
-
-
-def transforms(entry: str) -> Any:
-    """The torchvision (v2) transform from a uint8 image tensor ``(C, H, W)`` to the input of an entry's model."""
-    from zoo.hub import transforms as _transforms
-
-    return _transforms(entry)
-
-
-def class_names(entry: str) -> list:
-    """The names of an entry's output classes, in label order."""
-    from zoo.hub import class_names as _class_names
-
-    return _class_names(entry)
+def __getattr__(name: str) -> Any:
+    if name in PUBLIC_FUNCTIONS:
+        return getattr(importlib.import_module(PUBLIC_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
 
 __all__ = ["__version__", "class_names", "list_models", "load", "transforms"]

@@ -18,6 +18,8 @@ import pickle
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from torch.serialization import get_unsafe_globals_in_checkpoint
+
 from zoo.errors import ZooError
 
 #: how a ``zoo fit|validate|test|predict`` user accepts a checkpoint that needs other globals.
@@ -38,8 +40,6 @@ def untrusted_globals(path: Union[str, Path]) -> Optional[list[str]]:
     ``None`` for a file that is not a zip-format ``torch.save`` file (the legacy format, or a damaged file): for
     those the check is left to ``torch.load(weights_only=True)`` itself, which refuses the same globals.
     """
-    from torch.serialization import get_unsafe_globals_in_checkpoint
-
     try:
         return get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # not a zip checkpoint: torch.load's own weights-only check still applies
@@ -84,20 +84,21 @@ def check_subcommand_checkpoint(config: Any) -> None:
 
 
 class RefuseUntrustedCkptPath:
-    """A base for a ``LightningCLI`` subclass (before ``LightningCLI`` in its bases): ``--ckpt_path`` is checked by
-    :func:`check_subcommand_checkpoint` before anything loads it.
+    """A base for a ``LightningCLI`` subclass (before :class:`zoo.lightning_compat.CLIHooks` in its bases):
+    ``--ckpt_path`` is checked by :func:`check_subcommand_checkpoint` before anything loads it.
 
-    LightningCLI reads the hyperparameters of ``--ckpt_path`` in ``_parse_ckpt_path``, before any hook, with
-    ``torch.load(weights_only=True)``, so the check runs there. With ``--weights_only false``, the user's explicit
-    choice, that read is skipped for a checkpoint that needs other globals (it would fail): the model is then
-    configured by the command line alone, and ``Trainer.<subcommand>`` loads the file with ``weights_only=False``.
+    LightningCLI reads the hyperparameters of ``--ckpt_path`` after parsing, before any public hook, with
+    ``torch.load(weights_only=True)``, so the check runs just before that read (``before_reading_ckpt_path``). With
+    ``--weights_only false``, the user's explicit choice, that read is skipped for a checkpoint that needs other
+    globals (it would fail): the model is then configured by the command line alone, and ``Trainer.<subcommand>``
+    loads the file with ``weights_only=False``.
     """
 
-    def _parse_ckpt_path(self) -> None:
+    def before_reading_ckpt_path(self) -> bool:
         subcommand = self.config.get("subcommand")
         if subcommand:
             config = self.config[subcommand]
             check_subcommand_checkpoint(config)
             if config.get("weights_only") is False and untrusted_globals(config.get("ckpt_path") or ""):
-                return
-        super()._parse_ckpt_path()
+                return False
+        return super().before_reading_ckpt_path()

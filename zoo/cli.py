@@ -11,14 +11,17 @@ Errors the zoo raises on purpose (a missing dataset, an unknown entry, a wrong s
 are printed as one message with exit status 2; ``ZOO_DEBUG=1`` shows their traceback.
 """
 
-# This module starts every `zoo` command: it imports neither torch nor Lightning at the top, so `zoo --help`,
-# `zoo models` and the `--help` of evaluate/export answer at once; the subcommands import what they run.
+# This module starts every `zoo` command and imports neither torch nor Lightning, so `zoo --help`, `zoo models` and
+# the `--help` of every subcommand answer at once. The subcommands that need torch live in `zoo.commands`; the
+# parsers name them by "module:function" and `handler` imports that module when its subcommand runs.
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import importlib
+from collections.abc import Callable
 from typing import Any, Optional
 
 from zoo import __version__, errors, registry
@@ -40,7 +43,7 @@ def cmd_models(ns: argparse.Namespace) -> int:
         entry = found[name]
         try:
             manifest = entry.manifest()
-            metric, has = (headline(manifest), "yes") if manifest else ("-", "-")
+            metric, has = (headline(manifest), "yes") if manifest is not None else ("-", "-")
         except ManifestError as err:
             metric, has = f"unreadable manifest: {err}", "error"
         rows.append((name, entry.model_class.rsplit(".", 1)[-1], entry.datamodule_class.rsplit(".", 1)[-1], has,
@@ -48,51 +51,6 @@ def cmd_models(ns: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[4]]).rstrip())
-    return 0
-
-
-def cmd_predict_files(ns: argparse.Namespace) -> int:
-    from zoo.predict import predict_files
-
-    return predict_files(ns.entry, ns.paths, topk=ns.topk, as_json=ns.json, batch_size=ns.batch_size)
-
-
-def cmd_sample(ns: argparse.Namespace) -> int:
-    from zoo.predict import sample_grid
-
-    path = sample_grid(ns.entry, ns.n, ns.out, labels=ns.labels, seed=ns.seed)
-    print(f"wrote {ns.n} samples of {ns.entry} to {path}")
-    return 0
-
-
-def cmd_evaluate(ns: argparse.Namespace) -> int:
-    from zoo import hub
-
-    measured, recorded = hub.evaluate(ns.entry, ns.ckpt_path, ns.data_root)
-    weights = f"the checkpoint {ns.ckpt_path}" if ns.ckpt_path else "the shipped weights"
-    print(f"{ns.entry}: metrics of {weights} on the test set, measured now beside the manifest's")
-    print(f"{'metric':<30}{'measured':>12}{'manifest':>12}")
-    differing = []
-    for key in sorted(set(measured) | set(recorded)):
-        mark = ""
-        if not ns.ckpt_path and key in measured and key in recorded:
-            if not hub.agrees(measured[key], recorded[key], ns.tolerance):
-                differing.append(key)
-                mark = "  differs"
-        print(f"{key:<30}{format_metric(measured.get(key, '-')):>12}{format_metric(recorded.get(key, '-')):>12}{mark}")
-    if differing:
-        print(f"zoo evaluate: {len(differing)} metric(s) differ from the manifest by more than {ns.tolerance:.2%}: "
-              f"{', '.join(differing)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_export(ns: argparse.Namespace) -> int:
-    from zoo import hub
-
-    manifest = hub.export(ns.entry, ns.ckpt_path, fit_command=ns.command, notes=ns.notes, dtype=ns.dtype,
-                          trained_on=ns.trained_on, data_root=ns.data_root)
-    print(f"wrote {manifest['weights']} (sha256 {manifest['sha256'][:12]}...) with metrics {manifest['metrics']}")
     return 0
 
 
@@ -116,7 +74,7 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="shipped weights: exit 1 when a metric differs from the manifest by more than this share "
                         "of its value (absolute for values below 1; default 0.01)")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func="zoo.commands:evaluate")
     p = sub.add_parser("export", help="write shipped weights + manifest from a Lightning checkpoint")
     p.add_argument("entry", help="the zoo entry the checkpoint was trained for")
     p.add_argument("--ckpt_path", required=True, help="the Lightning checkpoint to ship (usually best-....ckpt)")
@@ -127,7 +85,7 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--trained_on", default="cpu", help="the device the run trained on, for the manifest")
     p.add_argument("--data_root", default=None,
                    help="read the test data from this folder (default: the root stored in the checkpoint)")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func="zoo.commands:export")
     p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid")
     p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...)")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
@@ -135,16 +93,21 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=int, nargs="+", default=None,
                    help="class labels of the samples, for class-conditional entries (repeated to fill n)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func="zoo.commands:sample")
     return parser
+
+
+def handler(target: Any) -> Callable[[argparse.Namespace], int]:
+    """A subcommand's function: given as itself, or as ``"module:function"``, imported now (modules importing torch)."""
+    if callable(target):
+        return target
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def run_lightning(argv: list[str]) -> int:
     """A LightningCLI subcommand; ``-c <entry>`` is resolved (or refused) before Lightning is imported."""
-    argv = registry.resolve_config_args(argv)
-    from zoo.lightning_cli import cli_main  # noqa: PLC0415 (imports torch + Lightning)
-
-    cli_main(argv)
+    handler("zoo.commands:lightning")(registry.resolve_config_args(argv))
     return 0
 
 
@@ -158,7 +121,7 @@ def predict_files_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=1, help="print the K most probable classes (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of tab-separated text")
     parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (default 64)")
-    parser.set_defaults(func=cmd_predict_files, subcommand="predict")
+    parser.set_defaults(func="zoo.commands:predict_files", subcommand="predict")
     return parser
 
 
@@ -185,7 +148,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             zoo_parser().print_help()
             return 0
         command = ns.subcommand
-        return ns.func(ns)
+        return handler(ns.func)(ns)
     except BrokenPipeError:  # `zoo models | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error flushing the closed pipe at exit
         return 0

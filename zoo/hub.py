@@ -1,19 +1,16 @@
-"""Shipped weights: export a trained checkpoint to safetensors + manifest, load it back after checking its hash.
+"""Shipped weights: load an entry's safetensors file after checking its hash, and the checkpoints of ``zoo fit`` runs.
 
 Weights are stored in safetensors, so loading them cannot run code. The manifest ``checkpoints/<entry>.json``
-records the model class and hyperparameters, the dataset and its sizes, the sha256 of the weights, the metrics
-measured on the real test set and the commands that produced them.
+(:mod:`zoo.manifest`) records the model class and hyperparameters, the dataset and its sizes, the sha256 of the
+weights, the metrics measured on the real test set and the commands that produced them; :mod:`zoo.export` writes
+both files. Importing this module registers the zoo's backbone resolvers (:mod:`zoo.layers.backbones`):
+``zoo:<entry>`` backbones are shipped entries, and backbone files follow the datasets' ``$ZOO_DATA_DIR`` rule.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import importlib
-import json
-import math
-import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -21,13 +18,16 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from datamodules import resolve_root
 from zoo import manifest as manifest_module
 from zoo import registry
 from zoo.checkpoint_trust import refuse_untrusted_checkpoint
 from zoo.errors import ZooError
-from zoo.models.base import Classifier, ZooModule
+from zoo.layers.backbones import Backbone, cut_classifier, register_backbone_scheme, set_path_resolver
+from zoo.models.base import ZooModule
+from zoo.preprocessing import image_transforms
 
 TRUSTED_PREFIXES = ("zoo.", "datamodules.")
 
@@ -79,22 +79,6 @@ def plain_hparams(hparams: Any) -> dict[str, Any]:
     return out
 
 
-def backbones_inside(model: L.LightningModule) -> list[bool]:
-    """Per backbone of a transfer model, whether its shipped weights hold it ([] for other models)."""
-    inside = getattr(model, "backbones_in_weights", None)
-    return inside() if callable(inside) else []
-
-
-def backbone_file_hashes(model: L.LightningModule) -> dict[str, str]:
-    """The sha256 of each weights file a model loads at construction (``external_weight_files``) and its shipped
-    weights do not hold, by its name as written in the hyperparameters (``$ZOO_DATA_DIR/...``)."""
-    from datamodules._paths import resolve_root
-
-    files = getattr(model, "external_weight_files", None)
-    inside = dict(zip(getattr(model.hparams, "backbone_weights", []) or [], backbones_inside(model)))
-    return {name: sha256(resolve_root(name)) for name in (files() if files else []) if not inside.get(name)}
-
-
 #: public sources of backbone files that shipped weights cannot hold, by sha256 (named in errors and manifests).
 BACKBONE_SOURCES = {
     "2778381c5eb7639a2229bc39567cf644226e5aa3d3a1d46dfcee70b373738498": (
@@ -106,8 +90,6 @@ BACKBONE_SOURCES = {
 def locate_backbone_file(name: str) -> Path:
     """Where a backbone file named ``$ZOO_DATA_DIR/...`` is: under ``ZOO_DATA_DIR``, else in torch hub's
     ``checkpoints/`` folder (``$TORCH_HOME/hub/checkpoints``) under its file name."""
-    from datamodules._paths import resolve_root
-
     path = resolve_root(name)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(name).name
     return cached if not path.is_file() and cached.is_file() else path
@@ -130,26 +112,6 @@ def check_backbone_files(entry_name: str, recorded: dict[str, str]) -> None:
                 f"backbone weights file {path} has sha256 {digest}, but {entry_name} was trained on the file with "
                 f"sha256 {expected}: its shipped head does not fit another backbone. Restore that file."
             )
-
-
-def test_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
-    """Run ``trainer.test`` on CPU and return the logged metrics as floats."""
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    results = trainer.test(model, datamodule=datamodule, verbose=False)
-    return {k: float(v) for k, v in results[0].items()}
-
-
-def model_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
-    """``trainer.test`` metrics plus those of the model's ``evaluation_metrics(datamodule)`` if it has one
-    (the generative models' sample quality)."""
-    metrics = test_metrics(model, datamodule)
-    extra = getattr(model, "evaluation_metrics", None)
-    if callable(extra):
-        metrics.update(extra(datamodule))
-    return metrics
 
 
 def class_path(obj: Any) -> str:
@@ -224,136 +186,10 @@ def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
     return model.eval(), datamodule
 
 
-STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def stored_state(model: ZooModule, dtype: str = "float32") -> dict[str, torch.Tensor]:
-    """The tensors ``zoo export`` ships: the whole state dict, or only the ``shipped_modules`` (a GAN's generator),
-    with floating-point tensors stored as ``dtype``. Non-finite values are refused (a diverged run)."""
-    shipped_modules = getattr(model, "shipped_modules", None)
-    prefixes = tuple(f"{name}." for name in shipped_modules) if shipped_modules else ("",)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k.startswith(prefixes)}
-    state.update({k: v.detach().contiguous() for k, v in extra_state(model).items()})
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"refusing to export weights with NaN or infinite values in {bad[:5]}"
-                              f"{' ...' if len(bad) > 5 else ''}: the run diverged; train again with a lower lr")
-    target = STORED_DTYPES[dtype]
-    return {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
-
-
 def extra_state(model: ZooModule) -> dict[str, torch.Tensor]:
     """Tensors a model ships beyond its state dict (a transfer model's frozen backbones)."""
     extra = getattr(model, "shipped_extra_state", None)
     return extra() if callable(extra) else {}
-
-
-def parameter_count(model: ZooModule, stored: set[str]) -> int:
-    """Elements of the model's parameters held in the weights file (buffers and unshipped modules excluded)."""
-    extra = getattr(model, "shipped_extra_parameters", None)  # a transfer model's frozen backbones
-    parameters = {**dict(model.named_parameters()), **(extra() if callable(extra) else {})}
-    return sum(p.numel() for name, p in parameters.items() if name in stored)
-
-
-def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weights: Path, dtype: str,
-                     stored: set[str]) -> dict[str, Any]:
-    """What a user needs besides the weights: preprocessing, class names, size, and where metrics were measured."""
-    spec = datamodule.input_spec() if callable(getattr(datamodule, "input_spec", None)) else None
-    # class names mean something for a classifier's outputs and a conditional generator's labels only
-    labelled = isinstance(model, Classifier) or bool(getattr(model.hparams, "conditional", False))
-    names = getattr(datamodule, "class_names", None) if labelled else None
-    data = datamodule.describe() if callable(getattr(datamodule, "describe", None)) else {}
-    return {
-        "schema": manifest_module.SCHEMA_VERSION,
-        **({"preprocessing": spec} if spec else {}),
-        **({"classes": list(names)} if names else {}),
-        "parameters": parameter_count(model, stored),
-        "file_size": weights.stat().st_size,
-        "stored_dtype": dtype,
-        "measured_on": {
-            "split": data.get("test_split", "test"),
-            "size": data.get("test_size"),
-            "dataset": data.get("dataset"),
-            "device": "cpu",
-        },
-    }
-
-
-def export(
-    entry_name: str,
-    ckpt_path: str,
-    fit_command: str,
-    extra_metrics: Optional[dict[str, float]] = None,
-    notes: str = "",
-    out_dir: Optional[Path] = None,
-    dtype: str = "float32",
-    trained_on: str = "cpu",
-    data_root: Optional[str] = None,
-) -> dict[str, Any]:
-    """Turn a Lightning checkpoint of ``entry_name`` into shipped weights and a manifest.
-
-    The model and the datamodule are rebuilt from the hyperparameters stored in the checkpoint; the weights are
-    stored (floating-point tensors as ``dtype``), loaded back from the stored file, and tested on the datamodule's
-    test set, so every metric in the manifest is a metric of the shipped file. Both files are written under
-    temporary names and moved into place only when everything succeeded.
-    """
-    if dtype not in STORED_DTYPES:
-        raise CheckpointError(f"--dtype must be one of {sorted(STORED_DTYPES)}, got {dtype!r}")
-    trained, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path, data_root)
-    dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
-    out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / f"{entry_name}.safetensors"
-    manifest_path = out_dir / f"{entry_name}.json"
-    partial_weights = out_dir / f".{entry_name}.safetensors.partial"
-    partial_manifest = out_dir / f".{entry_name}.json.partial"
-    try:
-        state = stored_state(trained, dtype)
-        save_file(state, str(partial_weights), metadata={"entry": entry_name, "model_class": class_path(trained)})
-        partial_weights.chmod(0o644)  # safetensors writes owner-only files; shipped weights are read by everyone
-        model = type(trained)(**plain_hparams(trained.hparams))
-        load_state(model, partial_weights, held=list(getattr(trained, "shipped_modules", None) or []))
-        model.eval()
-        metrics = model_metrics(model, datamodule)
-        metrics.update(extra_metrics or {})
-        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-        if bad:
-            raise CheckpointError(f"refusing to export {entry_name}: the metrics {bad} are not finite")
-        if callable(getattr(datamodule, "describe", None)):
-            datamodule.setup("fit")  # so the manifest records the training and validation sizes too
-        shipped_modules = getattr(model, "shipped_modules", None)
-        manifest = {
-            "entry": entry_name,
-            "model_class": class_path(model),
-            "hparams": plain_hparams(model.hparams),
-            "datamodule_class": class_path(datamodule),
-            "datamodule": dm_hparams,
-            "data": datamodule.describe() if callable(getattr(datamodule, "describe", None)) else {},
-            "metrics": metrics,
-            "trained": {"epochs": checkpoint.get("epoch", -1) + 1, "global_step": checkpoint.get("global_step"),
-                        "device": trained_on},
-            "weights": weights.name,
-            **({"weights_hold_only": list(shipped_modules)} if shipped_modules else {}),
-            "sha256": sha256(partial_weights),
-            **describe_weights(model, datamodule, partial_weights, dtype, set(state)),
-            **({"backbones_in_weights": inside} if (inside := backbones_inside(model)) else {}),
-            **({"backbone_files": hashes} if (hashes := backbone_file_hashes(model)) else {}),
-            **({"backbone_sources": sources} if (sources := {name: BACKBONE_SOURCES[digest] for name, digest in
-                                                             hashes.items() if digest in BACKBONE_SOURCES}) else {}),
-            "command": fit_command,
-            "export_command": "zoo export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-            if sys.argv[1:2] == ["export"] else "",
-            "versions": {"torch": torch.__version__, "lightning": L.__version__},
-            "created": _dt.date.today().isoformat(),
-            "notes": notes,
-        }
-        partial_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(partial_weights, weights)
-        os.replace(partial_manifest, manifest_path)
-    finally:
-        for leftover in (partial_weights, partial_manifest):
-            leftover.unlink(missing_ok=True)
-    return manifest
 
 
 def load_state(model: ZooModule, path: Path, held: Optional[list[str]] = None, strict: bool = True,
@@ -397,11 +233,11 @@ def load_state(model: ZooModule, path: Path, held: Optional[list[str]] = None, s
     return sorted(set(missing) | set(mismatched)), unexpected
 
 
-def hparams_to_build(manifest: dict[str, Any]) -> dict[str, Any]:
+def hparams_to_build(manifest: manifest_module.Manifest) -> dict[str, Any]:
     """The manifest's hyperparameters, with the backbones its weights hold built without their weights file (the
     shipped tensors replace them, so the entry needs only the zoo) and no feature cache."""
-    hparams = dict(manifest["hparams"])
-    inside = manifest.get("backbones_in_weights")
+    hparams = dict(manifest.hparams)
+    inside = manifest.backbones_in_weights
     if inside:
         hparams["backbone_weights"] = [None if held else str(locate_backbone_file(w))
                                        for held, w in zip(inside, hparams["backbone_weights"])]
@@ -426,15 +262,15 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
         )
     path = manifest_module.weights_file(entry.manifest_path, manifest)
     digest = sha256(path)
-    if digest != manifest["sha256"]:
+    if digest != manifest.sha256:
         raise CheckpointError(
-            f"sha256 of {path} is {digest}, but the manifest expects {manifest['sha256']}: the file is corrupt or "
+            f"sha256 of {path} is {digest}, but the manifest expects {manifest.sha256}: the file is corrupt or "
             f"was replaced. Restore it (git checkout -- {path.name}, or reinstall) or re-export it with `zoo export`."
         )
-    check_backbone_files(entry_name, manifest.get("backbone_files", {}))
-    model_cls = import_trusted(manifest["model_class"], ZooModule)
+    check_backbone_files(entry_name, manifest.backbone_files)
+    model_cls = import_trusted(manifest.model_class, ZooModule)
     model = model_cls(**hparams_to_build(manifest))
-    load_state(model, path, held=manifest.get("weights_hold_only"))
+    load_state(model, path, held=manifest.weights_hold_only)
     model.zoo_entry = entry_name
     return model.to(map_location).eval()
 
@@ -470,22 +306,20 @@ def start_from(model: ZooModule, weights: str) -> tuple[list[str], list[str]]:
 def transforms(entry_name: str) -> Any:
     """The torchvision (v2) transform from a uint8 image tensor ``(C, H, W)`` to the input of ``entry_name``'s
     shipped model, from its manifest's ``preprocessing`` (like torchvision's ``Weights.transforms()``)."""
-    from zoo.preprocessing import image_transforms
-
-    manifest = registry.get(entry_name).manifest() or {}
-    if "preprocessing" not in manifest:
+    manifest = registry.get(entry_name).manifest()
+    if manifest is None or manifest.preprocessing is None:
         raise CheckpointError(f"entry {entry_name!r} records no image preprocessing (it ships no weights, or its "
                               f"inputs are not images); `zoo models --shipped` lists the image entries")
-    return image_transforms(manifest["preprocessing"])
+    return image_transforms(manifest.preprocessing)
 
 
 def class_names(entry_name: str) -> list[str]:
     """The names of ``entry_name``'s output classes, in label order, from its manifest."""
-    manifest = registry.get(entry_name).manifest() or {}
-    if "classes" not in manifest:
+    manifest = registry.get(entry_name).manifest()
+    if manifest is None or manifest.classes is None:
         raise CheckpointError(f"entry {entry_name!r} records no class names (it ships no weights, or it is not a "
                               f"classifier)")
-    return list(manifest["classes"])
+    return list(manifest.classes)
 
 
 def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule:
@@ -494,25 +328,45 @@ def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule
     manifest = entry.manifest()
     if manifest is None:
         raise CheckpointError(f"entry {entry_name!r} ships no weights, so it has no manifest")
-    dm_cls = import_trusted(manifest["datamodule_class"], L.LightningDataModule)
-    return dm_cls(**{**manifest["datamodule"], **overrides})
+    dm_cls = import_trusted(manifest.datamodule_class, L.LightningDataModule)
+    return dm_cls(**{**manifest.datamodule, **overrides})
 
 
-def agrees(measured: float, recorded: float, tolerance: float) -> bool:
-    """``measured`` is within ``tolerance`` of ``recorded``, relative to its size (absolute below 1)."""
-    return abs(measured - recorded) <= tolerance * max(1.0, abs(recorded))
 
 
-def evaluate(entry_name: str, ckpt_path: Optional[str] = None, data_root: Optional[str] = None
-             ) -> tuple[dict[str, float], dict[str, float]]:
-    """Re-measure an entry's test metrics with its shipped weights, or with the Lightning checkpoint
-    ``ckpt_path`` of a run of it (and the datamodule stored there, reading from ``data_root`` if given); return
-    (measured, manifest's)."""
-    if ckpt_path is None:
-        model = load(entry_name)
-        datamodule = build_datamodule(entry_name, **({"root": data_root} if data_root is not None else {}))
-    else:
-        model, datamodule, _ = load_checkpoint(entry_name, ckpt_path, data_root)
-    measured = model_metrics(model, datamodule)
-    manifest = registry.get(entry_name).manifest() or {}
-    return measured, manifest.get("metrics", {})
+def entry_normalization(entry_name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a shipped entry's inputs were normalized with: its datamodule's ``mean``/``std`` arguments,
+    else the ``normalize`` facts of its manifest, else the datamodule class's ``mean``/``std``."""
+    manifest = registry.get(entry_name).manifest()
+    if manifest is None:
+        raise CheckpointError(f"entry {entry_name!r} ships no weights, so its input normalization is not recorded")
+    dm_cls = import_trusted(manifest.datamodule_class, object)
+    facts = manifest.data.get("normalize") or {}
+    args = manifest.datamodule
+    mean = args.get("mean", facts.get("mean", getattr(dm_cls, "mean", None)))
+    std = args.get("std", facts.get("std", getattr(dm_cls, "std", None)))
+    if mean is None or std is None:
+        raise ValueError(f"zoo entry {entry_name!r}: its datamodule {manifest.datamodule_class} names no mean/std, "
+                         f"so its input normalization is unknown")
+
+    def as_tuple(value: Any) -> tuple[float, ...]:
+        return tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
+    return as_tuple(mean), as_tuple(std)
+
+
+def zoo_backbone(entry_name: str, input_mean: Any, input_std: Any) -> Backbone:
+    """The penultimate features of a shipped zoo entry (sha256-checked by :func:`load`), fed at its input size
+    and normalization (:func:`entry_normalization`): the ``zoo:<entry>`` backbones of transfer models."""
+    model = load(entry_name)
+    mean, std = entry_normalization(entry_name)
+    net, size = cut_classifier(getattr(model, "network", model))
+    hp = model.hparams
+    manifest = registry.get(entry_name).manifest()
+    sha = manifest.sha256[:12] if manifest else ""
+    return Backbone(net, size, f"zoo-{entry_name}-{sha}", input_mean, input_std, mean, std,
+                    size=hp.get("image_size"), channels=hp.get("in_channels", 3))
+
+
+register_backbone_scheme("zoo", zoo_backbone)
+set_path_resolver(resolve_root)

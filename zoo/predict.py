@@ -11,12 +11,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+from torchvision.utils import save_image
 
 from zoo import hub, registry
 from zoo.errors import ZooError
+from zoo.manifest import Manifest
 from zoo.preprocessing import ImageFileError, image_files, image_transforms, read_image
 
 
@@ -24,25 +26,30 @@ class PredictError(ZooError, ValueError):
     """An entry that cannot classify image files, or bad ``zoo predict`` / ``zoo sample`` options."""
 
 
-def image_classifier(entry_name: str) -> tuple[torch.nn.Module, dict]:
-    """The shipped model of an image classifier and its manifest (or, for a ``.ckpt`` file of a ``zoo fit`` run,
-    the trained model with its datamodule's preprocessing and class names); an error names the image classifiers."""
+def image_classifier(entry_name: str) -> tuple[torch.nn.Module, list[str], dict[str, Any]]:
+    """The shipped model of an image classifier with its manifest's class names and preprocessing (or, for a
+    ``.ckpt`` file of a ``zoo fit`` run, the trained model with its datamodule's); an error names the image
+    classifiers."""
     if entry_name.endswith(".ckpt"):
         model, datamodule = hub.load_run(entry_name)
         spec, names = getattr(datamodule, "input_spec", None), getattr(datamodule, "class_names", None)
         if not callable(spec) or not names:
             raise PredictError(f"{entry_name} was trained on {type(datamodule).__name__}, which records no image "
                                f"preprocessing or class names: `zoo predict` classifies images only")
-        return model, {"preprocessing": spec(), "classes": list(names)}
+        return model, list(names), spec()
     manifest = registry.get(entry_name).manifest()
-    if manifest is None or "preprocessing" not in manifest or "classes" not in manifest or \
-            manifest.get("weights_hold_only"):
-        manifests = {name: registry.get(name).manifest() or {} for name in registry.list_models(shipped=True)}
-        usable = [name for name, m in manifests.items()
-                  if {"preprocessing", "classes"} <= set(m) and not m.get("weights_hold_only")]
+    if not classifies_images(manifest):
+        usable = [name for name in registry.list_models(shipped=True)
+                  if classifies_images(registry.get(name).manifest())]
         why = "ships no weights" if manifest is None else "is not an image classifier"
         raise PredictError(f"{entry_name!r} {why}; `zoo predict ENTRY PATH` takes one of: {', '.join(usable)}")
-    return hub.load(entry_name), manifest
+    return hub.load(entry_name), manifest.classes, manifest.preprocessing
+
+
+def classifies_images(manifest: Optional[Manifest]) -> bool:
+    """Whether a shipped manifest is an image classifier's: image preprocessing, class names, whole weights."""
+    return manifest is not None and manifest.preprocessing is not None and manifest.classes is not None and \
+        not manifest.weights_hold_only
 
 
 def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: bool = False,
@@ -52,8 +59,7 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
     classified; the exit status is then 1."""
     if topk < 1 or batch_size < 1:
         raise PredictError(f"--topk and --batch_size must be positive, got {topk} and {batch_size}")
-    model, manifest = image_classifier(entry_name)
-    classes, spec = manifest["classes"], manifest["preprocessing"]
+    model, classes, spec = image_classifier(entry_name)
     topk = min(topk, len(classes))
     transform = image_transforms(spec)
     files = image_files(paths)
@@ -101,8 +107,6 @@ def prepare_batch(images: list[torch.Tensor], transform: torch.nn.Module) -> tor
 
 def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] = None, seed: int = 0) -> Path:
     """Draw ``n`` samples of a generative entry's shipped weights into the PNG grid ``out`` (written atomically)."""
-    from torchvision.utils import save_image
-
     if n < 1 or n > 10_000:
         raise PredictError(f"-n must be between 1 and 10,000, got {n}")
     model = hub.load(entry_name)
@@ -129,5 +133,7 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
 
 
 def _samples(entry_name: str) -> bool:
-    model_class = (registry.get(entry_name).manifest() or {}).get("model_class", "")
-    return any(part in model_class for part in ("generative", "textbook_ch6", "pixelcnn"))
+    """Whether a shipped entry's model class draws samples (has ``sample``)."""
+    manifest = registry.get(entry_name).manifest()
+    return manifest is not None and callable(getattr(hub.import_trusted(manifest.model_class, object), "sample",
+                                                     None))

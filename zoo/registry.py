@@ -19,7 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from zoo.errors import ZooError
-from zoo.manifest import read_manifest
+from zoo.manifest import Manifest, read_manifest
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5x faster
 CONFIG_DIR = Path(str(resources.files("zoo") / "configs"))
@@ -87,9 +87,9 @@ class Entry:
     def weights_path(self) -> Path:
         return checkpoint_dir() / f"{self.name}.safetensors"
 
-    def manifest(self) -> Optional[dict[str, Any]]:
-        """The shipped manifest (validated by :func:`zoo.manifest.read_manifest`), or ``None`` if this entry ships
-        no weights."""
+    def manifest(self) -> Optional[Manifest]:
+        """The shipped manifest (read and validated by :func:`zoo.manifest.read_manifest`), or ``None`` if this
+        entry ships no weights."""
         if not self.manifest_path.exists():
             return None
         return read_manifest(self.manifest_path)

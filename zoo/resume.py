@@ -1,7 +1,7 @@
 """What an exact resume needs beyond Lightning's own checkpoint: random states, atomic files, the run directory.
 
 - :func:`collect_rng_states` / :func:`restore_rng_states`: the global torch, CUDA, numpy and Python generators
-  (Lightning's ``_collect_rng_states``), stored in a form ``torch.load(weights_only=True)`` accepts.
+  (as Lightning collects them), stored in a form ``torch.load(weights_only=True)`` accepts.
 - :func:`atomic_replace`: a finished temporary file takes the checkpoint's name by ``os.replace`` in the same
   directory, so a kill during a write leaves the previous checkpoint whole.
 - :func:`resume_in_run_directory` (with :func:`newest_last_checkpoint`, :func:`logger_version_of`): ``--ckpt_path last`` picks the newest
@@ -9,8 +9,9 @@
   :func:`refuse_other_run` refuses a checkpoint of another model, datamodule or hyperparameters.
 - :func:`claim_run_directory`: a fresh run takes its logger version directory with ``os.mkdir`` before anything is
   written, so runs started together in one root never share one.
-- :func:`epoch_accumulators`, :func:`restore_metric_states`, :func:`merge_logged_sums`: what the epoch-level
-  metrics gathered before a mid-epoch checkpoint, so the resumed epoch logs the same epoch means.
+- :func:`epoch_accumulators`, :func:`restore_metric_states` (and
+  :func:`zoo.lightning_compat.add_epoch_logged_sums`): what the epoch-level metrics gathered before a mid-epoch
+  checkpoint, so the resumed epoch logs the same epoch means.
 
 The data pipeline's own randomness needs no state: shuffling is a function of (seed, epoch) and batch-wise
 augmentation of (seed, epoch, step) (``datamodules._batched``); the position inside an epoch is the
@@ -27,12 +28,13 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from jsonargparse import Namespace
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torchmetrics import Metric
 
+from zoo import lightning_compat
 from zoo.errors import ZooError
 
 RNG_KEY = "zoo_rng_states"
@@ -40,7 +42,7 @@ RNG_KEY = "zoo_rng_states"
 
 def collect_rng_states() -> dict[str, Any]:
     """The global random states (torch, CUDA when present, numpy, Python), safe for ``weights_only`` loading."""
-    states = _collect_rng_states(include_cuda=torch.cuda.is_available())
+    states = lightning_compat.global_rng_states(include_cuda=torch.cuda.is_available())
     kind, keys, position, has_gauss, cached = states["numpy"]
     states["numpy"] = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
                        "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
@@ -56,7 +58,7 @@ def restore_rng_states(states: dict[str, Any]) -> None:
                          numpy_state["cached_gaussian"]))
     if not torch.cuda.is_available():
         states.pop("torch.cuda", None)
-    _set_rng_states(states)
+    lightning_compat.set_global_rng_states(states)
 
 
 def atomic_replace(partial: str, target: str) -> None:
@@ -98,20 +100,16 @@ def epoch_accumulators(trainer: Any, pl_module: torch.nn.Module) -> dict[str, An
     """What the epoch-level metrics have gathered so far in the current epoch, for a mid-epoch checkpoint.
 
     ``metrics``: the states of the model's torchmetrics (not in its ``state_dict``: torchmetrics states are not
-    persistent); ``results``: the sums and counts of values logged with ``on_epoch=True`` (Lightning's
-    ``_ResultCollection``, not checkpointed by Lightning 2.6). Without them, a run resumed mid-epoch would log
-    epoch means of the batches after the resume only.
+    persistent); ``results``: the sums and counts of values logged with ``on_epoch=True``
+    (:func:`zoo.lightning_compat.epoch_logged_sums`, not checkpointed by Lightning). Without them, a run resumed
+    mid-epoch would log epoch means of the batches after the resume only.
     """
     metrics = {
         name: {"states": {state: getattr(module, state) for state in module._defaults},
                "update_count": module._update_count}
         for name, module in pl_module.named_modules() if isinstance(module, Metric)
     }
-    results = {
-        key: {"value": result.value, "cumulated_batch_size": getattr(result, "cumulated_batch_size", None)}
-        for key, result in trainer.fit_loop.epoch_loop._results.items() if result.is_tensor and result.meta.on_epoch
-    }
-    return {"metrics": metrics, "results": results}
+    return {"metrics": metrics, "results": lightning_compat.epoch_logged_sums(trainer)}
 
 
 def restore_metric_states(pl_module: torch.nn.Module, saved: dict[str, Any]) -> None:
@@ -126,26 +124,6 @@ def restore_metric_states(pl_module: torch.nn.Module, saved: dict[str, Any]) -> 
             setattr(module, state, [v.to(device) for v in value] if isinstance(value, list) else value.to(device))
         module._update_count = entry["update_count"]
         module._computed = None
-
-
-def merge_logged_sums(results: Any, saved: dict[str, Any]) -> None:
-    """Add the sums logged before a mid-epoch checkpoint to those of the first resumed batch.
-
-    Called once, after that batch logged: ``saved + first`` is the same float addition the uninterrupted run
-    made (``sum_before + first``), so the epoch means come out bit for bit the same.
-    """
-    for key, entry in saved.items():
-        result = results.get(key)
-        if result is None or not result.is_tensor:
-            continue
-        before = entry["value"].to(result.value.device)
-        if result.meta.is_max_reduction or result.meta.is_min_reduction:
-            result.value = result.meta.reduce_fx(before, result.value)
-        else:
-            result.value = before + result.value
-        if entry["cumulated_batch_size"] is not None:
-            result.cumulated_batch_size = entry["cumulated_batch_size"].to(result.value.device) + result.cumulated_batch_size
-        result._computed = None
 
 
 DEFAULT_LOGGERS = {"lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger",
@@ -168,14 +146,10 @@ def resolve_last_checkpoint(config: Any) -> bool:
 def run_directory_logger(config: Any) -> Optional[tuple[Any, Any, Path]]:
     """``(logger, init_args, save_dir)`` of the fit section's logger when it writes ``<save_dir>/<name>/<version>``
     (a TensorBoard or CSV logger, the default one included, spelled out); ``None`` for any other logger or none."""
-    from jsonargparse import Namespace
-
     root = Path(config.trainer.get("default_root_dir") or os.getcwd())
     logger = config.trainer.get("logger")
     if logger is None or logger is True:
-        from lightning.fabric.loggers.tensorboard import _TENSORBOARD_AVAILABLE, _TENSORBOARDX_AVAILABLE
-
-        name = "TensorBoardLogger" if _TENSORBOARD_AVAILABLE or _TENSORBOARDX_AVAILABLE else "CSVLogger"
+        name = lightning_compat.default_logger_name()
         logger = Namespace(class_path=f"lightning.pytorch.loggers.{name}", init_args=Namespace(save_dir=str(root)))
     if not isinstance(logger, Namespace) or logger.get("class_path") not in DEFAULT_LOGGERS:
         return None

@@ -40,7 +40,7 @@ LinearMethod = Literal["auto", "block", "gauss", "native"]
 #: ``ComplexConv2d(method="auto")`` uses ``"gauss"`` (3 real convolutions) from this many multiply-adds per real
 #: convolution on, ``"block"`` (1 convolution of twice the channels) below: small convolutions are bound by call
 #: overhead, large ones by arithmetic. Measured crossover on a 1-thread CPU: block wins at 26 M, gauss at 151 M
-#: (``scripts/benchmark_complex.py``).
+#: (``scripts/benchmarks/benchmark_complex.py``).
 GAUSS_MIN_MACS = 64_000_000
 IntPair = Union[int, tuple[int, int]]
 

@@ -52,19 +52,17 @@ class CharLSTMWordFeatures(nn.Module):
 
 
 class LSTMTaggerNet(nn.Module):
-    """Word embedding ⊕ character-LSTM features -> LSTM -> linear tag scores.
+    """Word embedding ⊕ character features -> LSTM -> linear tag scores.
 
     Args:
         num_words: word vocabulary size (id 0 is padding).
-        num_chars: character vocabulary size (id 0 is padding).
         num_tags: number of tags.
+        char_features: the per-word character features (the book: ``CharLSTMWordFeatures(num_chars, 10, 50)``);
+            any module with ``out_features`` mapping ``(char_ids, word_mask)`` to ``(N, T, out_features)``.
         word_dim: word embedding size (the book: 100).
-        char_dim: character embedding size (the book: 10).
-        char_hidden: character LSTM hidden size (the book: 50).
         hidden_size: word LSTM hidden size (the book: 128).
         bidirectional: read the sentence in both directions (the book: one direction).
         dropout: dropout on the word LSTM's input and output (and between its layers).
-        char_bidirectional: forward and backward character LSTMs (see :class:`CharLSTMWordFeatures`).
         num_layers: stacked word LSTM layers (the book: 1).
         word_dropout: in training, the probability that a word id is replaced by ``unk_id`` (0: off).
         unk_id: the id of the unknown word (``<unk>``: 1 in ``UDPosDataModule``'s vocabulary).
@@ -73,30 +71,17 @@ class LSTMTaggerNet(nn.Module):
     (beyond a sentence's length the scores are the classifier's bias alone; ignore them).
     """
 
-    def __init__(
-        self,
-        num_words: int,
-        num_chars: int,
-        num_tags: int,
-        word_dim: int = 100,
-        char_dim: int = 10,
-        char_hidden: int = 50,
-        hidden_size: int = 128,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        char_bidirectional: bool = False,
-        num_layers: int = 1,
-        word_dropout: float = 0.0,
-        unk_id: int = 1,
-    ) -> None:
+    def __init__(self, num_words: int, num_tags: int, char_features: nn.Module, word_dim: int = 100,
+                 hidden_size: int = 128, bidirectional: bool = False, dropout: float = 0.0, num_layers: int = 1,
+                 word_dropout: float = 0.0, unk_id: int = 1) -> None:
         super().__init__()
         if not 0.0 <= word_dropout < 1.0:
             raise ValueError(f"word_dropout must be in [0, 1), got {word_dropout}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         self.word_embedding = nn.Embedding(num_words, word_dim, padding_idx=0)
-        self.char_features = CharLSTMWordFeatures(num_chars, char_dim, char_hidden, char_bidirectional)
-        self.lstm = nn.LSTM(word_dim + self.char_features.out_features, hidden_size, num_layers=num_layers,
+        self.char_features = char_features
+        self.lstm = nn.LSTM(word_dim + char_features.out_features, hidden_size, num_layers=num_layers,
                             batch_first=True, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), num_tags)

@@ -36,6 +36,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+try:  # numpy >= 2 says which SIMD kernels its sorting and selection run
+    from numpy._core._multiarray_umath import __cpu_features__ as NUMPY_CPU_FEATURES
+except ImportError:  # numpy 1.x: no x86-simd-sort kernels
+    NUMPY_CPU_FEATURES = {}
+
 __all__ = [
     "winner_indices",
     "winner_mask",
@@ -82,11 +87,7 @@ def winner_indices(scores: Tensor, k: int, dim: int = 1) -> Tensor:
 
 def _numpy_has_simd_partition() -> bool:
     """Whether numpy's ``argpartition`` runs its x86 SIMD kernels here: numpy >= 2 on a CPU with AVX2 (or AVX-512)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__  # numpy >= 2
-    except ImportError:
-        return False
-    return bool(__cpu_features__.get("AVX2"))
+    return bool(NUMPY_CPU_FEATURES.get("AVX2"))
 
 
 CPU_SELECTION: Literal["argpartition", "topk"] = "argpartition" if _numpy_has_simd_partition() else "topk"
@@ -296,6 +297,11 @@ class KWinnersBase(nn.Module):
         """Multiply the boost strength by ``boost_strength_factor`` (call once after each epoch)."""
         self.boost_strength.mul_(self.boost_strength_factor)
 
+    def check_input(self, x: Tensor, ndim: int, shape: str, fix: str) -> None:
+        """Refuse an input that is not ``ndim``-dimensional with the layer's units (or channels) on dim 1."""
+        if x.ndim != ndim or x.shape[1] != len(self.duty_cycles):
+            raise ValueError(f"{type(self).__name__} expects input of shape {shape}, got {tuple(x.shape)}; {fix}")
+
     def extra_repr(self) -> str:
         return (
             f"k={self.k}, k_inference_factor={self.k_inference_factor}, "
@@ -316,26 +322,14 @@ class KWinners(KWinnersBase):
         duty_cycle_period: samples averaged over by the duty cycles (1000).
     """
 
-    def __init__(
-        self,
-        units: int,
-        k: int,
-        k_inference_factor: float = 1.0,
-        boost_strength: float = 1.0,
-        boost_strength_factor: float = 1.0,
-        duty_cycle_period: int = 1000,
-    ) -> None:
+    def __init__(self, units: int, k: int, **boosting: float) -> None:
         if k > units:
             raise ValueError(f"k={k} winners asked of only {units} units; pick k <= units")
-        super().__init__(units, k, k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period)
+        super().__init__(units, k, **boosting)
         self.units = units
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 2 or x.shape[1] != self.units:
-            raise ValueError(
-                f"KWinners expects input of shape (N, {self.units}), got {tuple(x.shape)}; "
-                f"flatten the input or set units={x.shape[-1]}"
-            )
+        self.check_input(x, 2, f"(N, {self.units})", f"flatten the input or set units={x.shape[-1]}")
         out, _ = k_winners(x, self.active_k(self.units), self.duty_cycles, self.boost_strength)
         if self.training:
             self.update_duty_cycles(active_per_unit(out), len(x))
@@ -356,28 +350,16 @@ class KWinners2d(KWinnersBase):
         k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period: as in :class:`KWinners`.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        k: int,
-        local: bool = False,
-        k_inference_factor: float = 1.0,
-        boost_strength: float = 1.0,
-        boost_strength_factor: float = 1.0,
-        duty_cycle_period: int = 1000,
-    ) -> None:
+    def __init__(self, channels: int, k: int, local: bool = False, **boosting: float) -> None:
         if local and k > channels:
             raise ValueError(f"local k-winners pick k={k} of only {channels} channels at each location")
-        super().__init__(channels, k, k_inference_factor, boost_strength, boost_strength_factor, duty_cycle_period)
+        super().__init__(channels, k, **boosting)
         self.channels = channels
         self.local = local
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(
-                f"KWinners2d expects input of shape (N, {self.channels}, H, W), got {tuple(x.shape)}; "
-                f"set channels={x.shape[1] if x.ndim == 4 else '?'} or pass 4-D feature maps"
-            )
+        self.check_input(x, 4, f"(N, {self.channels}, H, W)",
+                         f"set channels={x.shape[1] if x.ndim == 4 else '?'} or pass 4-D feature maps")
         n, c, h, w = x.shape
         k = self.active_k(c if self.local else c * h * w)
         out, _ = k_winners2d(x, k, self.duty_cycles, self.boost_strength, self.local)

@@ -1,36 +1,26 @@
-"""Zoo models: one module per paper or textbook chapter, each model a LightningModule."""
+"""Zoo models: each a LightningModule, one module per paper or model family (the textbook's chapter is named in
+each module's docstring)."""
 
+from zoo.models.airbench import AirbenchNet
+from zoo.models.autoencoders import VAE, ConvAutoencoder, MLPAutoencoder
 from zoo.models.base import Classifier, ImageClassifier, Regressor, ZooModule
-from zoo.models.convlstm_forecaster import ConvLSTMForecaster, FrameStripCallback
-from zoo.models.textbook_ch3 import MLP, LinearRegression, LogisticRegression, PolynomialRegression
-from zoo.models.textbook_ch4 import BookCNN, LeNet
+from zoo.models.classic_cnns import VGG, AlexNet, GoogLeNet, ResNet
+from zoo.models.complex_net import ComplexNet, RealNet, TwoConvNet
+from zoo.models.convlstm_forecaster import ConvLSTMForecaster
+from zoo.models.gans import DCGAN, LSGAN, MLPGAN, WGANGP, ConditionalGAN
+from zoo.models.generative import GAN, Autoencoder, GenerativeModel, VariationalAutoencoder
 from zoo.models.pixelcnn import PixelCNN
+from zoo.models.regressions import LinearRegression, LogisticRegression, PolynomialRegression
+from zoo.models.sequence_models import LSTMForecaster, LSTMTagger, NGramLanguageModel
+from zoo.models.small_classifiers import MLP, BookCNN, LeNet
 from zoo.models.sparse_cnn import DenseCNN, SparseCNN
+from zoo.models.transfer import TransferClassifier
 
-__all__ = ["ZooModule", "Classifier", "ImageClassifier", "Regressor", "MLP", "BookCNN", "LeNet", "PixelCNN"]
-__all__ += ["DenseCNN", "SparseCNN"]
-__all__ += ["ConvLSTMForecaster", "FrameStripCallback"]
-from zoo.models.complex_net import ComplexNet, RealNet, TwoConvNet  # noqa: E402
-
-__all__ += ["ComplexNet", "RealNet", "TwoConvNet"]
-from zoo.models.textbook_ch5 import LSTMForecaster, LSTMTagger, NGramLanguageModel  # noqa: E402
-
-__all__ += ["LSTMForecaster", "NGramLanguageModel", "LSTMTagger"]
-from zoo.models.airbench import AirbenchNet  # noqa: E402
-
-__all__ += ["AirbenchNet"]
-from zoo.models.classic_cnns import VGG, AlexNet, GoogLeNet, ResNet  # noqa: E402
-
-__all__ += ["AlexNet", "VGG", "GoogLeNet", "ResNet"]
-
-__all__ += ["LinearRegression", "PolynomialRegression", "LogisticRegression"]
-from zoo.models.textbook_ch7 import TransferClassifier  # noqa: E402
-
-__all__ += ["TransferClassifier"]
-from zoo.models.generative import GAN, Autoencoder, SampleGridCallback, VariationalAutoencoder  # noqa: E402
-from zoo.models.textbook_ch6 import (  # noqa: E402
-    DCGAN, LSGAN, VAE, WGANGP, ConditionalGAN, ConvAutoencoder, MLPAutoencoder, MLPGAN,
-)
-
-__all__ += ["GAN", "Autoencoder", "VariationalAutoencoder", "SampleGridCallback"]
-__all__ += ["MLPAutoencoder", "ConvAutoencoder", "VAE", "MLPGAN", "LSGAN", "ConditionalGAN", "DCGAN", "WGANGP"]
+__all__ = [
+    "VGG", "AirbenchNet", "AlexNet", "Autoencoder", "BookCNN", "Classifier", "ComplexNet", "ConditionalGAN",
+    "ConvAutoencoder", "ConvLSTMForecaster", "DCGAN", "DenseCNN", "GAN", "GenerativeModel", "GoogLeNet",
+    "ImageClassifier", "LSGAN", "LSTMForecaster", "LSTMTagger", "LeNet", "LinearRegression", "LogisticRegression",
+    "MLP", "MLPAutoencoder", "MLPGAN", "NGramLanguageModel", "PixelCNN", "PolynomialRegression", "RealNet",
+    "Regressor", "ResNet", "SparseCNN", "TransferClassifier", "TwoConvNet", "VAE", "VariationalAutoencoder",
+    "WGANGP", "ZooModule",
+]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.lightning_compat import attached_trainer
 from zoo.models.base import ImageClassifier
 
 
@@ -224,11 +225,11 @@ class AirbenchNet(ImageClassifier):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _train_batch_size(self) -> int:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = getattr(self.trainer, "datamodule", None) if attached_trainer(self) is not None else None
         return int(getattr(getattr(datamodule, "hparams", None), "batch_size", 1024) or 1024)
 
     def _total_steps(self) -> int:
-        if self._trainer is None:
+        if attached_trainer(self) is None:
             return 1
         return max(1, int(self.trainer.estimated_stepping_batches))
 

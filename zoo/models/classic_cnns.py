@@ -18,7 +18,6 @@ subclass swaps the block by overriding that method.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal, Optional
 
 import torch
@@ -26,7 +25,9 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from zoo.layers.backbones import torchvision_model
 from zoo.layers.classic import InceptionBlock
+from zoo.layers.heads import mlp
 from zoo.models.base import ImageClassifier
 
 Variant = Literal["auto", "imagenet", "small"]
@@ -34,40 +35,6 @@ Variant = Literal["auto", "imagenet", "small"]
 #: VGG configurations (Simonyan & Zisserman, 2015, Table 1), as torchvision names them; "M" is a 2x2 max-pool.
 VGG_CONFIGS = {11: "A", 13: "B", 16: "D", 19: "E"}
 RESNET_BLOCKS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3))}
-
-
-def torchvision_classifier(name: str, weights: Optional[str], num_classes: int) -> nn.Module:
-    """torchvision's ``name`` network; pretrained ``weights`` keep their 1000-class head unless ``num_classes``
-    differs, in which case that last Linear layer is replaced by a new one.
-
-    Raises:
-        FileNotFoundError: the weights are neither in torch hub's cache nor downloadable; names the file and where
-            to put it.
-    """
-    if weights is None:
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    enum = torchvision.models.get_model_weights(name)[weights]
-    try:
-        model = torchvision.models.get_model(name, weights=enum)
-    except OSError as err:  # URLError and friends: offline without a cached file
-        filename = os.path.basename(enum.url)
-        target = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-        raise FileNotFoundError(
-            f"torchvision weights {name}.{weights} are not cached and could not be downloaded ({err}). "
-            f"Download {enum.url} on a machine with internet and put it at {target}, or build without weights."
-        ) from err
-    if num_classes != len(enum.meta.get("categories", [])):
-        _replace_last_linear(model, num_classes)
-    return model
-
-
-def _replace_last_linear(model: nn.Module, num_classes: int) -> None:
-    parent, attribute, last = None, "", None
-    for module in model.modules():
-        for child_name, child in module.named_children():
-            if isinstance(child, nn.Linear):
-                parent, attribute, last = module, child_name, child
-    setattr(parent, attribute, nn.Linear(last.in_features, num_classes))
 
 
 class ClassicCNN(ImageClassifier):
@@ -117,21 +84,14 @@ class ClassicCNN(ImageClassifier):
                 f"the ImageNet variant is torchvision's {self.torchvision_name} (3 input channels, standard widths); "
                 f"got in_channels={hp.in_channels}, widths={hp.widths}: use variant='small' to change them"
             )
-        return torchvision_classifier(self.torchvision_name, hp.weights, hp.num_classes)
+        return torchvision_model(self.torchvision_name, hp.weights, hp.num_classes)
 
     def build_small(self) -> nn.Module:
         raise NotImplementedError
 
     def classifier_head(self, sizes: list[int]) -> list[nn.Module]:
-        """Linear layers of ``sizes``, ReLU and dropout between them (none after the last)."""
-        layers: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            if self.hparams.dropout:
-                layers.append(nn.Dropout(self.hparams.dropout))
-            layers.append(nn.Linear(fan_in, fan_out))
-            if i < len(sizes) - 2:
-                layers.append(nn.ReLU(inplace=True))
-        return layers
+        """Linear layers of ``sizes``, ReLU between them and ``dropout`` before each (AlexNet's classifier)."""
+        return mlp(sizes, dropout=self.hparams.dropout, dropout_before_linear=True)
 
 
 class AlexNet(ClassicCNN):

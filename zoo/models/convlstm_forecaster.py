@@ -14,23 +14,20 @@ frame is the last input frame; ``_mean_frame``: every future frame is the per-pi
 - ``test/mse_per_frame``: squared error summed over the pixels of a frame, averaged over frames.
 - ``test/ssim``: structural similarity (torchmetrics), frames scored as images with data range 1.
 
-:class:`FrameStripCallback` writes strips of input, target and predicted frames as PNG files and to the logger.
+:class:`zoo.callbacks.FrameStripCallback` writes strips of input, target and predicted frames as PNG files and to
+the logger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.image import StructuralSimilarityIndexMeasure
-from torchvision.utils import make_grid, save_image
 
 from zoo.layers.convlstm import ConvLSTMEncoderForecaster
 from zoo.models.base import ZooModule
@@ -167,71 +164,3 @@ class ConvLSTMForecaster(ZooModule):
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.predict_frames(inputs)
-
-
-class FrameStripCallback(L.Callback):
-    """Writes PNG strips of input, target and predicted frames of the first validation and test sequences.
-
-    For each of the first ``num_sequences`` sequences of the first batch, three rows: the input frames, the
-    true future frames, the model's predicted future frames (``pl_module.predict_frames``). The image goes to
-    ``<dirpath>/<stage>-epoch=<E>.png`` (``dirpath`` defaults to ``<trainer.log_dir>/strips``) and to the logger:
-    TensorBoard's ``add_image``, or ``log_image`` for loggers that have it (e.g. Weights & Biases).
-
-    Args:
-        dirpath: where to write the PNG files.
-        num_sequences: sequences per strip.
-        every_n_epochs: write a validation strip every this many epochs (test strips are always written).
-    """
-
-    def __init__(self, dirpath: Optional[str] = None, num_sequences: int = 2, every_n_epochs: int = 1) -> None:
-        super().__init__()
-        if num_sequences < 1 or every_n_epochs < 1:
-            raise ValueError(f"num_sequences and every_n_epochs must be >= 1, got {num_sequences}, {every_n_epochs}")
-        self.dirpath, self.num_sequences, self.every_n_epochs = dirpath, num_sequences, every_n_epochs
-        self._batch: Optional[tuple[Tensor, Tensor]] = None
-        self.written: list[Path] = []
-
-    def _keep_first(self, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
-        if batch_idx == 0 and dataloader_idx == 0:
-            inputs, target = batch
-            self._batch = (inputs[: self.num_sequences].detach(), target[: self.num_sequences].detach())
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep_first(batch, batch_idx, dataloader_idx)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._keep_first(batch, batch_idx, dataloader_idx)
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._write(trainer, pl_module, "val")
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer, pl_module, "test")
-
-    def strip(self, pl_module: L.LightningModule, inputs: Tensor, target: Tensor) -> Tensor:
-        """The image ``(3, H', W')``: per sequence a row of inputs, of targets and of predictions."""
-        predictions = pl_module.predict_frames(inputs)
-        rows = []
-        for row in (inputs, target, predictions):
-            rows.append(F.pad(row, (0, 0, 0, 0, 0, 0, 0, max(inputs.shape[1], target.shape[1]) - row.shape[1])))
-        frames = torch.stack(rows, dim=1).flatten(0, 2)  # (sequences * 3 rows * columns, C, H, W)
-        columns = rows[0].shape[1]
-        return make_grid(frames.float().cpu(), nrow=columns, padding=2, pad_value=0.5)
-
-    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._batch is None or not trainer.is_global_zero:
-            return
-        image = self.strip(pl_module, *self._batch)
-        self._batch = None
-        directory = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "strips")
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{stage}-epoch={trainer.current_epoch:03d}.png"
-        save_image(image, path)
-        self.written.append(path)
-        tag = f"{stage}/frames (rows: inputs, targets, predictions)"
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(tag, image, global_step=trainer.global_step)
-            elif callable(getattr(logger, "log_image", None)):
-                logger.log_image(key=tag, images=[image], step=trainer.global_step)

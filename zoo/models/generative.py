@@ -1,12 +1,12 @@
-"""Task bases of the zoo's generative models: autoencoders, VAEs and GANs, plus their offline sample quality.
+"""Task bases of the zoo's generative models: autoencoders, VAEs and GANs.
 
 Pixel range: every generative model reads and returns images in [0, 1] (configure the MNIST datamodules with
 ``normalize: false``). Networks with a tanh output work in [-1, 1] inside the model (:func:`to_tanh_range`,
 :func:`from_tanh_range`), so ``sample`` always returns images in the datamodule's [0, 1].
 
 - :class:`GenerativeModel`: ``sample(n, labels=None, generator=None) -> (n, C, H, W)``, reproducible for a given
-  ``torch.Generator``, and :meth:`GenerativeModel.evaluation_metrics` (Fréchet distance in a zoo classifier's
-  feature space, class shares or per-label accuracy of the samples), which ``zoo evaluate`` prints.
+  ``torch.Generator``; its ``quality_classifier`` names the zoo classifier in whose features
+  :func:`zoo.evaluation.sample_quality` measures the samples (what ``zoo evaluate`` prints).
 - :class:`Autoencoder`: ``encode``/``decode`` and a reconstruction loss; samples decode codes drawn from a
   Gaussian fitted to the training codes (running mean and std).
 - :class:`GAN`: manual optimization of two optimizers (Goodfellow et al., 2014, Algorithm 1): ``n_critic``
@@ -16,18 +16,14 @@ Pixel range: every generative model reads and returns images in [0, 1] (configur
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchvision.utils import make_grid, save_image
 
+from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
 from zoo.models.base import ZooModule
 
 
@@ -112,11 +108,6 @@ class GenerativeModel(ZooModule):
         self.train(was_training)
         return images.float()
 
-    def evaluation_metrics(self, datamodule: L.LightningDataModule, num_samples: int = 10000,
-                           seed: int = 0) -> dict[str, float]:
-        """Sample quality against the datamodule's real test images (see :func:`sample_quality`)."""
-        return sample_quality(self, datamodule, self.hparams.quality_classifier, num_samples, seed)
-
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         """One sample per image of the batch (of the batch's labels when conditional)."""
         x, y = batch if isinstance(batch, (tuple, list)) else (batch, None)
@@ -197,11 +188,6 @@ class Autoencoder(GenerativeModel):
         self._step(batch, batch_idx, "test")
 
 
-def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) of each row, summed over the code (Kingma & Welling, 2014, app. B)."""
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
-
-
 class VariationalAutoencoder(Autoencoder):
     """VAE (Kingma & Welling, 2014): the encoder gives ``(mu, logvar)`` ``(N, 2 * latent_dim)``, the decoder
     Bernoulli logits.
@@ -238,40 +224,6 @@ class VariationalAutoencoder(Autoencoder):
         bce = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
         kl = gaussian_kl(mu.float(), logvar.float())
         return {"loss": (bce + kl).mean(), "bce": bce.mean(), "kl": kl.mean()}
-
-
-# ---------------------------------------------------------------------------------------------- GANs
-def input_gradients(critic: Any, images: Tensor) -> Tensor:
-    """``grad_x critic(x)`` for each image, flattened to ``(N, C*H*W)``, differentiable in the critic's weights
-    (the penalties below backpropagate through it)."""
-    images = images.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(images).sum(), images, create_graph=True)
-    return grad.flatten(1)
-
-
-def gradient_penalty(critic: Any, real: Tensor, fake: Tensor, mix: Optional[Tensor] = None) -> Tensor:
-    """WGAN-GP penalty (Gulrajani et al., 2017, Algorithm 1): ``mean((||grad critic(x_hat)||_2 - 1)^2)`` at
-    ``x_hat = mix * real + (1 - mix) * fake``, ``mix ~ U[0, 1]`` per image unless given ``(N,)``."""
-    if mix is None:
-        mix = torch.rand(len(real), device=real.device)
-    mix = mix.to(real.dtype).view(-1, *([1] * (real.ndim - 1)))
-    return (input_gradients(critic, mix * real + (1 - mix) * fake).norm(dim=1) - 1).pow(2).mean()
-
-
-def r1_penalty(discriminator: Any, real: Tensor) -> Tensor:
-    """R1 regularizer (Mescheder et al., 2018, eq. 9, without its ``gamma / 2``): ``E[||grad D(x)||_2^2]`` over
-    real images ``x``."""
-    return input_gradients(discriminator, real).pow(2).sum(dim=1).mean()
-
-
-def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """``1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]`` (Mao et al. 2017, eq. 2)."""
-    return 0.5 * (real_scores - 1).pow(2).mean() + 0.5 * fake_scores.pow(2).mean()
-
-
-def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
-    """``1/2 E[(D(G(z)) - 1)^2]`` (Mao et al. 2017, eq. 2)."""
-    return 0.5 * (fake_scores - 1).pow(2).mean()
 
 
 class GAN(GenerativeModel):
@@ -428,162 +380,5 @@ class GAN(GenerativeModel):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """Logs nothing: the shipped weights hold only the generator, so losses that need the discriminator
         could not be re-measured from them. A GAN's test figures are its sample quality
-        (:meth:`evaluation_metrics`, which ``zoo export`` and ``zoo evaluate`` add)."""
+        (:func:`zoo.evaluation.sample_quality`, which ``zoo export`` and ``zoo evaluate`` add)."""
 
-
-# ---------------------------------------------------------------------------------------------- quality
-class ClassifierFeatures(nn.Module):
-    """The penultimate layer of a zoo classifier whose ``network`` is an ``nn.Sequential`` ending in a Linear,
-    on images in [0, 1] (normalized here with the classifier's datamodule mean and std).
-
-    ``num_features`` tells torchmetrics' FrechetInceptionDistance the feature size.
-    """
-
-    def __init__(self, classifier: nn.Module, mean: float = 0.0, std: float = 1.0) -> None:
-        super().__init__()
-        network = getattr(classifier, "network", None)
-        if not isinstance(network, nn.Sequential) or not isinstance(network[-1], nn.Linear):
-            raise ValueError(f"{type(classifier).__name__} has no nn.Sequential `network` ending in nn.Linear; "
-                             f"pick a zoo classifier such as lenet_mnist")
-        self.body = network[:-1]
-        self.head = network[-1]
-        self.num_features = network[-1].in_features
-        self.mean, self.std = mean, std
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.body((images.float() - self.mean) / self.std)
-
-    def predict(self, images: Tensor) -> Tensor:
-        """Predicted classes ``(N,)``."""
-        return self.head(self(images)).argmax(dim=1)
-
-
-def load_feature_classifier(entry_name: str) -> ClassifierFeatures:
-    """The shipped classifier ``entry_name`` as a feature extractor on [0, 1] images."""
-    from zoo import hub
-
-    classifier = hub.load(entry_name)
-    datamodule = hub.build_datamodule(entry_name)
-    normalized = getattr(datamodule.hparams, "normalize", False)
-    mean, std = (datamodule.mean, datamodule.std) if normalized else (0.0, 1.0)
-    return ClassifierFeatures(classifier, mean, std).eval()
-
-
-def real_images(datamodule: L.LightningDataModule, split: str) -> Tensor:
-    """All images of the ``"train"`` or ``"test"`` split of an MNIST-family datamodule, in [0, 1]."""
-    if getattr(datamodule.hparams, "normalize", False):
-        raise ValueError("generative models read images in [0, 1]: build the datamodule with normalize=False")
-    datamodule.setup("fit" if split == "train" else "test")
-    return getattr(datamodule, f"{split}_set").images
-
-
-@torch.no_grad()
-def sample_quality(model: GenerativeModel, datamodule: L.LightningDataModule, classifier_entry: str,
-                   num_samples: int = 10000, seed: int = 0, batch_size: int = 500) -> dict[str, float]:
-    """Fréchet distance and class statistics of ``num_samples`` samples (seed ``seed``).
-
-    The Fréchet distance (torchmetrics' FrechetInceptionDistance with the classifier's penultimate layer as
-    the feature) is measured against the real test images. Beside it, as a floor, the distance of the first
-    ``num_samples`` real training images, and as a weak reference, Gaussian noise with the test images'
-    per-pixel mean and std (clipped to [0, 1]). Keys, with ``<c>`` the classifier's name (``lenet`` for
-    ``lenet_mnist``): ``test/fd_<c>``, ``test/fd_<c>_train_floor``, ``test/fd_<c>_noise``; unconditional
-    models: ``test/class_share_<k>`` (share of samples the classifier puts in class k), ``test/class_share_min``,
-    ``test/class_share_max``; conditional models (``num_samples / num_classes`` per label):
-    ``test/label_acc`` and ``test/label_acc_<k>``.
-    """
-    features = load_feature_classifier(classifier_entry).to(model.device)
-    tag = classifier_entry.split("_")[0]
-    fd = FrechetInceptionDistance(feature=features, reset_real_features=False).to(model.device)
-    test_images = real_images(datamodule, "test")
-    for chunk in test_images.split(batch_size):
-        fd.update(chunk.to(model.device), real=True)
-
-    def distance(images_in_batches: Any) -> float:
-        fd.reset()
-        for chunk in images_in_batches:
-            fd.update(chunk.to(model.device), real=False)
-        return float(fd.compute())
-
-    generator = torch.Generator().manual_seed(seed)
-    num_classes = model.hparams.num_classes
-    labels = None
-    if model.hparams.conditional:
-        labels = torch.arange(num_classes).repeat_interleave(num_samples // num_classes)
-    count = len(labels) if labels is not None else num_samples
-    samples = torch.cat([
-        model.sample(len(part), labels=None if labels is None else part, generator=generator).cpu()
-        for part in (labels.split(batch_size) if labels is not None else torch.arange(count).split(batch_size))
-    ])
-    metrics = {f"test/fd_{tag}": distance(samples.split(batch_size))}
-    train_images = real_images(datamodule, "train")[:num_samples]
-    metrics[f"test/fd_{tag}_train_floor"] = distance(train_images.split(batch_size))
-    mean, std = test_images.mean(0), test_images.std(0)
-    noise_generator = torch.Generator().manual_seed(seed + 1)
-    noise = (mean + std * torch.randn(num_samples, *mean.shape, generator=noise_generator)).clamp(0, 1)
-    metrics[f"test/fd_{tag}_noise"] = distance(noise.split(batch_size))
-
-    predicted = torch.cat([features.predict(chunk.to(model.device)).cpu() for chunk in samples.split(batch_size)])
-    if labels is None:
-        shares = torch.bincount(predicted, minlength=num_classes).double() / len(predicted)
-        metrics.update({f"test/class_share_{k}": float(s) for k, s in enumerate(shares)})
-        metrics["test/class_share_min"] = float(shares.min())
-        metrics["test/class_share_max"] = float(shares.max())
-    else:
-        correct = (predicted == labels).double()
-        metrics["test/label_acc"] = float(correct.mean())
-        for k in range(num_classes):
-            metrics[f"test/label_acc_{k}"] = float(correct[labels == k].mean())
-    return metrics
-
-
-# ---------------------------------------------------------------------------------------------- pictures
-class SampleGridCallback(L.Callback):
-    """Writes a grid of samples from a fixed noise batch after every ``every_n_epochs`` training epochs.
-
-    The same generator seed is used every time, so successive grids show the same noise decoded by the
-    model as it trains. Conditional models get one row per class. The PNG goes to
-    ``<dirpath>/epoch=<E>.png`` (``dirpath`` defaults to ``<trainer.log_dir>/samples``) and to TensorBoard
-    (``add_image``) when a TensorBoard logger is attached.
-
-    Args:
-        dirpath: where to write the PNG files.
-        per_row: samples per row (and per class for conditional models).
-        rows: rows of an unconditional grid.
-        seed: seed of the fixed noise batch.
-        every_n_epochs: write a grid every this many epochs.
-    """
-
-    def __init__(self, dirpath: Optional[str] = None, per_row: int = 8, rows: int = 8, seed: int = 0,
-                 every_n_epochs: int = 1) -> None:
-        super().__init__()
-        if min(per_row, rows, every_n_epochs) < 1:
-            raise ValueError(f"per_row, rows and every_n_epochs must be >= 1, got {per_row}, {rows}, "
-                             f"{every_n_epochs}")
-        self.dirpath, self.per_row, self.rows = dirpath, per_row, rows
-        self.seed, self.every_n_epochs = seed, every_n_epochs
-        self.written: list[Path] = []
-
-    def grid(self, model: GenerativeModel) -> Tensor:
-        """The grid image ``(3, H', W')`` of the fixed noise batch."""
-        labels = None
-        if model.hparams.conditional:
-            labels = torch.arange(model.hparams.num_classes).repeat_interleave(self.per_row)
-        n = len(labels) if labels is not None else self.per_row * self.rows
-        samples = model.sample(n, labels=labels, generator=torch.Generator().manual_seed(self.seed))
-        return make_grid(samples.cpu(), nrow=self.per_row, padding=2, pad_value=0.5)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs:
-            return
-        # Every rank reads trainer.log_dir: under DDP it is a broadcast, so reading it on rank 0 alone deadlocks.
-        directory = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "samples")
-        if not trainer.is_global_zero:
-            return
-        image = self.grid(pl_module)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"epoch={trainer.current_epoch:03d}.png"
-        save_image(image, path)
-        self.written.append(path)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples (fixed noise)", image, global_step=trainer.global_step)

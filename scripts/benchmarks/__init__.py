@@ -1,0 +1,1 @@
+"""Benchmarks: timings and operation counts (``python -m scripts.benchmarks.<name>``)."""
