@@ -42,7 +42,7 @@ def test_every_manifest_has_the_schema_and_its_recorded_sizes_hold(entry, reques
     assert manifest.file_size == weights.stat().st_size
     if manifest.backbone_files:
         request.getfixturevalue("real_data")  # the backbone file is read at construction
-    model = hub.import_trusted(manifest.model_class, torch.nn.Module)(**manifest.hparams)
+    model = hub.import_trusted(manifest.model_class, torch.nn.Module)(**hub.hparams_to_build(manifest))
     stored = load_file(str(weights))
     parameters = {**dict(model.named_parameters()), **getattr(model, "shipped_extra_parameters", dict)()}
     assert manifest.parameters == sum(p.numel() for name, p in parameters.items() if name in stored)
