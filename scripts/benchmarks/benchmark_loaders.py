@@ -7,7 +7,7 @@ datamodule's own training loader (``datamodules._batched``: one gather per batch
 permutation, a ``StatefulDataLoader``) followed by its batch-wise transform (``train_batch_transform``, as
 ``on_after_batch_transfer`` runs it). Both are timed over whole epochs, in turns, in one process:
 
-    OMP_NUM_THREADS=1 ZOO_DATA_DIR=../shared/data python -m scripts.benchmarks.benchmark_loaders --runs 5
+    OMP_NUM_THREADS=1 ZOO_DATA_DIR=<data dir> python -m scripts.benchmarks.benchmark_loaders --runs 5
 
 prints samples/s of each path and their ratio: the median of the runs and, in brackets, their min-max spread. Without real MNIST
 under ``ZOO_DATA_DIR`` it uses the embedded MNIST-mini (800 training images: the figures are then noisier).

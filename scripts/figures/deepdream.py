@@ -8,7 +8,7 @@ works, with the layer named as in ``model.named_modules()``.
 
 Offline, with the ImageNet MobileNet V2 of the shared data::
 
-    ZOO_DATA_DIR=../shared/data python -m scripts.figures.deepdream \\
+    ZOO_DATA_DIR=<data dir> python -m scripts.figures.deepdream \\
         --image $ZOO_DATA_DIR/dogs-vs-cats-3k/val/dog/dog.9.jpg \\
         --model mobilenet_v2 --weights '$ZOO_DATA_DIR/weights/mobilenet_v2_imagenet_dequantized_int8.pth' \\
         --layer features.10 --size 256 --iterations 10 --lr 0.01 --out docs/deepdream_mobilenet_v2.png

@@ -5,11 +5,11 @@ tested at its best checkpoint. The script prints a Markdown table: per seed the 
 metric, per side mean ± SD and mean fit time; then the difference of the means with its standard error (unpaired,
 and paired by seed) and the number of seeds the first side wins.
 
-    ZOO_DATA_DIR=../shared/data python -m scripts.reproductions.compare_seeds \\
+    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.compare_seeds \\
         complex_net_fashion_mnist real_net_fashion_mnist --seeds 0-9 --jobs 2 --out runs/complex_vs_real_fashion
-    ZOO_DATA_DIR=../shared/data python -m scripts.reproductions.compare_seeds complex_net_mnist5k real_net_mnist5k \\
+    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.compare_seeds complex_net_mnist5k real_net_mnist5k \\
         --seeds 0-2 --out runs/longer -- --trainer.max_epochs 60     # arguments after -- go to every run
-    ZOO_DATA_DIR=../shared/data python -m scripts.reproductions.compare_seeds \\
+    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.compare_seeds \\
         complex_net_fashion_mnist complex_net_fashion_mnist \\
         --names nesterov momentum --args-a="--model.init_args.nesterov true" --seeds 0-2 --out runs/nesterov
 

@@ -16,7 +16,7 @@ Models come from, per entry: a Lightning checkpoint (``--ckpt ENTRY=PATH``), a f
 Examples::
 
     # the shipped Fashion-MNIST pair
-    ZOO_DATA_DIR=shared/data python -m scripts.reproductions.noise_robustness \\
+    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.noise_robustness \\
         sparse_cnn2_fashion_mnist dense_cnn2_fashion_mnist
     # full MNIST on your machine: train both with the paper's recipe, then the tables (paper Fig. 2 / Table 1)
     ZOO_DATA_DIR=~/data python -m scripts.reproductions.noise_robustness sparse_cnn2_mnist dense_cnn2_mnist \\
