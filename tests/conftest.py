@@ -28,7 +28,7 @@ def real_data() -> Path:
     """The real data directory; skips the test when ``ZOO_DATA_DIR`` is not set to an existing directory."""
     path = real_data_dir()
     if path is None:
-        pytest.skip("set ZOO_DATA_DIR to the real datasets (../shared/data) to run real-data tests")
+        pytest.skip("set ZOO_DATA_DIR to a folder holding the real datasets to run real-data tests")
     return path
 
 
