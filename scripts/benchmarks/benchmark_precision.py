@@ -54,7 +54,7 @@ def main() -> None:
     model_class = import_trusted(config["model"]["class_path"], ZooModule)
     init_args = config["model"].get("init_args", {})
     formats = ((False, True) if args.memory_formats else (bool(init_args.get("channels_last", False)),))
-    steps, baseline = {}, None
+    steps = {}
     for channels_last in formats:
         model = model_class(**{**init_args, **({"channels_last": channels_last} if args.memory_formats else {})})
         hp = model.train().hparams
@@ -64,8 +64,8 @@ def main() -> None:
         layout = "channels_last" if channels_last else "contiguous"
         for precision in ("32-true", "bf16-mixed"):
             name = f"{precision} {layout}"
-            baseline = baseline or name
             steps[name] = training_step(model, images, labels, optimizer, bf16=precision == "bf16-mixed")
+    baseline = next(iter(steps))  # float32 in the first memory format
     seconds = median_seconds_in_turns(steps, rounds=args.rounds, calls=args.calls, warmup=1)
     print(f"{args.entry}, batch {args.batch_size}, {torch.get_num_threads()} threads:")
     for name, s in seconds.items():
