@@ -140,25 +140,31 @@ def write_data_dir(root: Path) -> Path:
 def real_data_dir() -> Path | None:
     """``$ZOO_DATA_DIR`` when it names an existing directory (the real datasets), else ``None``."""
     value = os.environ.get("ZOO_DATA_DIR")
-    return Path(value) if value and Path(value).is_dir() else None
+    return Path(value).resolve() if value and Path(value).is_dir() else None
+
+
+def subprocess_env(env: dict | None) -> dict:
+    """This process's environment for a child run from any folder: warnings off, ``ZOO_DATA_DIR`` made absolute."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if real_data_dir() is not None:
+        full_env["ZOO_DATA_DIR"] = str(real_data_dir())
+    return {**full_env, **(env or {})}
 
 
 def run_zoo(
     *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:
     """Run ``python -m zoo <args>`` in a subprocess and return the completed process (text output)."""
-    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "zoo", *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", "zoo", *args], cwd=cwd or REPO, env=subprocess_env(env), capture_output=True, text=True,
         timeout=timeout,
     )
 
 
 def run_script(module: str, *args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m scripts.<module> <args>`` from the repository root (how the scripts are documented to run)."""
-    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", f"scripts.{module}", *args], cwd=REPO, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", f"scripts.{module}", *args], cwd=REPO, env=subprocess_env(env), capture_output=True, text=True,
         timeout=timeout,
     )
 
