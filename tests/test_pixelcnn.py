@@ -282,12 +282,12 @@ def test_binarized_datamodule_rejects_normalization_and_unknown_binarization():
 
 # ---------------------------------------------------------------- training
 @pytest.mark.parametrize("conditional", [False, True])
-def test_fast_dev_run_fit_test_and_predict(conditional, mnist_root):
+def test_fast_dev_run_fit_test_and_predict(conditional, mnist_root, tmp_path):
     L.seed_everything(0)
     model = tiny_model(conditional=conditional)
     dm = BinarizedMNISTDataModule(root=str(mnist_root), batch_size=4, val_fraction=0.2)
     trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+                        enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
     assert {"train/loss_step", PixelCNN.checkpoint_monitor, "val/bpd"} <= set(trainer.callback_metrics)
     results = trainer.test(model, datamodule=dm, verbose=False)[0]

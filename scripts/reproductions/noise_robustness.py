@@ -107,12 +107,12 @@ def correct_on_noisy_test_set(subject: Subject, eta: float, protocol: str, batch
     return correct, total
 
 
-def noise_curves(subjects: list[Subject]) -> list[dict[str, Any]]:
+def noise_curves(subjects: list[Subject], protocols: tuple[str, ...] = tuple(PROTOCOL_LEVELS)) -> list[dict[str, Any]]:
     """One row per (entry, protocol, eta): correct, total, accuracy."""
     rows = []
     for subject in subjects:
-        for protocol, levels in PROTOCOL_LEVELS.items():
-            for eta in levels:
+        for protocol in protocols:
+            for eta in PROTOCOL_LEVELS[protocol]:
                 correct, total = correct_on_noisy_test_set(subject, eta, protocol)
                 rows.append({"entry": subject.entry, "protocol": protocol, "eta": eta, "correct": correct,
                              "total": total, "accuracy": correct / total})
@@ -123,6 +123,11 @@ def noise_curves(subjects: list[Subject]) -> list[dict[str, Any]]:
 def noise_score(rows: list[dict[str, Any]], entry: str) -> int:
     """The paper's noise score: correct test images summed over the 11 paper-protocol levels."""
     return sum(r["correct"] for r in rows if r["entry"] == entry and r["protocol"] == "paper")
+
+
+def manifest_metrics(rows: list[dict[str, Any]], entry: str) -> dict[str, float]:
+    """The figures a sparse/dense entry's manifest holds beside its test metrics (paper protocol)."""
+    return {"noise_score": float(noise_score(rows, entry)), "acc_eta_0.5": accuracy_at(rows, entry, "paper", 0.5)}
 
 
 def accuracy_at(rows: list[dict[str, Any]], entry: str, protocol: str, eta: float) -> float:
@@ -222,8 +227,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if subject.ckpt_path is None:
                 print(f"{subject.entry}: shipped weights, nothing to export")
                 continue
-            extra = {"noise_score": float(noise_score(rows, subject.entry)),
-                     "acc_eta_0.5": accuracy_at(rows, subject.entry, "paper", 0.5)}
+            extra = manifest_metrics(rows, subject.entry)
             notes = "noise_score and acc_eta_0.5 (paper protocol) measured by scripts/reproductions/noise_robustness.py"
             manifest = export.export(subject.entry, subject.ckpt_path, fit_command=subject.fit_command,
                                   extra_metrics=extra, notes=notes)
