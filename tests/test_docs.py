@@ -200,6 +200,29 @@ def test_docs_commands_name_existing_subcommands_and_entries(path):
     assert not bad, bad
 
 
+def stray_redirects(path: Path) -> list[str]:
+    """Shell lines whose command word, after the ``VAR=value`` prefix, holds a ``<`` or ``>`` outside a ``<placeholder>``:
+    what an unquoted ``VAR=<two words>`` leaves behind (``dir> zoo fit ...`` redirects into a file named ``zoo``)."""
+    bad = []
+    for line in code_lines(path):
+        words = ENV.sub("", line, count=1).split()
+        if words and not re.fullmatch(r"<[^<>]*>", words[0]) and re.search(r"[<>]", words[0]):
+            bad.append(line.strip())
+    return bad
+
+
+@pytest.mark.parametrize("path", MAPS, ids=lambda p: rel(p))
+def test_shell_lines_have_no_stray_redirect(path):
+    assert not stray_redirects(path)
+
+
+def test_the_redirect_checker_catches_a_split_placeholder(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```bash\nZOO_DATA_DIR=<your data dir> OMP_NUM_THREADS=1 dir> zoo fit -c lenet_mnist\n"
+                    "ZOO_DATA_DIR=<your data dir> zoo fit -c lenet_mnist\n```\n")
+    assert stray_redirects(page) == ["ZOO_DATA_DIR=<your data dir> OMP_NUM_THREADS=1 dir> zoo fit -c lenet_mnist"]
+
+
 def test_the_command_checker_catches_stale_commands():
     def problems(line: str) -> list[str]:
         return command_problems(shlex.split(line), placeholders=False)

@@ -298,8 +298,9 @@ def recorded_command(row: Row) -> Optional[str]:
     """The manifest's training command without the trainer's paths, with the data directory as a placeholder."""
     if row.manifest is None:
         return None
+    command = re.sub(r"ZOO_DATA_DIR=<[^>]*>", "ZOO_DATA_DIR=<data>", row.manifest.command)  # "<data dir>" is 2 tokens
     try:
-        tokens = shlex.split(row.manifest.command)
+        tokens = shlex.split(command)
     except ValueError:
         return None
     if "zoo" not in tokens:
