@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from datamodules import DatasetNotFoundError, MovingMNISTDataModule
 from datamodules.moving_mnist import bouncing_trajectories, render_frames
-from tests.helpers import run_zoo
+from tests.helpers import ok, run_script, run_zoo
 from zoo.layers import ConvLSTM, ConvLSTMCell, ConvLSTMEncoderForecaster
 from zoo.callbacks import FrameStripCallback
 from zoo.models import ConvLSTMForecaster
@@ -361,6 +361,25 @@ def test_cli_fit_with_the_shipped_config(mnist_root, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(tmp_path.rglob("val-epoch=000.png"))
+
+
+def test_the_forecast_picture_of_a_run(mnist_root, tmp_path):
+    """``scripts/figures/forecast_strip.py`` draws a run's test forecasts: per sequence inputs, truth, forecast."""
+    ok(run_zoo(
+        "fit", "-c", "convlstm_moving_mnist", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+        "--data.init_args.root", str(mnist_root), "--data.init_args.num_train", "4",
+        "--data.init_args.num_val", "4", "--data.init_args.num_test", "4", "--data.init_args.batch_size", "4",
+        "--model.init_args.hidden_channels", "[4, 4]", "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false", "--trainer.callbacks", "[]",
+    ))
+    (ckpt,) = tmp_path.rglob("last.ckpt")
+    out = tmp_path / "strip.png"
+    ok(run_script("figures.forecast_strip", "--ckpt_path", str(ckpt), "--sequences", "2", "--out", str(out)))
+    from PIL import Image
+
+    assert Image.open(out).size == (10 * 66 + 2, 2 * 3 * 66 + 2)  # 10 frames per row; 2 sequences x 3 rows
+    refused = run_script("figures.forecast_strip", "lenet_mnist", "--out", str(tmp_path / "no.png"))
+    assert refused.returncode != 0 and "does not forecast frames" in refused.stderr
 
 
 @pytest.mark.realdata

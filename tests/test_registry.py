@@ -39,6 +39,7 @@ DATASETS = {
     "mnist": ("MNISTDataModule", "BinarizedMNISTDataModule"),
     "fashion_mnist": ("FashionMNISTDataModule", "BinarizedFashionMNISTDataModule"),
     "moving_mnist5k": ("MovingMNISTDataModule",),
+    "moving_mnist": ("MovingMNISTDataModule",),
     "cifar10": ("CIFAR10DataModule",),
     "dogs_vs_cats": ("DogsVsCatsDataModule",),
     "airline": ("AirlinePassengersDataModule",),
