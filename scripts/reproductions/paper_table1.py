@@ -12,8 +12,8 @@ Runs live in ``<runs>/<entry>/seed<k>/`` (each a ``zoo fit -c <entry> --seed_eve
 with its ``results.json``). ``--fit`` trains the missing seeds first, one after the other; finished ones are
 kept, and each checkpoint's figures are kept in ``table1_figures.json`` beside it. Examples::
 
-    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.paper_table1 --runs runs/table1 --seeds 0-2 --fit
-    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.paper_table1 --runs runs/table1 --seeds 0-2 --markdown
+    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.paper_table1 --runs runs/table1 --seeds 0-4 --fit
+    ZOO_DATA_DIR=<data dir> python -m scripts.reproductions.paper_table1 --runs runs/table1 --seeds 0-4 --markdown
 """
 
 from __future__ import annotations
