@@ -4,8 +4,8 @@ Large entries (over 4 MB) may ship in half precision when their figures hold. Fo
 the floating-point tensors of its shipped weights in ``--dtype``, rebuilds the model from the new file as
 ``zoo.load`` does, re-measures the manifest's test metrics (and the generative models' sample quality, the sparse
 and dense nets' noise score) on the real test set, and prints them beside the float32 figures. Only when every
-accuracy-like metric moved by at most ``--tolerance`` (absolute) are the weights and the manifest replaced (both written to temporary names first);
-the manifest's metrics are then the ones measured from the stored file and its notes say what was done.
+accuracy-like metric moved by at most ``--tolerance`` (absolute) are the weights and the manifest replaced (both
+written to temporary names first); the manifest's metrics are then the ones measured from the stored file and its notes say what was done.
 
 ``--remeasure REASON`` keeps each entry's stored dtype and only re-measures and rewrites its metrics (no guard),
 with REASON in the notes: for when something the metrics depend on changed, such as the shipped classifier whose
@@ -58,7 +58,7 @@ def restore(entry_name: str, dtype: str, tolerance: float, dry_run: bool, remeas
         datamodule = hub.build_datamodule(entry_name)
         measured = evaluation.model_metrics(model, datamodule)
         if "noise_score" in manifest.metrics:  # the sparse/dense nets: the noise score is re-measured too
-            subject = noise_robustness.Subject(entry_name, model, type(datamodule), dict(datamodule.hparams))
+            subject = noise_robustness.from_model(entry_name, model, datamodule)
             rows = noise_robustness.noise_curves([subject], protocols=("paper",))
             measured.update(noise_robustness.manifest_metrics(rows, entry_name))
         worst = 0.0

@@ -68,11 +68,14 @@ def from_checkpoint(entry: str, ckpt_path: str, fit_command: str = "") -> Subjec
     return Subject(entry, model.eval(), dm_cls, dm_args, ckpt_path, fit_command)
 
 
+def from_model(entry: str, model: ZooModule, datamodule: L.LightningDataModule, fit_command: str = "") -> Subject:
+    """A loaded model, tested on the (clean) test set of ``datamodule``'s class and arguments."""
+    return Subject(entry, model.eval(), type(datamodule), dict(datamodule.hparams), fit_command=fit_command)
+
+
 def from_shipped(entry: str) -> Subject:
     """Load ``entry``'s shipped weights and the datamodule recorded in its manifest."""
-    model = hub.load(entry)
-    datamodule = hub.build_datamodule(entry)
-    return Subject(entry, model, type(datamodule), dict(datamodule.hparams), fit_command=entry_command(entry))
+    return from_model(entry, hub.load(entry), hub.build_datamodule(entry), fit_command=entry_command(entry))
 
 
 def entry_command(entry: str) -> str:

@@ -146,8 +146,9 @@ def real_data_dir() -> Path | None:
 def subprocess_env(env: dict | None) -> dict:
     """This process's environment for a child run from any folder: warnings off, ``ZOO_DATA_DIR`` made absolute."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    if real_data_dir() is not None:
-        full_env["ZOO_DATA_DIR"] = str(real_data_dir())
+    real = real_data_dir()
+    if real is not None:
+        full_env["ZOO_DATA_DIR"] = str(real)
     return {**full_env, **(env or {})}
 
 
