@@ -5,8 +5,8 @@
 - :class:`LSGAN`: the same nets with the base's least-squares loss (Mao et al., 2017, eq. 2 with a=0, b=c=1).
 - :class:`DCGAN` (section 6.4): the book's convolutional D and G (Radford et al., 2016); its entry adds the GAN
   base's R1 penalty on D (Mescheder et al., 2018), without which it under-draws some digits.
-- :class:`WGANGP`: the DCGAN nets as critic (no sigmoid) and generator, gradient penalty 10, n_critic 5
-  (Gulrajani et al., 2017, Algorithm 1).
+- :class:`WGANGP`: the WGAN-GP paper's own MNIST critic and generator (no batch norm), gradient penalty 10,
+  n_critic 5 (Gulrajani et al., 2017, Algorithm 1).
 - :class:`ConditionalGAN`: the MLP nets with the one-hot label appended to the noise and to the image
   (Mirza & Osindero, 2014).
 """
@@ -20,6 +20,20 @@ from torch import Tensor, nn
 from zoo.layers.generative_losses import gradient_penalty
 from zoo.layers.heads import mlp
 from zoo.models.generative import GAN
+
+
+class CropTopLeft(nn.Module):
+    """Keep the top-left ``size x size`` pixels of a feature map (the WGAN-GP generator's 8x8 -> 7x7 step)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[..., :self.size, :self.size]
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
 
 
 class MLPGAN(GAN):
@@ -101,20 +115,55 @@ class DCGAN(GAN):
         )
 
 
-class WGANGP(DCGAN):
-    """WGAN-GP on the DCGAN nets: critic ``E[D(G(z))] - E[D(x)] + lambda * GP``, generator ``-E[D(G(z))]``.
+class WGANGP(GAN):
+    """WGAN-GP (Gulrajani et al., 2017, Algorithm 1): critic ``E[D(G(z))] - E[D(x)] + lambda * GP``, generator
+    ``-E[D(G(z))]``, on the paper's MNIST nets (the layout of the authors' released ``gan_mnist.py``, ``DIM = width``).
+
+    Critic: Conv(1, w, 5, stride 2) -> Conv(w, 2w, 5, stride 2) -> Conv(2w, 4w, 5, stride 2), each LeakyReLU 0.2,
+    then Linear(4w * 4 * 4 -> 1); no batch norm, since the penalty is taken per sample (section 4).
+    Generator: ``latent_dim`` -> Linear 4w * 4 * 4 ReLU -> ConvT(4w, 2w, 5, stride 2) ReLU -> crop to 7x7 ->
+    ConvT(2w, w, 5, stride 2) ReLU -> ConvT(w, 1, 5, stride 2) -> tanh (the GAN base's [-1, 1]; the paper's
+    sigmoid gives the same images in [0, 1]).
 
     Args:
+        width: the nets' base channel count (64 in the paper).
         penalty_weight: lambda of the gradient penalty (10 in the paper).
     """
 
-    def __init__(self, penalty_weight: float = 10.0, n_critic: int = 5, least_squares: bool = False,
-                 r1_gamma: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, width: int = 64, latent_dim: int = 128, penalty_weight: float = 10.0, n_critic: int = 5,
+                 least_squares: bool = False, r1_gamma: float = 0.0, **kwargs: Any) -> None:
         if least_squares:
             raise ValueError("WGANGP trains with the Wasserstein losses: least_squares must be false")
         if r1_gamma:
             raise ValueError("WGANGP's penalty is the gradient penalty (penalty_weight): r1_gamma must be 0")
-        super().__init__(n_critic=n_critic, **kwargs)
+        if kwargs.get("image_size", 28) != 28 or kwargs.get("conditional", False):
+            raise ValueError("WGANGP's nets fit unconditional 28x28 images: set image_size=28, conditional=false")
+        super().__init__(latent_dim=latent_dim, n_critic=n_critic, **kwargs)
+
+    def build_generator(self) -> nn.Module:
+        w = self.hparams.width
+
+        def up(c_in: int, c_out: int) -> nn.ConvTranspose2d:  # doubles height and width ('SAME' padding)
+            return nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1)
+
+        return nn.Sequential(
+            nn.Linear(self.hparams.latent_dim, 4 * w * 4 * 4), nn.ReLU(), nn.Unflatten(1, (4 * w, 4, 4)),
+            up(4 * w, 2 * w), nn.ReLU(),  # 8x8
+            CropTopLeft(7),
+            up(2 * w, w), nn.ReLU(),  # 14x14
+            up(w, self.hparams.in_channels), nn.Tanh(),  # 28x28
+        )
+
+    def build_discriminator(self) -> nn.Module:
+        w = self.hparams.width
+
+        def down(c_in: int, c_out: int) -> list[nn.Module]:  # halves height and width, rounding up
+            return [nn.Conv2d(c_in, c_out, 5, stride=2, padding=2), nn.LeakyReLU(0.2)]
+
+        return nn.Sequential(
+            *down(self.hparams.in_channels, w), *down(w, 2 * w), *down(2 * w, 4 * w),  # 14, 7, 4
+            nn.Flatten(), nn.Linear(4 * w * 4 * 4, 1),
+        )
 
     def discriminator_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
         return fake_scores.mean() - real_scores.mean()
