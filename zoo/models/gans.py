@@ -22,20 +22,6 @@ from zoo.layers.heads import mlp
 from zoo.models.generative import GAN
 
 
-class CropTopLeft(nn.Module):
-    """Keep the top-left ``size x size`` pixels of a feature map (the WGAN-GP generator's 8x8 -> 7x7 step)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x[..., :self.size, :self.size]
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
-
-
 class MLPGAN(GAN):
     """Fully connected GAN: D ``784 -> d_hidden -> 1`` with LeakyReLU 0.2, G ``latent_dim -> g_hidden -> 784``
     with ReLU and a tanh output. A conditional model's nets take ``num_classes`` more inputs.
@@ -149,7 +135,7 @@ class WGANGP(GAN):
         return nn.Sequential(
             nn.Linear(self.hparams.latent_dim, 4 * w * 4 * 4), nn.ReLU(), nn.Unflatten(1, (4 * w, 4, 4)),
             up(4 * w, 2 * w), nn.ReLU(),  # 8x8
-            CropTopLeft(7),
+            nn.ZeroPad2d((0, -1, 0, -1)),  # negative padding: crop 8x8 to its top-left 7x7
             up(2 * w, w), nn.ReLU(),  # 14x14
             up(w, self.hparams.in_channels), nn.Tanh(),  # 28x28
         )
