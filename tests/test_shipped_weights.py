@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import math
+import shlex
 
 import pytest
+import yaml
 
 from tests.helpers import real_data_dir
 from zoo import evaluation, hub, registry
+from zoo.hub import import_trusted
+from zoo.lightning_cli import cli_main
+from zoo.models.base import ZooModule
 
 SHIPPED = [name for name, entry in registry.entries().items() if entry.manifest_path.exists()]
 
@@ -27,6 +35,36 @@ def test_manifest_is_complete_and_hash_matches(entry):
     if manifest.backbone_files and real_data_dir() is None:
         pytest.skip(f"{entry} builds its backbone from files in ZOO_DATA_DIR: set it to load the entry")
     hub.load(entry)  # checks the sha256 and the keys
+
+
+def as_json(value):
+    return json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize("entry", SHIPPED)
+def test_recorded_command_rebuilds_the_shipped_hparams(entry):
+    """The manifest's ``zoo fit`` command, parsed against today's config, gives the model and datamodule
+    arguments the weights were trained with: a config edited after its weights shipped must not leave a command
+    that no longer reproduces them."""
+    manifest = registry.get(entry).manifest()
+    words = shlex.split(manifest.command)
+    args = words[words.index("fit", words.index("zoo")) + 1:]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), pytest.raises(SystemExit):
+        cli_main(["fit", *args, "--print_config"])
+    config = yaml.safe_load(printed.getvalue())
+    model_args = config["model"].get("init_args", {})
+    differing = {key: (model_args[key], value) for key, value in as_json(manifest.hparams).items()
+                 if key in model_args and as_json(model_args[key]) != value}
+    if differing:  # a constructor may fix an argument itself (LogisticRegression's num_classes): build and look
+        built = import_trusted(config["model"]["class_path"], ZooModule)(**model_args).hparams
+        differing = {key: (built[key], value) for key, value in as_json(manifest.hparams).items()
+                     if as_json(built.get(key)) != value}
+    assert not differing, f"{entry}: its recorded command gives (command, manifest): {differing}"
+    data_args = config["data"].get("init_args", {})
+    differing = {key: (data_args[key], value) for key, value in as_json(manifest.datamodule).items()
+                 if key in data_args and key != "root" and as_json(data_args[key]) != value}
+    assert not differing, f"{entry}: its recorded command gives the datamodule (command, manifest): {differing}"
 
 
 @pytest.mark.realdata
