@@ -257,7 +257,7 @@ def test_binarized_datamodule_fixes_eval_images_and_resamples_training_images(mn
     dm = BinarizedMNISTDataModule(root=str(mnist_root), batch_size=8, val_fraction=0.2, seed=0)
     dm.setup("fit")
     dm.setup("test")
-    assert "binarized (stochastic)" in dm.describe()["dataset"]
+    assert "binarized (dynamic binarization" in dm.describe()["dataset"]
     for split in (dm.val_set, dm.test_set):
         assert set(split.images.unique().tolist()) == {0.0, 1.0}
     dm2 = BinarizedMNISTDataModule(root=str(mnist_root), batch_size=8, val_fraction=0.2, seed=0)
