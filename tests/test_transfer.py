@@ -413,6 +413,6 @@ def test_shipped_transfer_entry_holds_its_backbones_or_names_their_files(entry, 
     manifest = registry.get(entry).manifest()
     for name, digest in manifest.backbone_files.items():  # only backbones the weights cannot hold (int8 TorchScript)
         assert name.endswith("_torchscript.pt") and hub.sha256(resolve_root(name)) == digest
-    assert manifest.backbones_in_weights == [not name.endswith("_torchscript.pt")
+    assert manifest.backbones_in_weights == [name is None or not name.endswith("_torchscript.pt")  # None: random init
                                              for name in manifest.hparams["backbone_weights"]]
     assert manifest.data["test_size"] == 300 and manifest.measured_on["split"].startswith("test")
