@@ -16,8 +16,6 @@ and their metrics re-measured on the real data).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
@@ -27,9 +25,8 @@ import torch
 import yaml
 
 from tests.helpers import ok, run_zoo, write_data_dir
-from tests.helpers.models import build, small_data, untrained_model_of, without_data_files
+from tests.helpers.models import build, printed_config, small_data, untrained_model_of, without_data_files
 from zoo import registry
-from zoo.lightning_cli import cli_main
 
 ENTRIES = list(registry.entries())
 #: dataset suffix of an entry name -> the datamodule classes that may serve it
@@ -57,14 +54,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_data_dir(tmp_path_factory.mktemp("zoo_data_dir"))
 
 
-def printed_config(entry: str) -> dict:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
-        cli_main(["fit", "-c", entry, "--print_config"])
-    assert exit_info.value.code in (0, None)
-    return yaml.safe_load(out.getvalue())
-
-
 # ------------------------------------------------------------------------------------- the checks, one entry each
 def check_name_says_its_dataset(entry: str) -> None:
     datamodule = registry.get(entry).datamodule_class.rsplit(".", 1)[-1]
@@ -74,11 +63,11 @@ def check_name_says_its_dataset(entry: str) -> None:
 
 
 def check_print_config_round_trips(entry: str, tmp_path: Path) -> None:
-    config = printed_config(entry)
+    config = printed_config("-c", entry)
     assert config["model"]["class_path"].endswith(registry.get(entry).model_class.rsplit(".", 1)[-1])
     saved = tmp_path / "config.yaml"
     saved.write_text(yaml.safe_dump(config))
-    assert printed_config(str(saved)) == config
+    assert printed_config("-c", str(saved)) == config
 
 
 def check_one_batch_of_its_datamodule(entry: str) -> None:

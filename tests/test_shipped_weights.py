@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import shlex
 
 import pytest
-import yaml
 
 from tests.helpers import real_data_dir
+from tests.helpers.models import build, printed_config
 from zoo import evaluation, hub, registry
-from zoo.hub import import_trusted
-from zoo.lightning_cli import cli_main
-from zoo.models.base import ZooModule
 
 SHIPPED = [name for name, entry in registry.entries().items() if entry.manifest_path.exists()]
 
@@ -49,15 +44,12 @@ def test_recorded_command_rebuilds_the_shipped_hparams(entry):
     manifest = registry.get(entry).manifest()
     words = shlex.split(manifest.command)
     args = words[words.index("fit", words.index("zoo")) + 1:]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), pytest.raises(SystemExit):
-        cli_main(["fit", *args, "--print_config"])
-    config = yaml.safe_load(printed.getvalue())
+    config = printed_config(*args)
     model_args = config["model"].get("init_args", {})
     differing = {key: (model_args[key], value) for key, value in as_json(manifest.hparams).items()
                  if key in model_args and as_json(model_args[key]) != value}
     if differing:  # a constructor may fix an argument itself (LogisticRegression's num_classes): build and look
-        built = import_trusted(config["model"]["class_path"], ZooModule)(**model_args).hparams
+        built = build(config["model"]).hparams
         differing = {key: (built[key], value) for key, value in as_json(manifest.hparams).items()
                      if as_json(built.get(key)) != value}
     assert not differing, f"{entry}: its recorded command gives (command, manifest): {differing}"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
 from typing import Any
 
 import lightning as L
+import pytest
+import yaml
 
 from zoo import registry
+from zoo.lightning_cli import cli_main
 
 #: datamodule arguments that a smoke test shrinks, where the datamodule has them: batches of 2, a few generated
 #: sequences per split, 10 held-out CIFAR images (of the 100 that :func:`tests.helpers.write_data_dir` writes)
@@ -19,6 +24,15 @@ SMALL_DATA = {"batch_size": 2, "first_epoch_batch_size": None, "num_train": 4, "
 def import_class(class_path: str) -> type:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def printed_config(*fit_args: str) -> dict:
+    """The config ``zoo fit <fit_args> --print_config`` prints (in this process), as a dict."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *fit_args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(out.getvalue())
 
 
 def build(section: dict[str, Any], **overrides: Any) -> Any:

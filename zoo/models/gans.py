@@ -22,6 +22,13 @@ from zoo.layers.heads import mlp
 from zoo.models.generative import GAN
 
 
+def require_unconditional_28x28(gan: GAN) -> None:
+    """Refuse settings that the fixed-size convolutional nets (DCGAN's, WGAN-GP's) cannot serve."""
+    if gan.hparams.image_size != 28 or gan.hparams.conditional:
+        raise ValueError(f"{type(gan).__name__}'s nets fit unconditional 28x28 images: set image_size=28, "
+                         "conditional=false")
+
+
 class MLPGAN(GAN):
     """Fully connected GAN: D ``784 -> d_hidden -> 1`` with LeakyReLU 0.2, G ``latent_dim -> g_hidden -> 784``
     with ReLU and a tanh output. A conditional model's nets take ``num_classes`` more inputs.
@@ -81,8 +88,7 @@ class DCGAN(GAN):
 
     def __init__(self, latent_dim: int = 96, **kwargs: Any) -> None:
         super().__init__(latent_dim=latent_dim, **kwargs)
-        if self.hparams.image_size != 28 or self.hparams.conditional:
-            raise ValueError("DCGAN's nets fit unconditional 28x28 images: set image_size=28, conditional=false")
+        require_unconditional_28x28(self)
 
     def build_generator(self) -> nn.Module:
         return nn.Sequential(
@@ -122,9 +128,8 @@ class WGANGP(GAN):
             raise ValueError("WGANGP trains with the Wasserstein losses: least_squares must be false")
         if r1_gamma:
             raise ValueError("WGANGP's penalty is the gradient penalty (penalty_weight): r1_gamma must be 0")
-        if kwargs.get("image_size", 28) != 28 or kwargs.get("conditional", False):
-            raise ValueError("WGANGP's nets fit unconditional 28x28 images: set image_size=28, conditional=false")
         super().__init__(latent_dim=latent_dim, n_critic=n_critic, **kwargs)
+        require_unconditional_28x28(self)
 
     def build_generator(self) -> nn.Module:
         w = self.hparams.width
