@@ -14,6 +14,7 @@ from datamodules import DatasetNotFoundError, MovingMNISTDataModule
 from datamodules.moving_mnist import bouncing_trajectories, render_frames
 from tests.helpers import ok, run_script, run_zoo
 from zoo.layers import ConvLSTM, ConvLSTMCell, ConvLSTMEncoderForecaster
+from zoo.layers.convlstm import DYNAMIC_FILTER_FLOOR, apply_separable_filters
 from zoo.callbacks import FrameStripCallback
 from zoo.models import ConvLSTMForecaster
 from zoo.models.convlstm_forecaster import cross_entropy_per_sequence
@@ -187,6 +188,60 @@ def test_encoder_forecaster_shapes_and_gradients():
         net(torch.rand(2, 5, 1, 18, 16))
 
 
+def one_hot_kernels(tap: int, size: int = 5, frame_size: int = 8) -> torch.Tensor:
+    """Kernels ``(2, size, frame_size, frame_size)`` that read tap ``tap`` at every pixel."""
+    return F.one_hot(torch.full((2, frame_size, frame_size), tap), size).permute(0, 3, 1, 2).float()
+
+
+def test_separable_filters_move_pixels_by_whole_steps():
+    frame = torch.rand(2, 3, 8, 8)
+    centre, left, below = one_hot_kernels(2), one_hot_kernels(1), one_hot_kernels(3)
+    torch.testing.assert_close(apply_separable_filters(frame, centre, centre), frame, rtol=0, atol=0)
+    moved_right = apply_separable_filters(frame, centre, left)  # every pixel reads its left neighbour
+    assert torch.equal(moved_right[..., 1:], frame[..., :-1]) and (moved_right[..., 0] == 0).all()
+    moved_up = apply_separable_filters(frame, below, centre)  # every pixel reads the pixel below it
+    assert torch.equal(moved_up[..., :-1, :], frame[..., 1:, :]) and (moved_up[..., -1, :] == 0).all()
+    with pytest.raises(ValueError, match=r"\(N, k, H, W\) = \(2, 5, 8, 8\) with k odd"):
+        apply_separable_filters(frame, centre, centre[..., :7])
+
+
+def test_separable_filters_are_the_outer_product_of_their_kernels():
+    torch.manual_seed(0)
+    frame = torch.rand(1, 1, 6, 7)
+    vertical, horizontal = torch.rand(1, 3, 6, 7), torch.rand(1, 3, 6, 7)
+    padded = F.pad(frame, (1, 1, 1, 1))[0, 0]
+    by_hand = torch.zeros(6, 7)
+    for y in range(6):
+        for x in range(7):
+            weights = torch.outer(vertical[0, :, y, x], horizontal[0, :, y, x])
+            by_hand[y, x] = (weights * padded[y:y + 3, x:x + 3]).sum()
+    torch.testing.assert_close(apply_separable_filters(frame, vertical, horizontal)[0, 0], by_hand)
+
+
+def test_the_dynamic_filter_head_keeps_the_forecast_a_moved_copy_of_the_last_frame():
+    torch.manual_seed(0)
+    net = ConvLSTMEncoderForecaster(1, [4, 6], [3, 5], patch_size=4, frames_out=3, output="dynamic_filter",
+                                    filter_size=5)
+    assert net.output.out_channels == 2 * 5 * 4**2
+    frames = torch.rand(2, 5, 1, 16, 16)
+    logits = net(frames)
+    assert logits.shape == (2, 3, 1, 16, 16)
+    logits.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    # forced to the centre tap, every forecast is the last input frame (squeezed by the floor)
+    with torch.no_grad():
+        net.output.weight.zero_()
+        net.output.bias.copy_(torch.tensor([0.0, 0, 50, 0, 0] * 2).repeat_interleave(4**2))  # PixelShuffle's order
+        probabilities = net(frames).sigmoid()
+    floor = DYNAMIC_FILTER_FLOOR
+    expected = (floor + (1 - 2 * floor) * frames[:, -1:]).expand(-1, 3, -1, -1, -1)
+    torch.testing.assert_close(probabilities, expected)
+    with pytest.raises(ValueError, match="output must be one of"):
+        ConvLSTMEncoderForecaster(1, [4], output="flow")
+    with pytest.raises(ValueError, match="filter_size must be odd"):
+        ConvLSTMEncoderForecaster(1, [4], output="dynamic_filter", filter_size=4)
+
+
 # ---------------------------------------------------------------------------------------------------- data
 
 
@@ -307,6 +362,7 @@ def test_fit_test_and_strips(mnist_root, tmp_path):
                         logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[strips])
     model = tiny_model()
     trainer.fit(model, datamodule=datamodule)
+    assert {"val/ce_per_seq", "val/mse_per_frame", "val/ssim"} <= set(trainer.callback_metrics)
     metrics = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     for name in ("ce_per_seq", "mse_per_frame", "ssim"):
         for suffix in ("", "_copy_last", "_mean_frame"):

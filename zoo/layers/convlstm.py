@@ -17,10 +17,12 @@ peephole terms ``W_c o c`` are optional. Plain ``torch.nn``: no Lightning here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 #: the state of one layer: (hidden h, cell c), each ``(N, hidden_channels, H, W)``.
@@ -261,6 +263,35 @@ class ConvLSTM(nn.Module):
         return list(zip(state[0].unbind(0), state[1].unbind(0)))
 
 
+#: the output heads of :class:`ConvLSTMEncoderForecaster`.
+OUTPUT_HEADS = ("pixels", "dynamic_filter")
+#: how far from 0 and 1 the dynamic-filter forecasts are squeezed before their logits are taken.
+DYNAMIC_FILTER_FLOOR = 1e-4
+
+
+def apply_separable_filters(frame: Tensor, vertical: Tensor, horizontal: Tensor) -> Tensor:
+    """Each pixel of ``frame`` ``(N, C, H, W)`` replaced by a weighted sum of its ``k x k`` neighbourhood.
+
+    The weights of output pixel ``(y, x)`` are the outer product of its own vertical and horizontal kernels,
+    ``vertical[:, :, y, x]`` and ``horizontal[:, :, y, x]``, each ``(N, k, H, W)`` and shared by the channels:
+    ``out(y, x) = sum_ij vertical_i(y, x) horizontal_j(y, x) frame(y + i - k // 2, x + j - k // 2)`` (the
+    per-pixel separable kernels of Niklaus et al., 2017, "Video Frame Interpolation via Adaptive Separable
+    Convolution", eq. 2). A translation by whole pixels is one one-hot pair. Outside the frame reads zeros.
+    """
+    size = vertical.shape[1]
+    n, channels, height, width = frame.shape
+    expected = (n, size, height, width)
+    if size % 2 == 0 or tuple(vertical.shape) != expected or tuple(horizontal.shape) != expected:
+        raise ValueError(
+            f"vertical and horizontal kernels must both be (N, k, H, W) = {expected} with k odd for a frame of "
+            f"shape {tuple(frame.shape)}, got {tuple(vertical.shape)} and {tuple(horizontal.shape)}"
+        )
+    pad = size // 2
+    windows = F.pad(frame, (pad, pad, pad, pad)).unfold(3, size, 1).unfold(2, size, 1)  # (N, C, H, W, k_x, k_y)
+    rows = (windows * horizontal.permute(0, 2, 3, 1)[:, None, :, :, :, None]).sum(4)  # (N, C, H, W, k_y)
+    return (rows * vertical.permute(0, 2, 3, 1)[:, None]).sum(4)
+
+
 class ConvLSTMEncoderForecaster(nn.Module):
     """The encoding-forecasting network of Shi et al. (2015), section 3.3 and figure 3.
 
@@ -268,7 +299,18 @@ class ConvLSTMEncoderForecaster(nn.Module):
     16x16x16 reshaping, ``nn.PixelUnshuffle``). An encoding :class:`ConvLSTM` reads the input frames; a forecasting
     stack of ConvLSTM layers with no input starts from the encoder's final states (layer ``l`` from layer ``l``)
     and runs ``frames_out`` steps; at every step a 1x1 convolution maps the concatenated hidden states of all
-    forecasting layers to per-pixel logits, which ``nn.PixelShuffle`` puts back into frames.
+    forecasting layers to the output, which ``nn.PixelShuffle`` puts back at the frame's resolution:
+
+    - ``output="pixels"`` (the paper's): per-pixel logits of the future frame.
+    - ``output="dynamic_filter"``: per-pixel ``filter_size x filter_size`` kernels that move the previous frame's
+      pixels into the next (De Brabandere et al., 2016, "Dynamic Filter Networks", section 3.2, their Moving MNIST
+      model), each the outer product of a vertical and a horizontal kernel normalized by a softmax
+      (:func:`apply_separable_filters`): ``2 k`` numbers per pixel instead of ``k^2``. Step 1 filters the last input frame, step ``t`` the forecast of step
+      ``t - 1``. A forecast pixel is a convex combination of pixels of the frame before, so the digits keep their
+      strokes instead of fading into the mean of the possible futures. The frames, probabilities by
+      construction, are returned as logits like the other head's, of ``p' = eps + (1 - 2 eps) p`` with
+      ``eps = DYNAMIC_FILTER_FLOOR`` (1e-4): a pixel the filters leave at exactly 0 or 1 still has a finite
+      cross-entropy and a gradient.
 
     Args:
         in_channels: channels of a frame (1 for Moving MNIST).
@@ -277,6 +319,9 @@ class ConvLSTMEncoderForecaster(nn.Module):
         patch_size: side of the square patches; frame sides must be multiples of it.
         frames_out: frames to predict.
         peephole: use the cells' peephole terms.
+        output: ``"pixels"`` or ``"dynamic_filter"``.
+        filter_size: odd side of the dynamic filters (``output="dynamic_filter"``): the farthest a pixel moves in
+            one step is ``filter_size // 2``.
 
     ``forward(frames)`` maps ``(N, T_in, in_channels, H, W)`` to logits ``(N, frames_out, in_channels, H, W)``.
     """
@@ -289,12 +334,19 @@ class ConvLSTMEncoderForecaster(nn.Module):
         patch_size: int = 4,
         frames_out: int = 10,
         peephole: bool = False,
+        output: str = "pixels",
+        filter_size: int = 9,
     ) -> None:
         super().__init__()
+        if output not in OUTPUT_HEADS:
+            raise ValueError(f"output must be one of {OUTPUT_HEADS}, got {output!r}")
+        if filter_size < 1 or filter_size % 2 == 0:
+            raise ValueError(f"filter_size must be odd (a centred kernel), got {filter_size}; use {filter_size + 1}")
         hidden = list(hidden_channels)
         kernels = _per_layer(kernel_size, len(hidden), "kernel sizes")
         patch_channels = in_channels * patch_size**2
         self.in_channels, self.patch_size, self.frames_out = in_channels, patch_size, frames_out
+        self.output_head, self.filter_size = output, filter_size
         self.patchify = nn.PixelUnshuffle(patch_size)
         self.unpatchify = nn.PixelShuffle(patch_size)
         self.encoder = ConvLSTM(patch_channels, hidden, kernel_size=kernels, batch_first=True, peephole=peephole)
@@ -302,7 +354,8 @@ class ConvLSTMEncoderForecaster(nn.Module):
             ConvLSTM(fan_in, [width], kernel_size=k, batch_first=True, peephole=peephole)
             for fan_in, width, k in zip([0, *hidden[:-1]], hidden, kernels)
         )
-        self.output = nn.Conv2d(sum(hidden), patch_channels, kernel_size=1)
+        out_channels = patch_channels if output == "pixels" else 2 * filter_size * patch_size**2
+        self.output = nn.Conv2d(sum(hidden), out_channels, kernel_size=1)
 
     def forward(self, frames: Tensor) -> Tensor:
         n, steps, channels, height, width = frames.shape
@@ -319,5 +372,14 @@ class ConvLSTMEncoderForecaster(nn.Module):
         for layer, state in zip(self.forecaster, states):
             layer_input, _ = layer(layer_input, [state])
             hidden_sequences.append(layer_input)
-        logits = self.output(torch.cat(hidden_sequences, dim=2).flatten(0, 1))
-        return self.unpatchify(logits).unflatten(0, (n, self.frames_out))
+        outputs = self.unpatchify(self.output(torch.cat(hidden_sequences, dim=2).flatten(0, 1)))
+        outputs = outputs.unflatten(0, (n, self.frames_out))
+        if self.output_head == "pixels":
+            return outputs
+        vertical, horizontal = outputs.float().unflatten(2, (2, self.filter_size)).softmax(dim=3).unbind(2)
+        frame, forecast = frames[:, -1].float(), []
+        for step in range(self.frames_out):
+            frame = apply_separable_filters(frame, vertical[:, step], horizontal[:, step])
+            forecast.append(frame)
+        floor = DYNAMIC_FILTER_FLOOR
+        return torch.logit(floor + (1 - 2 * floor) * torch.stack(forecast, dim=1))

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
+from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from zoo.layers.convlstm import ConvLSTMEncoderForecaster
@@ -70,6 +71,9 @@ class ConvLSTMForecaster(ZooModule):
         hidden_channels: hidden channels of each ConvLSTM layer of the encoder and the forecaster.
         kernel_size: odd kernel of each layer (an int repeats).
         peephole: use the cells' peephole terms.
+        output: ``"pixels"`` (the paper's per-pixel logits) or ``"dynamic_filter"`` (per-pixel kernels that move
+            the previous frame's pixels, De Brabandere et al., 2016); see :class:`ConvLSTMEncoderForecaster`.
+        filter_size: odd side of the dynamic filters.
         ce_eps: clamp of the probabilities scored by the ``ce_per_seq`` metrics (not of the training loss).
         **kwargs: optimizer settings of :class:`ZooModule` (``optimizer``, ``lr``, ...).
 
@@ -89,6 +93,8 @@ class ConvLSTMForecaster(ZooModule):
         hidden_channels: Sequence[int] = (64, 64),
         kernel_size: Union[int, Sequence[int]] = 3,
         peephole: bool = False,
+        output: str = "pixels",
+        filter_size: int = 9,
         ce_eps: float = 1e-4,
         **kwargs: Any,
     ) -> None:
@@ -106,7 +112,8 @@ class ConvLSTMForecaster(ZooModule):
         """The network mapping input frames to logits of the future frames."""
         hp = self.hparams
         return ConvLSTMEncoderForecaster(
-            hp.in_channels, list(hp.hidden_channels), hp.kernel_size, hp.patch_size, hp.frames_out, hp.peephole
+            hp.in_channels, list(hp.hidden_channels), hp.kernel_size, hp.patch_size, hp.frames_out, hp.peephole,
+            hp.output, hp.filter_size,
         )
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -130,8 +137,12 @@ class ConvLSTMForecaster(ZooModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         logits, _ = self._step(batch, "val")
-        ce = cross_entropy_per_sequence(logits.sigmoid(), batch[1], self.hparams.ce_eps).mean()
+        prediction, target = logits.sigmoid(), batch[1]
+        ce = cross_entropy_per_sequence(prediction, target, self.hparams.ce_eps).mean()
         self.log("val/ce_per_seq", ce, prog_bar=True, batch_size=len(logits))
+        self.log("val/mse_per_frame", squared_error_per_frame(prediction, target).mean(), batch_size=len(logits))
+        frames = prediction.flatten(0, 1).float(), target.flatten(0, 1).float()
+        self.log("val/ssim", structural_similarity_index_measure(*frames, data_range=1.0), batch_size=len(logits))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         inputs, target = batch
