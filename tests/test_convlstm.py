@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from datamodules import DatasetNotFoundError, MovingMNISTDataModule
 from datamodules.moving_mnist import bouncing_trajectories, render_frames
 from tests.helpers import ok, run_script, run_zoo
-from zoo.layers import ConvLSTM, ConvLSTMCell, ConvLSTMEncoderForecaster
-from zoo.layers.convlstm import DYNAMIC_FILTER_FLOOR, apply_separable_filters
+from zoo.layers import ConvLSTM, ConvLSTMCell, ConvLSTMEncoderForecaster, apply_separable_filters
+from zoo.layers.convlstm import DYNAMIC_FILTER_FLOOR
 from zoo.callbacks import FrameStripCallback
 from zoo.models import ConvLSTMForecaster
 from zoo.models.convlstm_forecaster import cross_entropy_per_sequence
