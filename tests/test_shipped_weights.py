@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import shlex
@@ -9,7 +10,7 @@ import shlex
 import pytest
 
 from tests.helpers import real_data_dir
-from tests.helpers.models import build, printed_config
+from tests.helpers.models import build, constructor_default, printed_config
 from zoo import evaluation, hub, registry
 
 SHIPPED = [name for name, entry in registry.entries().items() if entry.manifest_path.exists()]
@@ -53,6 +54,13 @@ def test_recorded_command_rebuilds_the_shipped_hparams(entry):
         differing = {key: (built[key], value) for key, value in as_json(manifest.hparams).items()
                      if as_json(built.get(key)) != value}
     assert not differing, f"{entry}: its recorded command gives (command, manifest): {differing}"
+    # an argument added to the model after the weights shipped is rebuilt at its default by zoo.load: the command
+    # must give that default too
+    unrecorded = {key: (value, constructor_default(manifest.model_class, key)) for key, value in model_args.items()
+                  if key not in manifest.hparams}
+    differing = {key: (value, default) for key, (value, default) in unrecorded.items()
+                 if default is not inspect.Parameter.empty and as_json(value) != as_json(default)}
+    assert not differing, f"{entry}: its recorded command gives (command, the default it loads with): {differing}"
     data_args = config["data"].get("init_args", {})
     differing = {key: (data_args[key], value) for key, value in as_json(manifest.datamodule).items()
                  if key in data_args and key != "root" and as_json(data_args[key]) != value}

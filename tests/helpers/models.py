@@ -57,6 +57,17 @@ def without_data_files(section: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def constructor_default(class_path: str, name: str) -> Any:
+    """The default of argument ``name`` of the class at ``class_path`` (or of a base class its ``**kwargs`` reach);
+    ``inspect.Parameter.empty`` when it has none."""
+    for cls in import_class(class_path).__mro__:
+        if "__init__" in vars(cls):
+            parameter = inspect.signature(cls.__init__).parameters.get(name)
+            if parameter is not None and parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+                return parameter.default
+    return inspect.Parameter.empty
+
+
 def small_data(section: dict[str, Any]) -> dict[str, Any]:
     """The :data:`SMALL_DATA` arguments that the datamodule of ``section`` takes."""
     parameters = {name for cls in import_class(section["class_path"]).__mro__ if "__init__" in vars(cls)
