@@ -306,9 +306,10 @@ class ConvLSTMEncoderForecaster(nn.Module):
       pixels into the next (De Brabandere et al., 2016, "Dynamic Filter Networks", section 3.2, their Moving MNIST
       model), each the outer product of a vertical and a horizontal kernel normalized by a softmax
       (:func:`apply_separable_filters`): ``2 k`` numbers per pixel instead of ``k^2``. Step 1 filters the last
-      input frame, step ``t`` the forecast of step ``t - 1``. A forecast pixel is a convex combination of pixels of the frame before, so the digits keep their
-      strokes instead of fading into the mean of the possible futures. The frames, probabilities by
-      construction, are returned as logits like the other head's, of ``p' = eps + (1 - 2 eps) p`` with
+      input frame, step ``t`` the forecast of step ``t - 1``. A forecast pixel is a convex combination of pixels
+      of the frame before, so the digits keep their strokes instead of fading into the mean of the possible
+      futures. The frames, probabilities by construction, are returned as logits like the other head's, of
+      ``p' = eps + (1 - 2 eps) p`` with
       ``eps = DYNAMIC_FILTER_FLOOR`` (1e-4): a pixel the filters leave at exactly 0 or 1 still has a finite
       cross-entropy and a gradient.
 
