@@ -20,8 +20,8 @@ __all__ = [
     "ComplexDropout", "ComplexLinear", "ComplexMagnitude", "ConvLSTM", "ConvLSTMCell", "ConvLSTMEncoderForecaster",
     "DownRightShiftedConv2d", "DownShiftedConv2d", "GatedResidualBlock", "InceptionBlock", "KWinners", "KWinners2d",
     "LSTMTaggerNet", "LearnedImaginaryInput", "ModReLU", "PixelCNNNetwork", "SparseWeights", "SparseWeights2d",
-    "ZReLU", "apply_separable_filters", "build_backbone", "complex_glorot_init_", "complex_he_init_", "complex_product", "complex_rayleigh_",
-    "concat_elu", "decay_boost_strength", "down_shift", "gaussian_kl", "gradient_penalty", "k_winners",
-    "k_winners2d", "least_squares_d_loss", "least_squares_g_loss", "mlp", "r1_penalty", "rezero_weights",
-    "right_shift", "torchvision_model", "weight_norm_conv2d",
+    "ZReLU", "apply_separable_filters", "build_backbone", "complex_glorot_init_", "complex_he_init_",
+    "complex_product", "complex_rayleigh_", "concat_elu", "decay_boost_strength", "down_shift", "gaussian_kl",
+    "gradient_penalty", "k_winners", "k_winners2d", "least_squares_d_loss", "least_squares_g_loss", "mlp",
+    "r1_penalty", "rezero_weights", "right_shift", "torchvision_model", "weight_norm_conv2d",
 ]

@@ -17,7 +17,6 @@ peephole terms ``W_c o c`` are optional. Plain ``torch.nn``: no Lightning here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -309,9 +308,8 @@ class ConvLSTMEncoderForecaster(nn.Module):
       input frame, step ``t`` the forecast of step ``t - 1``. A forecast pixel is a convex combination of pixels
       of the frame before, so the digits keep their strokes instead of fading into the mean of the possible
       futures. The frames, probabilities by construction, are returned as logits like the other head's, of
-      ``p' = eps + (1 - 2 eps) p`` with
-      ``eps = DYNAMIC_FILTER_FLOOR`` (1e-4): a pixel the filters leave at exactly 0 or 1 still has a finite
-      cross-entropy and a gradient.
+      ``p' = eps + (1 - 2 eps) p`` with ``eps = DYNAMIC_FILTER_FLOOR`` (1e-4): a pixel the filters leave at
+      exactly 0 or 1 still has a finite cross-entropy and a gradient.
 
     Args:
         in_channels: channels of a frame (1 for Moving MNIST).
