@@ -57,19 +57,26 @@ def without_data_files(section: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def constructor_default(class_path: str, name: str) -> Any:
-    """The default of argument ``name`` of the class at ``class_path`` (or of a base class its ``**kwargs`` reach);
-    ``inspect.Parameter.empty`` when it has none."""
+def constructor_parameters(class_path: str) -> dict[str, inspect.Parameter]:
+    """The named ``__init__`` arguments of the class at ``class_path`` and of the base classes its ``**kwargs``
+    reach, each from the nearest class that names it."""
+    parameters: dict[str, inspect.Parameter] = {}
     for cls in import_class(class_path).__mro__:
         if "__init__" in vars(cls):
-            parameter = inspect.signature(cls.__init__).parameters.get(name)
-            if parameter is not None and parameter.kind is not inspect.Parameter.VAR_KEYWORD:
-                return parameter.default
-    return inspect.Parameter.empty
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                if parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+                    parameters.setdefault(name, parameter)
+    return parameters
+
+
+def constructor_default(class_path: str, name: str) -> Any:
+    """The default of argument ``name`` of the class at ``class_path`` (see :func:`constructor_parameters`);
+    ``inspect.Parameter.empty`` when it has none."""
+    parameter = constructor_parameters(class_path).get(name)
+    return inspect.Parameter.empty if parameter is None else parameter.default
 
 
 def small_data(section: dict[str, Any]) -> dict[str, Any]:
     """The :data:`SMALL_DATA` arguments that the datamodule of ``section`` takes."""
-    parameters = {name for cls in import_class(section["class_path"]).__mro__ if "__init__" in vars(cls)
-                  for name in inspect.signature(cls.__init__).parameters}  # also what ``**kwargs`` passes on
+    parameters = constructor_parameters(section["class_path"])  # also what ``**kwargs`` passes on
     return {name: value for name, value in SMALL_DATA.items() if name in parameters}

@@ -135,12 +135,19 @@ class ConvLSTMForecaster(ZooModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")[1]
 
+    def log_error_metrics(self, stage: str, name: str, prediction: Tensor, target: Tensor) -> None:
+        """Log ``{stage}/ce_per_seq{name}`` and ``{stage}/mse_per_frame{name}`` of ``prediction`` ``(N, T, C, H, W)``
+        probabilities."""
+        batch_size = len(prediction)
+        ce = cross_entropy_per_sequence(prediction, target, self.hparams.ce_eps).mean()
+        self.log(f"{stage}/ce_per_seq{name}", ce, prog_bar=stage == "val", batch_size=batch_size)
+        self.log(f"{stage}/mse_per_frame{name}", squared_error_per_frame(prediction, target).mean(),
+                 batch_size=batch_size)
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         logits, _ = self._step(batch, "val")
         prediction, target = logits.sigmoid(), batch[1]
-        ce = cross_entropy_per_sequence(prediction, target, self.hparams.ce_eps).mean()
-        self.log("val/ce_per_seq", ce, prog_bar=True, batch_size=len(logits))
-        self.log("val/mse_per_frame", squared_error_per_frame(prediction, target).mean(), batch_size=len(logits))
+        self.log_error_metrics("val", "", prediction, target)
         frames = prediction.flatten(0, 1).float(), target.flatten(0, 1).float()
         self.log("val/ssim", structural_similarity_index_measure(*frames, data_range=1.0), batch_size=len(logits))
 
@@ -149,12 +156,9 @@ class ConvLSTMForecaster(ZooModule):
         logits, _ = self._step(batch, "test")
         predictions = {"": logits.sigmoid(), **baseline_predictions(inputs, self.hparams.frames_out)}
         for name, prediction in predictions.items():
-            ce = cross_entropy_per_sequence(prediction, target, self.hparams.ce_eps).mean()
-            mse = squared_error_per_frame(prediction, target).mean()
+            self.log_error_metrics("test", name, prediction, target)
             ssim = self.test_ssim[name or "model"]
             ssim.update(prediction.flatten(0, 1), target.flatten(0, 1))  # computed once, at the epoch's end
-            self.log(f"test/ce_per_seq{name}", ce, batch_size=len(inputs))
-            self.log(f"test/mse_per_frame{name}", mse, batch_size=len(inputs))
             self.log(f"test/ssim{name}", ssim, batch_size=len(inputs))
 
     def on_test_epoch_end(self) -> None:
