@@ -7,11 +7,20 @@ the real files (CI sets it to ``../shared/data``) and are skipped otherwise.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import real_data_dir, write_cifar10, write_mnist_family
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n auto``: one worker per core) each worker, and every ``zoo`` process it starts,
+    computes on one thread unless ``OMP_NUM_THREADS`` says otherwise: N workers each spinning N OpenMP threads on N
+    cores run slower than one worker. Set before any test module imports torch, which reads it once."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

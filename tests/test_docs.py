@@ -80,7 +80,7 @@ def test_readme_is_a_short_map_with_the_quick_start():
     assert len(text.splitlines()) <= 160
     lines = [line.strip() for line in text.splitlines()]
     for command in ('pip install -c constraints.txt -e ".[dev]"', "zoo fit -c lenet_mnist_mini",
-                    "python -m pytest -q"):
+                    "python -m pytest -q -n auto"):
         assert command in lines, f"the quick start lost {command!r}"
     shared = [line for line in lines if "../shared" in line]
     assert shared == [], shared  # users do not have the project's shared folder
