@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from scripts.reproductions.compare_seeds import parse_seeds
 from scripts.reproductions.noise_robustness import PAPER_LEVELS, correct_on_noisy_test_set, from_checkpoint
@@ -73,7 +73,12 @@ def fit_seed(runs: Path, entry: str, seed: int, extra: list[str]) -> None:
 def epoch_checkpoints(results: dict[str, Any]) -> list[Path]:
     """Every epoch's checkpoint of a run, ``epoch-<e>-<step>.ckpt`` beside its last checkpoint, in epoch order."""
     directory = Path(results["last_checkpoint"]).parent
-    return sorted(directory.glob("epoch-*-*.ckpt"), key=lambda path: int(path.name.split("-")[1]))
+    return sorted(directory.glob("epoch-*-*.ckpt"), key=epoch_of)
+
+
+def epoch_of(checkpoint: Path) -> int:
+    """The epoch of ``epoch-<e>-<step>.ckpt``."""
+    return int(checkpoint.name.split("-")[1])
 
 
 class MeasuredCheckpoints:
@@ -114,11 +119,11 @@ def seed_figures(entry: str, directory: Path, results: dict[str, Any], statistic
         )
     accuracies = [measured.get(str(path), with_noise=False)["acc"] for path in epochs]
     print(f"  test acc per epoch: {', '.join(f'{a:.2f}' for a in accuracies)}", flush=True)
-    best = accuracies.index(max(accuracies))
-    return {**measured.get(str(epochs[best])), "epoch": best, "last_acc": accuracies[-1]}
+    best = epochs[accuracies.index(max(accuracies))]
+    return {**measured.get(str(best)), "epoch": epoch_of(best), "last_acc": accuracies[-1]}
 
 
-def spread(values: list[float], sd=statistics.stdev, digits: int = 2) -> str:
+def spread(values: list[float], sd: Callable[[list[float]], float] = statistics.stdev, digits: int = 2) -> str:
     """``mean +- SD`` (one value alone when there is one)."""
     if len(values) == 1:
         return f"{values[0]:,.{digits}f}"

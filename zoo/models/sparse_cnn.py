@@ -23,7 +23,8 @@ not only its numbers: they train on all 60,000 training images (``validation = 1
 Their ``lr`` is the paper's: the authors step ``StepLR`` *before* each epoch's training, but under the torch 1.0.1
 they pinned a new scheduler starts one step back, so epoch ``e`` runs at ``lr * 0.8^e``, as with the zoo's step
 after each epoch (torch 1.1 changed that; the paper's code predates it). The paper's Table 1 takes,
-for each of 10 seeds, the epoch with the best *test* accuracy (``test_score_table.py``), which the zoo does not do.
+for each of 10 seeds, the epoch with the best *test* accuracy (``test_score_table.py``); the zoo's figures are the
+last epoch's, and ``scripts/reproductions/paper_table1.py --statistic best_test`` measures the authors' choice.
 
 The sparse layers keep their state in buffers; :class:`SparseCNN`'s Lightning hooks re-zero the masked weights
 after every training batch (after the optimizer step), keep the duty cycles equal on all DDP ranks, and decay
