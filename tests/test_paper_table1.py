@@ -24,6 +24,8 @@ def test_table_gives_mean_and_sd_over_seeds_beside_the_paper():
     assert "| 2 | 98.90 +- 0.14 | 99.09 | 103,500 +- 707 | 103,764 |" in row
     assert "99.00 / 104,000, 98.80 / 103,000" in row
     assert "| Dense CNN-1 | 0 | - | 99.14 | - | 74,569 | not trained |" in text
+    only = paper_table1.table(measured, markdown=True, entries=["sparse_cnn2_mnist"])
+    assert "Sparse CNN-2" in only and "CNN-1" not in only and "Dense" not in only
 
 
 def test_best_test_takes_each_seeds_first_best_epoch_and_the_population_sd(tmp_path):

@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from scripts.reproductions.compare_seeds import parse_seeds
 from scripts.reproductions.noise_robustness import PAPER_LEVELS, correct_on_noisy_test_set, from_checkpoint
@@ -135,11 +135,14 @@ def per_seed(figures: dict[str, float]) -> str:
     return text + (f" (epoch {figures['epoch']})" if "epoch" in figures else "")
 
 
-def table(measured: dict[str, list[dict[str, float]]], markdown: bool, statistic: str = "last") -> str:
+def table(measured: dict[str, list[dict[str, float]]], markdown: bool, statistic: str = "last",
+          entries: Iterable[str] = tuple(PAPER_TABLE1)) -> str:
+    """One row per entry of ``entries``: ours (mean +- SD, per seed) beside the paper's."""
     sd = STATISTICS[statistic]
     header = ["net", "seeds", "test acc % (ours)", "paper", "noise score (ours)", "paper", "per seed: acc / score"]
     rows = []
-    for entry, (name, paper_acc, paper_score) in PAPER_TABLE1.items():
+    for entry in entries:
+        name, paper_acc, paper_score = PAPER_TABLE1[entry]
         found = measured.get(entry, [])
         if not found:
             rows.append([name, "0", "-", f"{paper_acc:.2f}", "-", f"{paper_score:,}", "not trained"])
@@ -187,7 +190,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "best_test": "each seed's best test epoch as the paper's, population SD"}[args.statistic]
     print(f"\nTable 1 (paper: means of 10 seeds at their best test epoch; ours: mean +- SD over the seeds found, "
           f"{kind}), MNIST test set, noise score = correct images summed over eta = 0, 0.05, ..., 0.5 (paper protocol)")
-    print(table(measured, args.markdown, args.statistic))
+    print(table(measured, args.markdown, args.statistic, args.entries))
     return 0
 
 
