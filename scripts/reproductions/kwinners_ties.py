@@ -24,7 +24,7 @@ from typing import Iterator, Optional
 import torch
 from torch import nn
 
-from scripts.reproductions.noise_robustness import Subject, from_checkpoint, from_shipped
+from scripts.reproductions.noise_robustness import Subject, from_checkpoint, from_shipped, noisy_test_loader
 from zoo.layers import sparse
 
 
@@ -35,6 +35,7 @@ def counting_ties(model: nn.Module) -> Iterator[dict[str, list[int]]]:
     Counts what ``winner_indices`` itself finds tied (the rows it settles again in index order), so the scores and
     ``k`` are exactly the layer's own.
     """
+    names = {layer: name for name, layer in model.named_modules() if isinstance(layer, sparse.KWinnersBase)}
     counts: dict[str, list[int]] = {}
     current: list[str] = []
     select = sparse._top_k_and_next
@@ -53,7 +54,6 @@ def counting_ties(model: nn.Module) -> Iterator[dict[str, list[int]]]:
     def leave(_layer: nn.Module, _inputs: tuple, _output: torch.Tensor) -> None:
         current.pop()  # a forward hook that returned a value would replace the layer's output
 
-    names = {layer: name for name, layer in model.named_modules() if isinstance(layer, sparse.KWinnersBase)}
     hooks = [hook for layer in names for hook in (layer.register_forward_pre_hook(enter),
                                                   layer.register_forward_hook(leave))]
     sparse._top_k_and_next = counted_select
@@ -72,10 +72,8 @@ def tie_counts(subject: Subject, inference_k: bool = True) -> dict[str, list[int
     if not inference_k:
         for layer in sparse.kwinners_layers(model):
             layer.k_inference_factor = 1.0  # eval mode at the training k: no duty-cycle updates
-    datamodule = subject.datamodule_class(**{**subject.datamodule_args, "noise": 0.0, "batch_size": 1000})
-    datamodule.setup("test")
     with counting_ties(model) as counts:
-        for x, _ in datamodule.test_dataloader():
+        for x, _ in noisy_test_loader(subject):
             model(x)
     return counts
 
@@ -100,7 +98,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh model of --init")
     args = parser.parse_args(argv)
     subject = from_checkpoint(args.entry, args.ckpt) if args.ckpt else from_shipped(args.entry)
-    if not any(True for _ in sparse.kwinners_layers(subject.model)):
+    if next(sparse.kwinners_layers(subject.model), None) is None:
         raise SystemExit(f"{args.entry} has no k-winners layers: nothing to count")
     print(report("loaded, inference k", tie_counts(subject)))
     print(report("loaded, training k", tie_counts(subject, inference_k=False)))

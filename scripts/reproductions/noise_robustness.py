@@ -95,16 +95,21 @@ def fit(entry: str, out_dir: Path, fit_args: str) -> Subject:
     return from_checkpoint(entry, str(checkpoints[-1]), fit_command=shlex.join(command))
 
 
-@torch.no_grad()
-def correct_on_noisy_test_set(subject: Subject, eta: float, protocol: str, batch_size: int = 1000) -> tuple[int, int]:
-    """(correct, total) of ``subject.model`` on its test set with noise level ``eta`` under ``protocol``."""
+def noisy_test_loader(subject: Subject, eta: float = 0.0, protocol: str = "paper", batch_size: int = 1000) -> Any:
+    """The test loader of ``subject``'s datamodule with noise level ``eta`` under ``protocol`` (0: the clean set)."""
     args = {**subject.datamodule_args, "noise": eta, "noise_protocol": protocol, "noise_split": "test",
             "batch_size": batch_size}
     datamodule = subject.datamodule_class(**args)
     datamodule.setup("test")
+    return datamodule.test_dataloader()
+
+
+@torch.no_grad()
+def correct_on_noisy_test_set(subject: Subject, eta: float, protocol: str, batch_size: int = 1000) -> tuple[int, int]:
+    """(correct, total) of ``subject.model`` on its test set with noise level ``eta`` under ``protocol``."""
     model = subject.model.eval()
     correct = total = 0
-    for x, y in datamodule.test_dataloader():
+    for x, y in noisy_test_loader(subject, eta, protocol, batch_size):
         correct += int((model(x).argmax(dim=1) == y).sum())
         total += len(y)
     return correct, total
