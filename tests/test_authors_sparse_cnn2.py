@@ -1,0 +1,110 @@
+"""scripts/reproductions/authors_sparse_cnn2.py: the notebook's loop around a nupic.torch checkout (a stand-in one
+here, written in the checkout's layout), the per-seed records, resuming and the table's statistics."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from scripts.reproductions import authors_sparse_cnn2 as authors
+
+STAND_IN_MODELS = """
+from torch import nn
+BUILT = []
+class MNISTSparseCNN(nn.Sequential):
+    def __init__(self):
+        BUILT.append(self)
+        super().__init__(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=1))
+"""
+STAND_IN_MODULES = """
+CALLS = {"rezero": [], "boost": []}
+def rezero_weights(m):
+    CALLS["rezero"].append((type(m).__name__, m.training))
+def update_boost_strength(m):
+    CALLS["boost"].append((type(m).__name__, m.training))
+"""
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A nupic.torch checkout in the src/ layout whose model is a linear softmax; imported fresh, then forgotten."""
+    package = tmp_path / "nupic.torch" / "src" / "nupic" / "torch"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text(STAND_IN_MODELS)
+    (package / "modules.py").write_text(STAND_IN_MODULES)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [n for n in sys.modules if n == "nupic" or n.startswith("nupic.")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield tmp_path / "nupic.torch"
+    for name in [n for n in sys.modules if n == "nupic" or n.startswith("nupic.")]:
+        del sys.modules[name]
+
+
+def test_a_folder_without_nupic_torch_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(SystemExit, match=r"no nupic/torch package.*git clone https://github.com/numenta/nupic.torch"):
+        authors.import_nupic_torch(tmp_path)
+
+
+def test_seeds_are_trained_with_the_notebooks_loop_recorded_and_not_trained_again(checkout, mnist_root, tmp_path,
+                                                                                  capsys):
+    runs = tmp_path / "runs"
+    argv = ["--nupic_torch", str(checkout), "--runs", str(runs), "--seeds", "0-1", "--epochs", "3",
+            "--data", str(mnist_root)]
+    assert authors.main(argv) == 0
+    models, modules = sys.modules["nupic.torch.models"], sys.modules["nupic.torch.modules"]
+    assert len(models.BUILT) == 2
+    # after every epoch, in training mode, on every submodule (``apply``: the three layers, then the Sequential)
+    assert modules.CALLS["rezero"] == modules.CALLS["boost"] == [(name, True) for name in
+                                                                 ["Flatten", "Linear", "LogSoftmax",
+                                                                  "MNISTSparseCNN"]] * 6
+    for seed in (0, 1):
+        record = json.loads((runs / f"seed{seed}.json").read_text())
+        history = record["history"]
+        assert [h["epoch"] for h in history] == [0, 1, 2] and record["seed"] == seed
+        assert all(0 <= h["acc"] <= 100 for h in history)
+        assert "noise_score" in history[0] and "noise_score" in history[-1]  # the first epoch and the last
+        for h in history:
+            best_so_far = h["acc"] >= max(x["acc"] for x in history[:h["epoch"] + 1])
+            assert ("noise_score" in h) == (best_so_far or h["epoch"] == 2)
+            if "noise_score" in h:
+                assert h["noise_score"] == sum(h["per_eta"].values()) and len(h["per_eta"]) == 11
+                assert h["per_eta"]["0.0"] == round(h["acc"])  # 100 fixture test images: correct = acc %
+    printed = capsys.readouterr().out
+    assert "| Sparse CNN-2, nupic.torch | 2 |" in printed and "(epoch " in printed
+    # resuming: finished seeds are read back, not trained again; the other statistic reads the same records
+    assert authors.main(argv + ["--statistic", "last"]) == 0
+    assert len(models.BUILT) == 2
+    assert "(epoch " not in capsys.readouterr().out.split("| net |")[1]
+
+
+def test_the_best_test_epoch_is_the_first_best_and_the_sd_follows_the_statistic():
+    def record(accs, scores):
+        return {"history": [{"epoch": e, "acc": a, "noise_score": s} for e, (a, s) in enumerate(zip(accs, scores))]}
+
+    first, second = record([98.0, 99.0, 99.0], [1, 2, 3]), record([99.5, 98.0, 97.0], [10, 20, 30])
+    assert authors.seed_figures(first, "best_test")["epoch"] == 1
+    assert authors.seed_figures(first, "last")["noise_score"] == 3
+    row = authors.table([first, second], "best_test").splitlines()[-1]
+    assert "| 99.25 +- 0.25 |" in row  # population SD of 99.0 and 99.5
+    assert "99.00 / 2 (epoch 1), 99.50 / 10 (epoch 0)" in row
+    assert "| 98.00 +- 1.41 |" in authors.table([first, second], "last")  # sample SD of 99.0 and 97.0
+
+
+def test_noisy_test_sets_set_the_paper_protocols_pixel_count_and_repeat_per_seed():
+    images = torch.zeros(5, 1, 28, 28)
+    sets = authors.noisy_test_sets(images, seed=3)
+    noise = (authors.NOISE_VALUE - authors.MEAN) / authors.STD
+    for eta, noisy in sets.items():
+        assert noisy.shape == images.shape
+        counts = torch.isclose(noisy, torch.tensor(noise)).flatten(1).sum(1)
+        assert counts.tolist() == [int(784 * eta)] * 5
+    assert torch.equal(sets[0.0], (images - authors.MEAN) / authors.STD)
+    again = authors.noisy_test_sets(images, seed=3)
+    assert all(torch.equal(sets[eta], again[eta]) for eta in sets)
+    assert not torch.equal(authors.noisy_test_sets(images, seed=4)[0.5], sets[0.5])
