@@ -76,6 +76,7 @@ def test_seeds_are_trained_with_the_notebooks_loop_recorded_and_not_trained_agai
                 assert h["noise_score"] == sum(h["per_eta"].values()) and len(h["per_eta"]) == 11
                 assert h["per_eta"]["0.0"] == round(h["acc"])  # 100 fixture test images: correct = acc %
     printed = capsys.readouterr().out
+    assert printed.count("MNISTSparseCNN(") == 2  # each seed shows the model it trains
     assert "| Sparse CNN-2, nupic.torch | 2 |" in printed and "(epoch " in printed
     # resuming: finished seeds are read back, not trained again; the other statistic reads the same records
     assert authors.main(argv + ["--statistic", "last"]) == 0

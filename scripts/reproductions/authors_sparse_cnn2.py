@@ -17,6 +17,8 @@ normalized, the draws of the notebook's ``RandomNoise`` from a ``RandomState`` o
 for every epoch that could be the best test epoch and for the last. The table gives ``--statistic last`` or
 ``best_test`` (each seed's first best test epoch, population SD, as ``paper_table1.py``). One JSON per seed
 (``<runs>/seed<k>.json``, rewritten after each epoch) keeps the figures; finished seeds are not trained again.
+Each seed first prints the model it trains: ``MNISTSparseCNN``'s defaults are the paper's at 871f4ea and differ
+in later commits (sparse conv weights, other k), so check that print against the paper's Sparse CNN-2.
 Example (``git clone https://github.com/numenta/nupic.torch && git -C nupic.torch checkout 871f4ea``)::
 
     ZOO_DATA_DIR=<data dir> OMP_NUM_THREADS=1 python -m scripts.reproductions.authors_sparse_cnn2 \\
@@ -102,6 +104,7 @@ def train_seed(nupic: tuple[Any, Any, Any], root: Path, seed: int, epochs: int, 
     test_images, test_labels = mnist_tensors(root, train=False)
     train_set = torch.utils.data.TensorDataset((train_images - MEAN) / STD, train_labels)
     model = MNISTSparseCNN()
+    print(model, flush=True)  # its defaults are the paper's at 871f4ea and change in later commits: show them
     test_sets = noisy_test_sets(test_images, seed)
     sgd = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.0)
     scheduler = torch.optim.lr_scheduler.StepLR(sgd, step_size=1, gamma=LR_GAMMA)
