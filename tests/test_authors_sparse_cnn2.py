@@ -84,6 +84,18 @@ def test_seeds_are_trained_with_the_notebooks_loop_recorded_and_not_trained_agai
     assert "(epoch " not in capsys.readouterr().out.split("| net |")[1]
 
 
+def test_a_missing_dataset_and_a_run_of_other_length_are_refused_with_the_fix(checkout, tmp_path):
+    with pytest.raises(SystemExit, match=r"MNIST not found under .*point ZOO_DATA_DIR at a folder holding MNIST/raw/"):
+        authors.mnist_tensors(tmp_path / "empty", train=True)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    finished = {"seed": 0, "epochs": 15, "history": [{"epoch": e, "acc": 99.0, "noise_score": 1} for e in range(15)]}
+    (runs / "seed0.json").write_text(json.dumps(finished))
+    with pytest.raises(SystemExit, match=r"a run of 15 epochs, not --epochs 10: pass --epochs 15, or another --runs"):
+        authors.main(["--nupic_torch", str(checkout), "--runs", str(runs), "--seeds", "0", "--epochs", "10"])
+    assert json.loads((runs / "seed0.json").read_text()) == finished  # kept as it was
+
+
 def test_the_best_test_epoch_is_the_first_best_and_the_sd_follows_the_statistic():
     def record(accs, scores):
         return {"history": [{"epoch": e, "acc": a, "noise_score": s} for e, (a, s) in enumerate(zip(accs, scores))]}

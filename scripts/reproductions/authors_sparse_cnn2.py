@@ -172,6 +172,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     for seed in args.seeds:
         path = args.runs / f"seed{seed}.json"
         record = json.loads(path.read_text()) if path.exists() else None
+        if record is not None and record["epochs"] != args.epochs:
+            raise SystemExit(f"{path} is a run of {record['epochs']} epochs, not --epochs {args.epochs}: pass "
+                             f"--epochs {record['epochs']}, or another --runs folder for runs of {args.epochs}")
         if record is None or len(record["history"]) < args.epochs:
             print(f"seed {seed}: training {args.epochs} epochs", flush=True)
             record = train_seed(nupic, root, seed, args.epochs, path)
