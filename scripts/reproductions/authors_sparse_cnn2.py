@@ -42,11 +42,12 @@ from torch import Tensor, nn
 from torchvision import datasets
 
 from datamodules._paths import resolve_root
+from datamodules.mnist import MNISTDataModule
 from scripts.reproductions.compare_seeds import parse_seeds
 from scripts.reproductions.noise_robustness import PAPER_LEVELS
 from scripts.reproductions.paper_table1 import PAPER_TABLE1, STATISTICS, spread
 
-MEAN, STD = 0.1307, 0.3081
+MEAN, STD = MNISTDataModule.mean, MNISTDataModule.std
 NOISE_VALUE = MEAN + 2 * STD
 LR, LR_GAMMA, FIRST_EPOCH_BATCH, BATCH, TEST_BATCH = 0.02, 0.8, 4, 64, 1000
 
@@ -94,14 +95,15 @@ def count_correct(model: nn.Module, images: Tensor, labels: Tensor) -> int:
                    for i in range(0, len(images), TEST_BATCH))
 
 
-def train_seed(nupic: tuple[Any, Any, Any], root: Path, seed: int, epochs: int, out: Path) -> dict[str, Any]:
-    """Train one seed with the notebook's loop; ``out`` gets the figures after every epoch."""
+def train_seed(nupic: tuple[Any, Any, Any], mnist: dict[bool, tuple[Tensor, Tensor]], seed: int, epochs: int,
+               out: Path) -> dict[str, Any]:
+    """Train one seed with the notebook's loop on ``mnist`` (``train`` -> :func:`mnist_tensors`); ``out`` gets the
+    figures after every epoch."""
     MNISTSparseCNN, rezero_weights, update_boost_strength = nupic
     random.seed(seed)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    train_images, train_labels = mnist_tensors(root, train=True)
-    test_images, test_labels = mnist_tensors(root, train=False)
+    (train_images, train_labels), (test_images, test_labels) = mnist[True], mnist[False]
     train_set = torch.utils.data.TensorDataset((train_images - MEAN) / STD, train_labels)
     model = MNISTSparseCNN()
     print(model, flush=True)  # its defaults are the paper's at 871f4ea and change in later commits: show them
@@ -168,7 +170,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     nupic = import_nupic_torch(args.nupic_torch)
     root = resolve_root(args.data)
     args.runs.mkdir(parents=True, exist_ok=True)
-    records = []
+    records, mnist = [], {}
     for seed in args.seeds:
         path = args.runs / f"seed{seed}.json"
         record = json.loads(path.read_text()) if path.exists() else None
@@ -177,7 +179,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                              f"--epochs {record['epochs']}, or another --runs folder for runs of {args.epochs}")
         if record is None or len(record["history"]) < args.epochs:
             print(f"seed {seed}: training {args.epochs} epochs", flush=True)
-            record = train_seed(nupic, root, seed, args.epochs, path)
+            mnist = mnist or {train: mnist_tensors(root, train) for train in (True, False)}  # read once, if needed
+            record = train_seed(nupic, mnist, seed, args.epochs, path)
         records.append(record)
     print(f"\nSparse CNN-2 trained by nupic.torch, MNIST test set ({args.statistic}; paper: mean of 10 seeds at their "
           "best test epoch)")
