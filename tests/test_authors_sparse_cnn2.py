@@ -15,10 +15,17 @@ from scripts.reproductions import authors_sparse_cnn2 as authors
 STAND_IN_MODELS = """
 from torch import nn
 BUILT = []
+class Gain(nn.Module):
+    # a plain float attribute that changes the outputs, as nupic.torch's boost strength does
+    def __init__(self):
+        super().__init__()
+        self.strength = 1.0
+    def forward(self, x):
+        return x * self.strength
 class MNISTSparseCNN(nn.Sequential):
     def __init__(self):
         BUILT.append(self)
-        super().__init__(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=1))
+        super().__init__(nn.Flatten(), nn.Linear(784, 10), Gain(), nn.LogSoftmax(dim=1))
 """
 STAND_IN_MODULES = """
 CALLS = {"rezero": [], "boost": []}
@@ -26,6 +33,8 @@ def rezero_weights(m):
     CALLS["rezero"].append((type(m).__name__, m.training))
 def update_boost_strength(m):
     CALLS["boost"].append((type(m).__name__, m.training))
+    if hasattr(m, "strength"):
+        m.strength *= 0.5
 """
 
 
@@ -61,7 +70,7 @@ def test_seeds_are_trained_with_the_notebooks_loop_recorded_and_not_trained_agai
     assert len(models.BUILT) == 2
     # after every epoch, in training mode, on every submodule (``apply``: the three layers, then the Sequential)
     assert modules.CALLS["rezero"] == modules.CALLS["boost"] == [(name, True) for name in
-                                                                 ["Flatten", "Linear", "LogSoftmax",
+                                                                 ["Flatten", "Linear", "Gain", "LogSoftmax",
                                                                   "MNISTSparseCNN"]] * 6
     for seed in (0, 1):
         record = json.loads((runs / f"seed{seed}.json").read_text())
@@ -82,6 +91,58 @@ def test_seeds_are_trained_with_the_notebooks_loop_recorded_and_not_trained_agai
     assert authors.main(argv + ["--statistic", "last"]) == 0
     assert len(models.BUILT) == 2
     assert "(epoch " not in capsys.readouterr().out.split("| net |")[1]
+
+
+def test_a_seed_stopped_mid_run_resumes_exactly_after_its_last_saved_epoch(checkout, mnist_root, tmp_path,
+                                                                          monkeypatch, capsys):
+    def run(runs):
+        assert authors.main(["--nupic_torch", str(checkout), "--runs", str(runs), "--seeds", "0", "--epochs", "3",
+                             "--data", str(mnist_root)]) == 0
+        state = torch.load(runs / "seed0.state.pt", weights_only=True)
+        figures = [{k: v for k, v in h.items() if k != "seconds"} for h in state["record"]["history"]]
+        return figures, state
+
+    straight, straight_state = run(tmp_path / "straight")
+    saved, save_progress = [], authors.save_progress
+
+    def save_then_stop_after_epoch_1(out, record, state):
+        save_progress(out, record, state)
+        saved.append(len(record["history"]))
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(authors, "save_progress", save_then_stop_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed")
+    monkeypatch.setattr(authors, "save_progress", save_progress)
+    stopped = json.loads((tmp_path / "resumed" / "seed0.json").read_text())
+    assert [h["epoch"] for h in stopped["history"]] == [0, 1]
+    capsys.readouterr()
+    resumed, resumed_state = run(tmp_path / "resumed")
+    assert "seed 0: resuming after epoch 1 from" in capsys.readouterr().out
+    assert resumed == straight  # the same accuracy and noise figures in every epoch
+    assert resumed_state["module_numbers"][""] == straight_state["module_numbers"][""]
+    assert resumed_state["module_numbers"]["2"]["strength"] == straight_state["module_numbers"]["2"]["strength"]
+    assert resumed_state["module_numbers"]["2"]["strength"] == 0.125  # halved after each of the 3 epochs
+    for name, tensor in straight_state["model"].items():
+        assert torch.equal(resumed_state["model"][name], tensor), name
+    assert torch.equal(resumed_state["torch_rng"], straight_state["torch_rng"])
+
+
+def test_a_state_file_that_is_corrupt_or_of_another_run_is_refused_and_kept(checkout, mnist_root, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    argv = ["--nupic_torch", str(checkout), "--runs", str(runs), "--seeds", "0", "--epochs", "3",
+            "--data", str(mnist_root)]
+    state_path = runs / "seed0.state.pt"
+    state_path.write_bytes(b"not a state")
+    with pytest.raises(SystemExit, match=r"seed0.state.pt is not a training state.*delete it to train this seed"):
+        authors.main(argv)
+    assert state_path.read_bytes() == b"not a state"
+    torch.save({"record": {"seed": 0, "epochs": 15, "history": []}}, state_path)
+    with pytest.raises(SystemExit, match=r"holds seed 0 of 15 epochs, not seed 0 of 3: pass another --runs"):
+        authors.main(argv)
+    assert torch.load(state_path, weights_only=True)["record"]["epochs"] == 15
 
 
 def test_a_missing_dataset_and_a_run_of_other_length_are_refused_with_the_fix(checkout, tmp_path):

@@ -16,7 +16,10 @@ eta = 0, 0.05, ..., 0.5: ``int(784 * eta)`` distinct pixels of the [0, 1] image 
 normalized, the draws of the notebook's ``RandomNoise`` from a ``RandomState`` of its own per seed) is measured
 for every epoch that could be the best test epoch and for the last. The table gives ``--statistic last`` or
 ``best_test`` (each seed's first best test epoch, population SD, as ``paper_table1.py``). One JSON per seed
-(``<runs>/seed<k>.json``, rewritten after each epoch) keeps the figures; finished seeds are not trained again.
+(``<runs>/seed<k>.json``, rewritten after each epoch) keeps the figures; finished seeds are not trained again,
+and a seed stopped mid-run resumes exactly after its last finished epoch from ``<runs>/seed<k>.state.pt`` (the
+weights and buffers, the optimizer and scheduler, torch's generator, which alone draws the shuffling, and the
+plain-number attributes of every layer, where nupic.torch keeps the boost strength and the samples seen).
 Each seed first prints the model it trains: ``MNISTSparseCNN``'s defaults are the paper's at 871f4ea and differ
 in later commits (sparse conv weights, other k), so check that print against the paper's Sparse CNN-2.
 Example (``git clone https://github.com/numenta/nupic.torch && git -C nupic.torch checkout 871f4ea``)::
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -95,10 +99,40 @@ def count_correct(model: nn.Module, images: Tensor, labels: Tensor) -> int:
                    for i in range(0, len(images), TEST_BATCH))
 
 
+def module_numbers(model: nn.Module) -> dict[str, dict[str, float]]:
+    """The ``int`` and ``float`` attributes of every submodule, by name: nupic.torch keeps the boost strength and
+    the samples seen there, not in buffers, so a resumed run needs them besides the state dict."""
+    return {name: {key: value for key, value in vars(module).items() if type(value) in (int, float)}
+            for name, module in model.named_modules()}
+
+
+def save_progress(out: Path, record: dict[str, Any], state: dict[str, Any]) -> None:
+    """Replace ``out``'s training state (``.state.pt``, with the record inside), then ``out`` (the figures); a run
+    stopped between the two resumes from the state, whose record is the newer."""
+    for path, write in ((out.with_suffix(".state.pt"), lambda p: torch.save(state, p)),
+                        (out, lambda p: p.write_text(json.dumps(record)))):
+        partial = path.with_name(path.name + ".partial")
+        write(partial)
+        os.replace(partial, path)
+
+
+def load_state(path: Path, seed: int, epochs: int) -> dict[str, Any]:
+    try:
+        state = torch.load(path, weights_only=True)
+        record = state["record"]
+    except Exception as err:
+        raise SystemExit(f"{path} is not a training state this script wrote (torch.load with weights_only: "
+                         f"{type(err).__name__}). How to fix: delete it to train this seed again from its start") from None
+    if (record["seed"], record["epochs"]) != (seed, epochs):
+        raise SystemExit(f"{path} holds seed {record['seed']} of {record['epochs']} epochs, not seed {seed} of "
+                         f"{epochs}: pass another --runs folder, or delete the file to train this seed from its start")
+    return state
+
+
 def train_seed(nupic: tuple[Any, Any, Any], mnist: dict[bool, tuple[Tensor, Tensor]], seed: int, epochs: int,
                out: Path) -> dict[str, Any]:
-    """Train one seed with the notebook's loop on ``mnist`` (``train`` -> :func:`mnist_tensors`); ``out`` gets the
-    figures after every epoch."""
+    """Train one seed with the notebook's loop on ``mnist`` (``train`` -> :func:`mnist_tensors`), from its saved
+    state if ``out``'s ``.state.pt`` exists; ``out`` gets the figures and the state after every epoch."""
     MNISTSparseCNN, rezero_weights, update_boost_strength = nupic
     random.seed(seed)
     torch.manual_seed(seed)
@@ -112,9 +146,22 @@ def train_seed(nupic: tuple[Any, Any, Any], mnist: dict[bool, tuple[Tensor, Tens
     scheduler = torch.optim.lr_scheduler.StepLR(sgd, step_size=1, gamma=LR_GAMMA)
     loaders = [torch.utils.data.DataLoader(train_set, batch_size=size, shuffle=True)
                for size in (FIRST_EPOCH_BATCH, BATCH)]
-    record: dict[str, Any] = {"seed": seed, "epochs": epochs, "torch": torch.__version__, "history": []}
-    history, start = record["history"], time.time()
-    for epoch in range(epochs):
+    record: dict[str, Any] = {"seed": seed, "epochs": epochs, "torch": str(torch.__version__), "history": []}
+    state_path = out.with_suffix(".state.pt")
+    if state_path.exists():
+        state = load_state(state_path, seed, epochs)
+        model.load_state_dict(state["model"])
+        for name, module in model.named_modules():
+            for key, value in state["module_numbers"].get(name, {}).items():
+                setattr(module, key, value)
+        sgd.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        record = state["record"]
+        print(f"seed {seed}: resuming after epoch {len(record['history']) - 1} from {state_path}", flush=True)
+    history = record["history"]
+    start = time.time() - (history[-1]["seconds"] if history else 0)
+    for epoch in range(len(history), epochs):
         model.train()
         for data, target in loaders[min(epoch, 1)]:
             sgd.zero_grad()
@@ -131,7 +178,10 @@ def train_seed(nupic: tuple[Any, Any, Any], mnist: dict[bool, tuple[Tensor, Tens
         figures["seconds"] = round(time.time() - start)
         history.append(figures)
         print(json.dumps(figures), flush=True)
-        out.write_text(json.dumps(record))
+        save_progress(out, record, {
+            "record": record, "model": model.state_dict(), "module_numbers": module_numbers(model),
+            "optimizer": sgd.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+        })
     return record
 
 
