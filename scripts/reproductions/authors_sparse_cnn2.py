@@ -117,12 +117,14 @@ def save_progress(out: Path, record: dict[str, Any], state: dict[str, Any]) -> N
 
 
 def load_state(path: Path, seed: int, epochs: int) -> dict[str, Any]:
+    """The training state :func:`save_progress` wrote at ``path``, checked to be ``seed``'s run of ``epochs``."""
     try:
         state = torch.load(path, weights_only=True)
         record = state["record"]
     except Exception as err:
         raise SystemExit(f"{path} is not a training state this script wrote (torch.load with weights_only: "
-                         f"{type(err).__name__}). How to fix: delete it to train this seed again from its start") from None
+                         f"{type(err).__name__}). How to fix: delete it to train this seed again from its "
+                         "start") from None
     if (record["seed"], record["epochs"]) != (seed, epochs):
         raise SystemExit(f"{path} holds seed {record['seed']} of {record['epochs']} epochs, not seed {seed} of "
                          f"{epochs}: pass another --runs folder, or delete the file to train this seed from its start")
