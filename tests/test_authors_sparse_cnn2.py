@@ -126,7 +126,7 @@ def test_a_seed_stopped_mid_run_resumes_exactly_after_its_last_saved_epoch(check
     assert resumed_state["module_numbers"]["2"]["strength"] == 0.125  # halved after each of the 3 epochs
     for name, tensor in straight_state["model"].items():
         assert torch.equal(resumed_state["model"][name], tensor), name
-    assert torch.equal(resumed_state["torch_rng"], straight_state["torch_rng"])
+    assert torch.equal(resumed_state["rng"]["torch"], straight_state["rng"]["torch"])
 
 
 def test_a_state_file_that_is_corrupt_or_of_another_run_is_refused_and_kept(checkout, mnist_root, tmp_path):

@@ -18,7 +18,7 @@ for every epoch that could be the best test epoch and for the last. The table gi
 ``best_test`` (each seed's first best test epoch, population SD, as ``paper_table1.py``). One JSON per seed
 (``<runs>/seed<k>.json``, rewritten after each epoch) keeps the figures; finished seeds are not trained again,
 and a seed stopped mid-run resumes exactly after its last finished epoch from ``<runs>/seed<k>.state.pt`` (the
-weights and buffers, the optimizer and scheduler, torch's generator, which alone draws the shuffling, and the
+weights and buffers, the optimizer and scheduler, the global random generators (``zoo.resume``'s), and the
 plain-number attributes of every layer, where nupic.torch keeps the boost strength and the samples seen).
 Each seed first prints the model it trains: ``MNISTSparseCNN``'s defaults are the paper's at 871f4ea and differ
 in later commits (sparse conv weights, other k), so check that print against the paper's Sparse CNN-2.
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -50,6 +49,7 @@ from datamodules.mnist import MNISTDataModule
 from scripts.reproductions.compare_seeds import parse_seeds
 from scripts.reproductions.noise_robustness import PAPER_LEVELS
 from scripts.reproductions.paper_table1 import PAPER_TABLE1, STATISTICS, spread
+from zoo import resume
 
 MEAN, STD = MNISTDataModule.mean, MNISTDataModule.std
 NOISE_VALUE = MEAN + 2 * STD
@@ -113,7 +113,7 @@ def save_progress(out: Path, record: dict[str, Any], state: dict[str, Any]) -> N
                         (out, lambda p: p.write_text(json.dumps(record)))):
         partial = path.with_name(path.name + ".partial")
         write(partial)
-        os.replace(partial, path)
+        resume.atomic_replace(str(partial), str(path))
 
 
 def load_state(path: Path, seed: int, epochs: int) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def train_seed(nupic: tuple[Any, Any, Any], mnist: dict[bool, tuple[Tensor, Tens
                 setattr(module, key, value)
         sgd.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        resume.restore_rng_states(state["rng"])
         record = state["record"]
         print(f"seed {seed}: resuming after epoch {len(record['history']) - 1} from {state_path}", flush=True)
     history = record["history"]
@@ -182,7 +182,7 @@ def train_seed(nupic: tuple[Any, Any, Any], mnist: dict[bool, tuple[Tensor, Tens
         print(json.dumps(figures), flush=True)
         save_progress(out, record, {
             "record": record, "model": model.state_dict(), "module_numbers": module_numbers(model),
-            "optimizer": sgd.state_dict(), "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "optimizer": sgd.state_dict(), "scheduler": scheduler.state_dict(), "rng": resume.collect_rng_states(),
         })
     return record
 
