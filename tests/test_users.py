@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -382,11 +383,16 @@ def test_torch_hub_loads_an_entry_from_the_repository():
 # ---------------------------------------------------------------------------------------------- installs
 @pytest.mark.slow
 def test_a_wheel_carries_every_shipped_entry_and_loads_them_outside_the_repository(tmp_path):
+    """The wheel holds every module of the source tree and every shipped entry; outside the repository it loads an
+    entry and runs the README's main job."""
     wheel_dir = tmp_path / "wheel"
     ok(subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                        str(wheel_dir), str(REPO)], capture_output=True, text=True))
     wheel = next(wheel_dir.glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
+    sources = {path.relative_to(REPO).as_posix() for package in ("zoo", "datamodules")
+               for path in (REPO / package).rglob("*.py") if "__pycache__" not in path.parts}
+    assert sources - names == set(), "modules missing from the wheel: add their package to pyproject.toml"
     for entry in SHIPPED:
         assert f"zoo/checkpoints/{entry}.json" in names
         assert f"zoo/checkpoints/{read_manifest(registry.get(entry).manifest_path).weights}" in names
@@ -397,8 +403,14 @@ def test_a_wheel_carries_every_shipped_entry_and_loads_them_outside_the_reposito
             "print(type(m).__name__)")
     env = {"PYTHONPATH": str(site), "ZOO_CHECKPOINT_DIR": ""}
     proc = ok(subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, cwd=tmp_path,
-                             env={**__import__("os").environ, **env}))
+                             env={**os.environ, **env}))
     assert proc.stdout.splitlines() == [str(site / "zoo" / "checkpoints"), "LeNet"]
+    job = tmp_path / "job"
+    job.mkdir()
+    offline = {key: value for key, value in os.environ.items() if key != "ZOO_DATA_DIR"}
+    proc = ok(subprocess.run([sys.executable, "-m", "zoo", "fit", "-c", "lenet_mnist_mini"], capture_output=True,
+                             text=True, cwd=job, env={**offline, **env}))
+    assert re.search(r"test/acc\s+0\.\d+", proc.stdout), proc.stdout[-2000:]
 
 
 @pytest.mark.realdata
