@@ -44,6 +44,7 @@ from scripts.reproductions import fault_cases
 from scripts.reproductions import kill_resume_trials as trials
 from tests.helpers import REPO, ok, run_zoo, write_cifar10, write_mnist_family
 from zoo import errors, resume
+from zoo.checkpoint_trust import read_checkpoint
 from zoo.callbacks import StopOnNonFiniteLoss, TrainingDivergedError
 from zoo.models import LeNet
 
@@ -235,7 +236,7 @@ def section(model_class: str, data_class: str, lr: float = 0.01, num_workers: in
 
 def test_a_checkpoint_of_another_model_or_entry_is_refused_with_the_fix(tmp_path):
     path = str(saved_checkpoint(tmp_path / "last.ckpt", LENET, MINI))
-    checkpoint = resume.read_checkpoint(path)
+    checkpoint = read_checkpoint(path, "")
     with pytest.raises(resume.ResumeMismatchError, match=f"--ckpt_path last found {re.escape(path)}: a run of "
                        "zoo.models.LeNet on datamodules.EmbeddedMNISTDataModule, but this command trains "
                        "zoo.models.BookCNN on datamodules.MNISTDataModule.*--trainer.default_root_dir"):
@@ -251,11 +252,11 @@ def test_a_resume_that_changes_a_hyperparameter_is_refused_naming_the_key_and_bo
     path = saved_checkpoint(tmp_path / "last.ckpt", LENET, MINI)
     with pytest.raises(resume.ResumeMismatchError, match=r"--model.init_args.lr is 0.5 here, 0.01 in the checkpoint"
                                                          r".*another --trainer.default_root_dir"):
-        resume.refuse_other_run(str(path), resume.read_checkpoint(str(path)),
+        resume.refuse_other_run(str(path), read_checkpoint(str(path), ""),
                                 section("zoo.models.LeNet", "datamodules.EmbeddedMNISTDataModule", lr=0.5), True)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(errors.ZooError, match="cannot read the checkpoint .*last.ckpt .*Pass another --ckpt_path"):
-        resume.read_checkpoint(str(path))
+        read_checkpoint(str(path), "Pass another --ckpt_path")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ cache, backbone sources and their errors, the backbone check of ``zoo.load``, an
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.error import URLError
 
@@ -245,6 +246,24 @@ def test_cached_features_equal_recomputed_ones_and_survive_on_disk(tmp_path):
     assert torch.allclose(reloaded.features(x), first, atol=1e-6)  # without paths: recomputed
 
 
+def test_a_damaged_feature_cache_is_computed_again_with_a_warning_and_rewritten(tmp_path):
+    model = transfer("frozen", feature_cache_dir=str(tmp_path / "cache"))
+    x = torch.randn(3, 3, SIZE, SIZE)
+    paths = [f"img{i}.jpg" for i in range(3)]
+    first = model.features(x, paths)
+    model.save_feature_cache()
+    (cache_file,) = (tmp_path / "cache").iterdir()
+    cache_file.write_bytes(cache_file.read_bytes()[:200])  # a disk that filled up, a copy cut short
+    damaged = transfer("frozen", feature_cache_dir=str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match=rf"feature cache {re.escape(str(cache_file))} cannot be read .*computed "
+                                         r"again .*rewritten"):
+        assert torch.allclose(damaged.features(x, paths), first, atol=1e-6)
+    damaged.save_feature_cache()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [cache_file.name]  # no partial file left
+    assert torch.equal(transfer("frozen", feature_cache_dir=str(tmp_path / "cache")).features(
+        torch.zeros_like(x), paths), damaged.features(x, paths))  # the rewritten cache serves them again
+
+
 def test_frozen_training_refuses_augmented_images(folders_root, tmp_path):
     trainer = L.Trainer(fast_dev_run=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path)
@@ -287,6 +306,14 @@ def test_local_state_dict_and_torchscript_backbones(tmp_path):
         transfer("frozen", weights=(str(tmp_path / "resnet.pth"),))
     with pytest.raises(BackboneWeightsError, match="not found"):
         transfer("frozen", weights=(str(tmp_path / "absent.pth"),))
+    (tmp_path / "damaged.pth").write_bytes((tmp_path / "mnv2.pth").read_bytes()[:1000])
+    with pytest.raises(BackboneWeightsError, match=r"cannot read the backbone weights file .*damaged\.pth .*damaged, "
+                                                   r"truncated .*a state dict"):
+        transfer("frozen", weights=(str(tmp_path / "damaged.pth"),))
+    torch.save({"weights": reference.state_dict(), "model": reference}, tmp_path / "pickled_model.pth")
+    with pytest.raises(BackboneWeightsError, match=r"pickled_model\.pth .*it pickles .*torchvision\.models\."
+                                                   r"mobilenetv2\.MobileNetV2, .*weights-only loader"):
+        transfer("frozen", weights=(str(tmp_path / "pickled_model.pth"),))
 
 
 @pytest.fixture

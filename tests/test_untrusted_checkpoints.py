@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import os
 import pickle
+import re
 
 import lightning as L
 import pytest
@@ -98,3 +99,46 @@ def test_zoo_export_and_evaluate_refuse_the_pickle(checkpoints, tmp_path, capsys
     with pytest.raises(UntrustedCheckpointError, match=accept):
         evaluation.evaluate("lenet_mnist5k", str(bad))
     assert MARKER not in capsys.readouterr().out and not os.listdir(tmp_path)
+
+
+def damaged_copies(good, folder):
+    """Two files no reader can use: ``good`` cut in half, and bytes that were never a checkpoint."""
+    truncated, garbage = folder / "truncated.ckpt", folder / "garbage.ckpt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage.write_bytes(b"not a checkpoint\n" * 10)
+    return truncated, garbage
+
+
+def test_every_reader_names_a_damaged_checkpoint_and_the_fix_and_leaves_it_as_it_is(checkpoints, tmp_path):
+    from zoo import hub
+
+    good, _ = checkpoints
+    out = tmp_path / "out"
+    out.mkdir()
+    for damaged in damaged_copies(good, tmp_path):
+        before = damaged.read_bytes()
+        readers = {  # the reader, then the fix its message must give
+            "zoo export": (lambda: export.export("lenet_mnist5k", str(damaged), fit_command="", out_dir=out),
+                           "Pass the .ckpt a `zoo fit -c lenet_mnist5k` run wrote"),
+            "zoo evaluate": (lambda: evaluation.evaluate("lenet_mnist5k", str(damaged)),
+                             "Pass the .ckpt a `zoo fit -c lenet_mnist5k` run wrote"),
+            "zoo predict <ckpt>": (lambda: hub.load_run(str(damaged)), "Pass a .ckpt that `zoo fit` wrote"),
+        }
+        for name, (read, fix) in readers.items():
+            with pytest.raises(ZooError, match=rf"cannot read the checkpoint {damaged}.*(damaged|truncated).*"
+                                               rf"{re.escape(fix)}"):
+                read()
+        assert damaged.read_bytes() == before and not os.listdir(out)
+
+
+def test_zoo_validate_and_predict_name_a_damaged_checkpoint_in_one_message(checkpoints, mnist_root, tmp_path):
+    good, _ = checkpoints
+    truncated, garbage = damaged_copies(good, tmp_path)
+    validate = run_zoo("validate", "--model", "LeNet", "--data", "MNISTDataModule", "--data.init_args.root",
+                       str(mnist_root), "--trainer.logger", "false", "--ckpt_path", str(truncated))
+    assert validate.returncode == 2 and "Traceback" not in validate.stderr
+    assert f"cannot read the checkpoint {truncated}" in validate.stderr
+    assert "Pass another --ckpt_path (`zoo fit` writes them" in validate.stderr
+    predict = run_zoo("predict", str(garbage), str(tmp_path))
+    assert predict.returncode == 2 and "Traceback" not in predict.stderr
+    assert f"cannot read the checkpoint {garbage} (not a zip archive" in predict.stderr

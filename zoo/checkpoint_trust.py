@@ -9,15 +9,18 @@ message: the file, the globals, and ``--weights_only false`` as the explicit, ri
 loads ``http(s)://`` checkpoints with ``weights_only=False`` unless told; the zoo tells it ``True``.
 
 The ``zoo`` command checks ``--ckpt_path`` through :class:`RefuseUntrustedCkptPath`, a base of its LightningCLI;
-``zoo export`` checks its checkpoint in :func:`zoo.hub.export`.
+``zoo export``, ``zoo evaluate`` and ``zoo predict <ckpt>`` check theirs in :mod:`zoo.hub`. Every reader then loads
+the file through :func:`read_checkpoint`, which turns a damaged file into one message naming it and the fix.
 """
 
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import torch
 from torch.serialization import get_unsafe_globals_in_checkpoint
 
 from zoo.errors import ZooError
@@ -56,6 +59,21 @@ def refuse_untrusted_checkpoint(path: Union[str, Path], how_to_accept: str = CLI
             f"from the file. {how_to_accept} Otherwise use a checkpoint written by `zoo fit` / Lightning with "
             f"plain hyperparameters, or shipped safetensors weights (`zoo export`, `zoo.load`)."
         )
+
+
+def read_checkpoint(path: Union[str, Path], how_to_fix: str) -> dict[str, Any]:
+    """The checkpoint at ``path`` as ``torch.load(weights_only=True)`` reads it, its tensors memory-mapped (not read);
+    a file torch cannot read (truncated, damaged, not a ``torch.save`` file) raises a :class:`ZooError` naming it,
+    what is wrong and ``how_to_fix``."""
+    if not zipfile.is_zipfile(path):  # what torch.save writes since torch 1.6, and every Lightning checkpoint
+        reason = "not a zip archive, the format of torch.save and Lightning"
+    else:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as err:  # torch raises many types
+            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    raise ZooError(f"cannot read the checkpoint {path} ({reason}); it is damaged, truncated or another kind of "
+                   f"file. {how_to_fix}")
 
 
 #: ``--ckpt_path`` values that Lightning resolves itself (``last`` of ``zoo fit`` is resolved by the zoo first),

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from datamodules import resolve_root
 from zoo import manifest as manifest_module
 from zoo import registry
-from zoo.checkpoint_trust import refuse_untrusted_checkpoint
+from zoo.checkpoint_trust import read_checkpoint, refuse_untrusted_checkpoint
 from zoo.errors import ZooError
 from zoo.layers.backbones import Backbone, cut_classifier, register_backbone_scheme, set_path_resolver
 from zoo.models.base import ZooModule
@@ -129,6 +129,7 @@ def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = 
 
     Raises:
         CheckpointError: the file is missing, or it is not a checkpoint of this entry's model class.
+        ZooError: the file is damaged or not a checkpoint.
         UntrustedCheckpointError: the file needs globals outside torch's weights-only allowlist.
     """
     entry = registry.get(entry_name)
@@ -138,7 +139,7 @@ def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = 
             f"names it, under <default_root_dir>/lightning_logs/version_N/checkpoints/)"
         )
     refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt_path, f"Pass the .ckpt a `zoo fit -c {entry_name}` run wrote.")
     model_cls = import_trusted(entry.model_class, ZooModule)
     try:
         model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
@@ -168,7 +169,7 @@ def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
     if not Path(ckpt_path).is_file():
         raise CheckpointError(f"no checkpoint at {ckpt_path}; pass a .ckpt that `zoo fit` wrote")
     refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt_path, "Pass a .ckpt that `zoo fit` wrote (its results.json names the best one).")
     model_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
     dm_hparams = checkpoint.get("datamodule_hyper_parameters", {})
     if not model_path or "_class_path" not in dm_hparams:

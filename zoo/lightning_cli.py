@@ -37,7 +37,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
 import zoo.models  # noqa: F401  (registers the models for --model <Name>)
 from zoo import errors, hub, lightning_compat, registry, resume
-from zoo.checkpoint_trust import RefuseUntrustedCkptPath, check_subcommand_checkpoint
+from zoo.checkpoint_trust import RefuseUntrustedCkptPath, check_subcommand_checkpoint, read_checkpoint
 from zoo.callbacks import StopOnNonFiniteLoss, ZooCheckpoint, ZooProgressBar
 
 __all__ = ["ZooCLI", "cli_main"]
@@ -155,7 +155,9 @@ class ZooCLI(RefuseUntrustedCkptPath, lightning_compat.CLIHooks):
         # --weights_only false: the user accepts a file outside the allowlist; the command line configures the run
         if path and Path(path).is_file() and config.get("weights_only") is not False:
             check_subcommand_checkpoint(config)  # an untrusted file is refused before anything reads it
-            checkpoint = resume.read_checkpoint(path)
+            checkpoint = read_checkpoint(path, "Pass another --ckpt_path" + (
+                ", or leave it out to start afresh." if subcommand == "fit" else
+                " (`zoo fit` writes them to <root>/lightning_logs/version_N/checkpoints)."))
             if subcommand == "fit":
                 dump = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_none=False))
                 resume.refuse_other_run(path, checkpoint, dump["fit"], found_by_last)

@@ -250,21 +250,9 @@ def _same_class(saved: str, wanted: str) -> bool:
     return classes[0] is not None and classes[0] is classes[1]
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """The checkpoint at ``path`` as ``torch.load(weights_only=True)`` reads it, its tensors memory-mapped (not read);
-    a file torch cannot read (truncated, not a checkpoint) raises a :class:`ZooError` naming it and the fix."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # torch raises many types
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ZooError(
-            f"cannot read the checkpoint {path} ({type(err).__name__}: {reason}); it is truncated or not a "
-            f"checkpoint written by `zoo fit`. Pass another --ckpt_path, or leave it out to start afresh."
-        ) from err
-
-
 def refuse_other_run(path: str, checkpoint: dict[str, Any], dump: dict[str, Any], found_by_last: bool) -> None:
-    """Refuse to resume the checkpoint ``path`` (read by :func:`read_checkpoint`) into a run it does not belong to.
+    """Refuse to resume the checkpoint ``path`` (read by :func:`zoo.checkpoint_trust.read_checkpoint`) into a run it
+    does not belong to.
 
     ``dump`` is the fit section as LightningCLI saves it in checkpoints (``model``/``data``: ``class_path``,
     ``init_args``). The checkpoint's ``hyper_parameters`` and ``datamodule_hyper_parameters`` must name the same

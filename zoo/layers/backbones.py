@@ -23,6 +23,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.serialization import get_unsafe_globals_in_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -135,7 +136,16 @@ def torchvision_model(name: str, weights: Optional[str], num_classes: Optional[i
             raise BackboneWeightsError(f"backbone weights file {path} (weights {weights!r}) not found; "
                                        f"point the weights at a state dict or TorchScript file of {name}")
         try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many types; its own message would suggest weights_only=False
+            unsafe = zipfile.is_zipfile(path) and get_unsafe_globals_in_checkpoint(str(path))
+            cause = (f"it pickles {', '.join(sorted(unsafe))}, outside the tensors and plain types that torch's weights-only "
+                     f"loader reads" if unsafe else "it is damaged, truncated or not a torch.save file")
+            raise BackboneWeightsError(
+                f"cannot read the backbone weights file {path} ({type(err).__name__}); {cause}. Point the weights at "
+                f"a state dict (torch.save(model.state_dict(), path)) or a TorchScript file of {name}") from err
+        try:
+            model.load_state_dict(state_dict)
         except RuntimeError as err:
             raise BackboneWeightsError(f"{path} does not fit torchvision's {name}: {err}") from err
     if num_classes is not None:

@@ -15,7 +15,9 @@ in ``feature_cache_dir``) for training and validation; ``test`` (``zoo evaluate`
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
@@ -161,8 +163,14 @@ class TransferClassifier(ImageClassifier):
         self._cache_loaded[index] = True
         path = self.cache_file(index)
         if path is not None and path.exists():
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            self._cache[index].update(zip(stored["paths"], stored["features"]))
+            try:
+                stored = torch.load(path, map_location="cpu", weights_only=True)
+                self._cache[index].update(zip(stored["paths"], stored["features"], strict=True))
+            except Exception as err:  # a damaged cache costs one recomputation, not the run
+                warnings.warn(f"the feature cache {path} cannot be read ({type(err).__name__}: {err}); its features "
+                              f"are computed again and the file is rewritten at the next save", stacklevel=2)
+                self._cache[index].clear()
+                self._cache_dirty[index] = True
 
     def save_feature_cache(self) -> None:
         """Write the frozen backbones' cached features that are new since the last save."""
@@ -172,7 +180,9 @@ class TransferClassifier(ImageClassifier):
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             paths = sorted(self._cache[index])
-            torch.save({"paths": paths, "features": torch.stack([self._cache[index][p] for p in paths])}, path)
+            partial = path.with_name(path.name + ".partial")  # a run stopped while saving keeps the old cache
+            torch.save({"paths": paths, "features": torch.stack([self._cache[index][p] for p in paths])}, partial)
+            os.replace(partial, path)
             self._cache_dirty[index] = False
 
     def backbone_features(self, index: int, x: Tensor, paths: Optional[Sequence[str]] = None) -> Tensor:
