@@ -73,3 +73,11 @@ def missing_files_error(
         f"How to fix: {how_to_get}\n"
         f"The data directory is the datamodule's `root` (default: ${DATA_DIR_ENV}, else ./data)."
     )
+
+
+def download_failed_error(missing: DatasetNotFoundError, cause: BaseException) -> DatasetNotFoundError:
+    """``missing`` (the dataset's not-found error) led by why ``download=True`` failed: its first fix, the download,
+    was just tried, so the message says what went wrong with it before the other fixes."""
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return DatasetNotFoundError(f"the download failed ({type(cause).__name__}: {reason}); check the internet "
+                                f"connection (or proxy), or get the files another way as below.\n{missing}")

@@ -31,7 +31,7 @@ from datamodules import _safe_pickle
 from datamodules._batched import (
     Indices, as_index, check_batch_size, run_seed, step_generator, tensor_loader, training_position,
 )
-from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, missing_files_error, resolve_root
+from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import ImageTensorDataset
 
@@ -262,7 +262,7 @@ class CIFAR10DataModule(SplitLoaders):
             try:
                 LocalCIFAR10(str(self.root), train=True, download=True)
             except Exception as err:  # network failures come in many types
-                raise self._missing_error() from err
+                raise download_failed_error(self._missing_error(), err) from err
 
     def _load(self, train: bool) -> tuple[Tensor, Tensor]:
         """uint8 images ``(N, 3, 32, 32)`` and labels of one part; a damaged or planted file is named."""

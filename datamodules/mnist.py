@@ -30,7 +30,7 @@ from torchvision import datasets
 from datamodules._batched import (
     TensorBatchDataset, check_batch_size, run_seed, step_generator, tensor_loader, training_position,
 )
-from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, missing_files_error, resolve_root
+from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 NoiseProtocol = Literal["paper", "blog"]
@@ -260,7 +260,7 @@ class MNISTDataModule(SplitLoaders):
                 for train in (True, False):
                     self.dataset_class(str(self.root), train=train, download=True)
             except Exception as err:  # network failures come in many types
-                raise self._missing_error() from err
+                raise download_failed_error(self._missing_error(), err) from err
 
     # ------------------------------------------------------------------ splits
     def _noisy(self, images: Tensor, split: str) -> Tensor:

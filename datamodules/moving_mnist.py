@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 
 from datamodules._batched import Indices, as_index, check_batch_size, tensor_loader
-from datamodules._paths import missing_files_error, resolve_root
+from datamodules._paths import download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 
@@ -237,17 +237,20 @@ class MovingMNISTDataModule(SplitLoaders):
         return GeneratedMovingMNIST(digits, digit_index, corners, hp.image_size)
 
     # ------------------------------------------------------------------ torchvision's file
+    def _missing_file_error(self) -> FileNotFoundError:
+        folder = self.root / datasets.MovingMNIST.__name__
+        return missing_files_error(
+            "MovingMNIST", folder, ["mnist_test_seq.npy"],
+            f"pass --data.init_args.download true (needs internet), copy mnist_test_seq.npy into {folder}, "
+            f"or use --data.init_args.source generate to draw sequences from MNIST digits.",
+        )
+
     def _torchvision_sequences(self) -> dict[str, Tensor]:
         hp = self.hparams
-        folder = self.root / datasets.MovingMNIST.__name__
         try:
             data = datasets.MovingMNIST(str(self.root), download=hp.download).data  # (10000, 20, 1, 64, 64) uint8
         except RuntimeError as err:
-            raise missing_files_error(
-                "MovingMNIST", folder, ["mnist_test_seq.npy"],
-                f"pass --data.init_args.download true (needs internet), copy mnist_test_seq.npy into {folder}, "
-                f"or use --data.init_args.source generate to draw sequences from MNIST digits.",
-            ) from err
+            raise self._missing_file_error() from err
         if data.shape[1] < self.num_frames or data.shape[-1] != hp.image_size:
             raise ValueError(
                 f"MovingMNIST file holds sequences of {data.shape[1]} frames of {data.shape[-1]}px; frames_in + "
@@ -270,7 +273,10 @@ class MovingMNISTDataModule(SplitLoaders):
         if not self.hparams.download:
             return
         if self.hparams.source == "torchvision":
-            datasets.MovingMNIST(str(self.root), download=True)
+            try:
+                datasets.MovingMNIST(str(self.root), download=True)
+            except Exception as err:  # network failures come in many types
+                raise download_failed_error(self._missing_file_error(), err) from err
         else:
             self._digit_datamodule().prepare_data()
 

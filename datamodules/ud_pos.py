@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets.utils import download_url
 
 from datamodules._batched import check_batch_size, sample_loader
-from datamodules._paths import missing_files_error, resolve_root
+from datamodules._paths import download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
@@ -207,7 +207,7 @@ class UDPosDataModule(SplitLoaders):
                 if not (self.root / self.file_name(split)).exists():
                     download_url(url, str(self.root), self.file_name(split))
         except Exception as err:  # network failures come in many types
-            raise self._missing_error() from err
+            raise download_failed_error(self._missing_error(), err) from err
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.sentences:

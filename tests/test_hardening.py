@@ -29,6 +29,7 @@ from datamodules import (
     AirlinePassengersDataModule,
     CIFAR10DataModule,
     CorruptDatasetError,
+    DatasetNotFoundError,
     FashionMNISTDataModule,
     MNISTDataModule,
     MovingMNISTDataModule,
@@ -44,8 +45,8 @@ from scripts.reproductions import fault_cases
 from scripts.reproductions import kill_resume_trials as trials
 from tests.helpers import REPO, ok, run_zoo, write_cifar10, write_mnist_family
 from zoo import errors, resume
-from zoo.checkpoint_trust import read_checkpoint
 from zoo.callbacks import StopOnNonFiniteLoss, TrainingDivergedError
+from zoo.checkpoint_trust import read_checkpoint
 from zoo.models import LeNet
 
 SYSTEM = f"{os.system.__module__}.system"  # how a pickle names os.system
@@ -73,6 +74,29 @@ def test_the_restricted_unpickler_reads_numpy_arrays_and_refuses_any_other_globa
     path.write_bytes(pickle.dumps({"labels": [1], "how": eval}, protocol=2))
     with pytest.raises(UnsafePickleError, match=r"it names the global (__builtin__|builtins)\.eval.*Replace it\."):
         safe_load(path, "a batch", "Replace it.")
+
+
+# ------------------------------------------------------------------------------------------------ failed downloads
+OFFLINE = [  # (datamodule, what it downloads with, the name its message gives the dataset)
+    (lambda root: MNISTDataModule(root=root, download=True), "torchvision.datasets.MNIST.download", "MNIST"),
+    (lambda root: CIFAR10DataModule(root=root, download=True), "datamodules.cifar10.LocalCIFAR10.download",
+     "CIFAR-10"),
+    (lambda root: UDPosDataModule(root=root, download=True), "datamodules.ud_pos.download_url", "Universal Dep"),
+    (lambda root: MovingMNISTDataModule(root=root, source="torchvision", download=True),
+     "torchvision.datasets.MovingMNIST.download", "MovingMNIST"),
+]
+
+
+@pytest.mark.parametrize("make, downloader, name", OFFLINE, ids=[case[2] for case in OFFLINE])
+def test_a_failed_download_says_why_before_the_other_fixes(tmp_path, monkeypatch, make, downloader, name):
+    def offline(*args, **kwargs):
+        raise OSError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(downloader, offline)
+    with pytest.raises(DatasetNotFoundError, match=rf"(?s)the download failed \(OSError: \[Errno 101\] Network is "
+                                                   rf"unreachable\); check the internet connection.*\n{name}.* not "
+                                                   rf"found in .*How to fix: "):
+        make(str(tmp_path)).prepare_data()
 
 
 # ------------------------------------------------------------------------------------------------ labels, empty files
