@@ -47,6 +47,28 @@ def test_export_writes_manifest_and_load_gives_identical_outputs(exported):
     assert torch.equal(loaded(x), model(x))
 
 
+def test_export_keeps_weights_already_there_unless_told_and_writes_elsewhere_on_request(exported, tmp_path,
+                                                                                          monkeypatch, capsys):
+    """An export over an entry's weights (a user fine-tuning a shipped entry in an installed package) would replace
+    the shipped files: refused before anything is read or written; ``--out_dir`` keeps both, ``--overwrite``
+    replaces them."""
+    _, manifest, shipped = exported
+    ckpt = tmp_path / "model.ckpt"
+    before = {path.name: path.read_bytes() for path in shipped.iterdir()}
+    args = ["export", "lenet_mnist5k", "--ckpt_path", str(ckpt), "--command", "zoo fit -c lenet_mnist5k"]
+    assert cli.main(args) == 2
+    assert (f"refusing to replace {shipped / 'lenet_mnist5k.json'}: {shipped} already holds weights of "
+            f"'lenet_mnist5k'. Pass --out_dir") in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in shipped.iterdir()} == before
+    assert cli.main([*args, "--out_dir", str(tmp_path / "mine")]) == 0
+    assert {path.name: path.read_bytes() for path in shipped.iterdir()} == before
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "mine"))
+    assert zoo.load("lenet_mnist5k") is not None
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
+    assert cli.main([*args, "--dtype", "float16", "--overwrite"]) == 0
+    assert read_manifest(shipped / "lenet_mnist5k.json").sha256 != manifest.sha256
+
+
 def test_evaluate_remeasures_the_manifest_metric(exported):
     measured, recorded = evaluation.evaluate("lenet_mnist5k")
     assert measured["test/acc"] == pytest.approx(recorded["test/acc"], abs=1e-6)

@@ -85,6 +85,11 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--trained_on", default="cpu", help="the device the run trained on, for the manifest")
     p.add_argument("--data_root", default=None,
                    help="read the test data from this folder (default: the root stored in the checkpoint)")
+    p.add_argument("--out_dir", default=None,
+                   help="write the weights and manifest here (default: where zoo.load reads, $ZOO_CHECKPOINT_DIR or "
+                        "the shipped weights' folder); load them with ZOO_CHECKPOINT_DIR=<out_dir>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace weights of the entry already in that folder (the shipped ones, say)")
     p.set_defaults(func="zoo.commands:export")
     p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid")
     p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...)")

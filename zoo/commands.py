@@ -50,6 +50,7 @@ def evaluate(ns: argparse.Namespace) -> int:
 
 def export(ns: argparse.Namespace) -> int:
     manifest = export_entry(ns.entry, ns.ckpt_path, fit_command=ns.command, notes=ns.notes, dtype=ns.dtype,
-                            trained_on=ns.trained_on, data_root=ns.data_root)
+                            trained_on=ns.trained_on, data_root=ns.data_root, out_dir=ns.out_dir,
+                            overwrite=ns.overwrite)
     print(f"wrote {manifest.weights} (sha256 {manifest.sha256[:12]}...) with metrics {manifest.metrics}")
     return 0

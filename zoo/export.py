@@ -103,22 +103,31 @@ def export(
     dtype: str = "float32",
     trained_on: str = "cpu",
     data_root: Optional[str] = None,
+    overwrite: bool = False,
 ) -> Manifest:
     """Turn a Lightning checkpoint of ``entry_name`` into shipped weights and a manifest; return the manifest.
 
     The model and the datamodule are rebuilt from the hyperparameters stored in the checkpoint; the weights are
     stored (floating-point tensors as ``dtype``), loaded back from the stored file, and tested on the datamodule's
     test set, so every metric in the manifest is a metric of the shipped file. Both files are written under
-    temporary names and moved into place only when everything succeeded.
+    temporary names and moved into place only when everything succeeded. They go to ``out_dir`` (default:
+    :func:`zoo.registry.checkpoint_dir`, where ``zoo.load`` reads); weights already there for ``entry_name`` (the
+    shipped ones, say) are replaced only with ``overwrite``.
     """
     if dtype not in STORED_DTYPES:
         raise CheckpointError(f"--dtype must be one of {sorted(STORED_DTYPES)}, got {dtype!r}")
-    trained, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path, data_root)
-    dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
     out_dir = Path(out_dir) if out_dir else registry.checkpoint_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{entry_name}.safetensors"
     manifest_path = out_dir / f"{entry_name}.json"
+    held = [path for path in (manifest_path, weights) if path.exists()]
+    if held and not overwrite:
+        raise CheckpointError(
+            f"refusing to replace {held[0]}: {out_dir} already holds weights of {entry_name!r}. Pass --out_dir "
+            f"<folder> to write yours there (and ZOO_CHECKPOINT_DIR=<folder> to load them), or --overwrite to "
+            f"replace these.")
+    trained, datamodule, checkpoint = load_checkpoint(entry_name, ckpt_path, data_root)
+    dm_hparams = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
+    out_dir.mkdir(parents=True, exist_ok=True)
     partial_weights = out_dir / f".{entry_name}.safetensors.partial"
     partial_manifest = out_dir / f".{entry_name}.json.partial"
     try:

@@ -238,7 +238,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             extra = manifest_metrics(rows, subject.entry)
             notes = "noise_score and acc_eta_0.5 (paper protocol) measured by scripts/reproductions/noise_robustness.py"
             manifest = export.export(subject.entry, subject.ckpt_path, fit_command=subject.fit_command,
-                                  extra_metrics=extra, notes=notes)
+                                     extra_metrics=extra, notes=notes, overwrite=True)  # --export: re-ship
             print(f"exported {subject.entry}: {manifest.metrics}")
     return 0
 
