@@ -9,6 +9,10 @@ their own and are skipped.
 A batch is ``((word_ids, char_ids, lengths), tags)``: ``word_ids`` long ``(N, T)``, ``char_ids`` long
 ``(N, T, L)``, ``lengths`` long ``(N,)`` and ``tags`` long ``(N, T)``, padded with 0 (ids) and
 :data:`PAD_TAG` (tags) beyond each sentence's length.
+
+The vocabularies are built from the training split; :class:`SentenceEncoder` turns new sentences into the same
+ids, and the datamodule's ``vocabularies`` (its checkpointed state, and the ``vocabularies`` of a shipped
+manifest) rebuild it without the treebank, so trained weights tag your own text.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -108,6 +112,16 @@ class Indexer:
         self.itos = [PAD, UNK] + sorted(s for s, c in counts.items() if c >= min_count and s not in (PAD, UNK))
         self.stoi = {s: i for i, s in enumerate(self.itos)}
 
+    @classmethod
+    def from_symbols(cls, itos: Sequence[str]) -> "Indexer":
+        """The indexer whose ``itos`` is ``itos`` (a saved vocabulary); it must start with ``<pad>``, ``<unk>``."""
+        if list(itos[:2]) != [PAD, UNK] or not all(isinstance(s, str) for s in itos):
+            raise ValueError(f"a vocabulary is a list of strings starting with {PAD!r}, {UNK!r}; got "
+                             f"{list(itos[:3])!r}...")
+        indexer = cls(Counter())
+        indexer.itos, indexer.stoi = list(itos), {s: i for i, s in enumerate(itos)}
+        return indexer
+
     def __len__(self) -> int:
         return len(self.itos)
 
@@ -135,6 +149,33 @@ class PosCollator:
                 char_ids[i, j, : len(clipped)] = torch.tensor(clipped)
         lengths = torch.tensor([len(words) for words, _, _ in sentences])
         return (word_ids, char_ids, lengths), tags
+
+
+class SentenceEncoder:
+    """Sentences -> the tagger's input ``(word_ids, char_ids, lengths)`` (padded as in a training batch).
+
+    A sentence is a list of words, or a string split at whitespace. Words outside the word vocabulary (compared
+    lowercased with ``lowercase_words``) and characters outside the character vocabulary get ``<unk>``.
+    """
+
+    def __init__(self, words: Indexer, chars: Indexer, lowercase_words: bool, max_word_length: int) -> None:
+        self.words, self.chars = words, chars
+        self.lowercase_words = lowercase_words
+        self.collate = PosCollator(max_word_length)
+
+    def ids(self, words: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """The word ids and every word's character ids of one sentence."""
+        return (self.words.index(w.lower() if self.lowercase_words else w for w in words),
+                [self.chars.index(w) for w in words])
+
+    def __call__(self, sentences: Sequence[Sequence[str] | str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        split = [sentence.split() if isinstance(sentence, str) else list(sentence) for sentence in sentences]
+        empty = [i for i, words in enumerate(split) if not words or not all(words)]
+        if not split or empty:
+            raise ValueError(f"sentence {empty[0] if empty else 0} is empty or holds an empty word: give each "
+                             f"sentence as a list of words or a string of words separated by spaces")
+        inputs, _ = self.collate([(*self.ids(words), [PAD_TAG] * len(words)) for words in split])
+        return inputs
 
 
 class UDPosDataModule(SplitLoaders):
@@ -222,12 +263,34 @@ class UDPosDataModule(SplitLoaders):
     def _word_key(self, word: str) -> str:
         return word.lower() if self.hparams.lowercase_words else word
 
+    def sentence_encoder(self) -> SentenceEncoder:
+        """The encoder of new sentences into this datamodule's ids (after ``setup`` or ``load_state_dict``)."""
+        if self.words is None or self.chars is None:
+            raise RuntimeError(f"{type(self).__name__} has no vocabularies yet: call setup() (reads the treebank) "
+                               f"or load_state_dict() (a checkpoint's, or a manifest's vocabularies)")
+        return SentenceEncoder(self.words, self.chars, self.hparams.lowercase_words, self.hparams.max_word_length)
+
     def encode(self, sentence: TaggedSentence) -> tuple[list[int], list[list[int]], list[int]]:
         """Word ids, character ids of every word and tag ids of one sentence."""
-        assert self.words is not None and self.chars is not None, "call setup() first"
-        word_ids = self.words.index(self._word_key(w) for w in sentence.words)
-        char_ids = [self.chars.index(w) for w in sentence.words]
-        return word_ids, char_ids, [UPOS_TAGS.index(t) for t in sentence.tags]
+        return (*self.sentence_encoder().ids(sentence.words), [UPOS_TAGS.index(t) for t in sentence.tags])
+
+    @property
+    def vocabularies(self) -> Optional[dict[str, list[str]]]:
+        """``{"words": ..., "chars": ...}``, the symbols in id order (``None`` before ``setup``)."""
+        if self.words is None or self.chars is None:
+            return None
+        return {"words": list(self.words.itos), "chars": list(self.chars.itos)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The vocabularies, saved in Lightning checkpoints (``zoo predict <run>.ckpt`` tags text without the
+        treebank)."""
+        return {"vocabularies": self.vocabularies} if self.vocabularies else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        vocabularies = state_dict.get("vocabularies")
+        if vocabularies:
+            self.words = Indexer.from_symbols(vocabularies["words"])
+            self.chars = Indexer.from_symbols(vocabularies["chars"])
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if not self.sentences:

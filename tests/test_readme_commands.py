@@ -96,11 +96,12 @@ def test_the_readme_has_the_commands_this_test_runs():
 
 @pytest.mark.slow
 def test_every_readme_command_runs_as_written(tmp_path):
-    env = {"ZOO_CHECKPOINT_DIR": str(tmp_path / "exported")}  # zoo export writes here, not into the package
+    env = {"ZOO_CHECKPOINT_DIR": str(tmp_path / "exported")}  # the shipped files the commands read, copied
     digits(tmp_path / "my_digits")
     photos(tmp_path / "photos")
+    (tmp_path / "my_text.txt").write_text("I love this zoo .\nThe weights ship with it\n", encoding="utf-8")
     (tmp_path / "exported").mkdir()
-    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10"):  # the shipped files the commands read
+    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt"):
         for suffix in (".json", ".safetensors"):
             (tmp_path / "exported" / f"{name}{suffix}").write_bytes((REPO / "checkpoints" / f"{name}{suffix}").read_bytes())
     runs: dict[str, str] = {}
@@ -126,7 +127,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
             runs[kind], runs[kind + "_last"] = results["best_checkpoint"], results["last_checkpoint"]
         if tokens[1] == "predict":
             assert proc.stdout.strip(), " ".join(tokens)
-    assert (tmp_path / "grid.png").is_file() and (tmp_path / "exported" / "lenet_mnist.json").is_file()
+    assert (tmp_path / "grid.png").is_file() and (tmp_path / "my_weights" / "lenet_mnist.json").is_file()
     code = "image = __import__('torchvision').io.read_image(%r)\n" % str(tmp_path / "my_digits" / "0.png")
     script = code + python_block().replace('"<repo dir>"', repr(str(REPO)))
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,

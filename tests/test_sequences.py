@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import torch
 from datamodules import AirlinePassengersDataModule, DatasetNotFoundError, ShakespeareTrigramDataModule, UDPosDataModule
 from datamodules.airline import make_windows, read_series_csv
 from datamodules.shakespeare import count_trigram_perplexities, split_sonnets, tokenize, trigrams
-from datamodules.ud_pos import PAD_TAG, most_frequent_tag_accuracy, parse_conllu
-from tests.helpers import CONLLU, ok, run_script, write_ud_treebank
+from datamodules.ud_pos import PAD_TAG, most_frequent_tag_accuracy, parse_conllu, read_conllu
+import zoo
+from tests.helpers import CONLLU, ok, run_script, run_zoo, write_ud_treebank
+from zoo import export, predict, registry
 from zoo.layers import CharLSTMWordFeatures, LSTMTaggerNet
 from zoo.models import LSTMForecaster, LSTMTagger, NGramLanguageModel
 
@@ -268,6 +271,104 @@ def test_tagger_learns_the_tiny_treebank_and_predicts_padded_tags(ud_root):
     assert metrics["test/acc_most_frequent_tag"] == pytest.approx(1.0)
     predictions = quiet_trainer().predict(model, datamodule=dm)[0]
     assert predictions[1, 3:].tolist() == [PAD_TAG, PAD_TAG]
+
+
+# ------------------------------------------------------------------------------------------------ tagging your own text
+SENTENCES = [["I", "do", "n't", "know", "."], ["Bush", "left", "early"]]  # CONLLU's, in order
+TAGGED = ["I/PRON do/AUX n't/PART know/VERB ./PUNCT", "Bush/PROPN left/VERB early/ADV"]
+
+
+def trained_tagger(ud_root: Path, **trainer_args) -> tuple[LSTMTagger, UDPosDataModule, L.Trainer]:
+    torch.manual_seed(0)
+    dm = UDPosDataModule(root=str(ud_root), batch_size=2, min_word_count=1)
+    dm.setup()
+    model = LSTMTagger(*dm.vocab_sizes, word_dim=16, char_hidden=8, hidden_size=16, optimizer="adam", lr=0.05)
+    trainer = quiet_trainer(max_epochs=15, **trainer_args)
+    trainer.fit(model, datamodule=dm)
+    return model.eval(), dm, trainer
+
+
+def test_the_encoder_gives_the_training_batches_ids_and_unk_for_unseen_symbols(ud_root):
+    dm = UDPosDataModule(root=str(ud_root), batch_size=2, min_word_count=1)
+    dm.setup()
+    (word_ids, char_ids, lengths), _ = next(iter(dm.val_dataloader()))
+    for sentences in (SENTENCES, ["I do n't know .", "Bush left early"]):  # lists of words or strings
+        encoded = dm.sentence_encoder()(sentences)
+        assert all(torch.equal(a, b) for a, b in zip(encoded, (word_ids, char_ids, lengths)))
+    restored = UDPosDataModule(root="/nowhere", min_word_count=1)  # no treebank: the saved vocabularies only
+    restored.load_state_dict(dm.state_dict())
+    assert torch.equal(restored.sentence_encoder()(SENTENCES)[0], word_ids)
+    unseen_word, unseen_chars, _ = restored.sentence_encoder()(["KNOW Zq"])
+    assert unseen_word.tolist() == [[dm.words.stoi["know"], 1]]  # lowercased for the words; "zq" unseen
+    assert unseen_chars[0, 1].tolist() == [1, 1, 0, 0]  # neither "Z" nor "q" is in the tiny treebank (padded to "KNOW")
+    with pytest.raises(ValueError, match="sentence 1 is empty"):
+        restored.sentence_encoder()(["I know", "  "])
+    with pytest.raises(RuntimeError, match="no vocabularies yet: call setup"):
+        UDPosDataModule(root="/nowhere").sentence_encoder()
+
+
+def test_an_exported_tagger_tags_your_text_files_without_the_treebank(ud_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "shipped"))
+    model, dm, trainer = trained_tagger(ud_root)
+    trainer.save_checkpoint(tmp_path / "tagger.ckpt")
+    export.export("pos_tagger_ud_ewt", str(tmp_path / "tagger.ckpt"), fit_command="zoo fit -c pos_tagger_ud_ewt")
+    assert registry.get("pos_tagger_ud_ewt").manifest().vocabularies == dm.vocabularies
+    expected = model(dm.sentence_encoder()(SENTENCES)).argmax(dim=1)
+    for conllu in ud_root.glob("*.conllu"):
+        conllu.unlink()  # a user has the package and its weights, not the treebank
+    assert torch.equal(zoo.load("pos_tagger_ud_ewt")(zoo.transforms("pos_tagger_ud_ewt")(SENTENCES)).argmax(dim=1),
+                       expected)
+    text = tmp_path / "mine.txt"
+    text.write_text(" ".join(SENTENCES[0]) + "\n\n  " + " ".join(SENTENCES[1]) + "\n", encoding="utf-8")
+    assert predict.predict_files("pos_tagger_ud_ewt", [str(text)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{text}:1\t{TAGGED[0]}", f"{text}:3\t{TAGGED[1]}"]
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 .\n".encode("latin-1"))
+    assert predict.predict_files("pos_tagger_ud_ewt", [str(latin1), str(text)], as_json=True) == 1
+    out, err = capsys.readouterr()
+    assert f"skipped: cannot read {latin1} (UnicodeDecodeError" in err
+    assert json.loads(out.splitlines()[1]) == {"path": str(text), "line": 3, "words": SENTENCES[1],
+                                               "tags": [tag.split("/")[1] for tag in TAGGED[1].split()]}
+    with pytest.raises(predict.PredictError, match="no sentence to tag"):
+        predict.predict_files("pos_tagger_ud_ewt", [str(latin1)])
+
+
+@pytest.mark.slow
+def test_zoo_predict_tags_text_with_the_checkpoint_of_a_zoo_fit_run(ud_root, tmp_path):
+    dm = UDPosDataModule(root=str(ud_root), min_word_count=1)
+    dm.setup()
+    num_words, num_chars = dm.vocab_sizes
+    ok(run_zoo("fit", "--model", "LSTMTagger", "--model.init_args.num_words", str(num_words),
+               "--model.init_args.num_chars", str(num_chars), "--model.init_args.word_dim", "16",
+               "--model.init_args.char_hidden", "8", "--model.init_args.hidden_size", "16",
+               "--model.init_args.optimizer", "adam", "--model.init_args.lr", "0.05", "--data", "UDPosDataModule",
+               "--data.init_args.root", str(ud_root), "--data.init_args.min_word_count", "1",
+               "--data.init_args.batch_size", "2", "--trainer.max_epochs", "15", "--seed_everything", "0",
+               "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false", cwd=tmp_path))
+    (checkpoint,) = (tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("best*.ckpt")
+    text = tmp_path / "mine.txt"
+    text.write_text("\n".join(" ".join(words) for words in SENTENCES) + "\n", encoding="utf-8")
+    for conllu in ud_root.glob("*.conllu"):
+        conllu.unlink()  # the checkpoint's vocabularies, not the treebank, encode the text
+    proc = ok(run_zoo("predict", str(checkpoint), str(text)))
+    assert proc.stdout.splitlines() == [f"{text}:1\t{TAGGED[0]}", f"{text}:2\t{TAGGED[1]}"]
+
+
+@pytest.mark.realdata
+def test_the_shipped_tagger_tags_the_ewt_test_split_through_zoo_transforms_at_its_manifest_accuracy(real_data):
+    """The manifest's vocabularies are the ones the weights trained with: tagging the raw EWT test sentences through
+    ``zoo.transforms`` gives the manifest's test accuracy."""
+    test = read_conllu(real_data / "ud" / "UD_English-EWT" / "en_ewt-ud-test.conllu")
+    model, encode = zoo.load("pos_tagger_ud_ewt"), zoo.transforms("pos_tagger_ud_ewt")
+    tags = zoo.class_names("pos_tagger_ud_ewt")
+    right = 0
+    with torch.inference_mode():
+        for start in range(0, len(test), 256):
+            batch = test[start:start + 256]
+            for sentence, ids in zip(batch, model(encode([s.words for s in batch])).argmax(dim=1).tolist()):
+                right += sum(tags[i] == tag for i, tag in zip(ids, sentence.tags))
+    tokens = sum(len(s.words) for s in test)
+    assert right / tokens == pytest.approx(registry.get("pos_tagger_ud_ewt").manifest().metrics["test/acc"], abs=1e-5)
 
 
 @pytest.mark.realdata

@@ -119,10 +119,12 @@ def run_lightning(argv: list[str]) -> int:
 def predict_files_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo predict", description="Classify your own image files with an entry's shipped weights: one line per "
-        "file, tab-separated path, class, probability. (`zoo predict -c ENTRY ...` is LightningCLI's predict.)")
-    parser.add_argument("entry", help="an image classifier that ships weights (`zoo models --shipped`), or the .ckpt "
-                                      "of a `zoo fit` run (e.g. after fine-tuning on your own folder)")
-    parser.add_argument("paths", nargs="+", help="PNG/JPEG files, or folders searched recursively")
+        "file, tab-separated path, class, probability; or tag the sentences of text files (one per line) with the "
+        "part-of-speech tagger. (`zoo predict -c ENTRY ...` is LightningCLI's predict.)")
+    parser.add_argument("entry", help="an image classifier or the tagger that ships weights (`zoo models --shipped`), "
+                                      "or the .ckpt of a `zoo fit` run (e.g. after fine-tuning on your own folder)")
+    parser.add_argument("paths", nargs="+", help="PNG/JPEG files, or folders searched recursively; for the tagger, "
+                                                 "UTF-8 text files of one sentence per line")
     parser.add_argument("--topk", type=int, default=1, help="print the K most probable classes (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of tab-separated text")
     parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (default 64)")

@@ -70,8 +70,9 @@ def parameter_count(model: ZooModule, stored: set[str]) -> int:
 
 def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weights: Path, dtype: str,
                      stored: set[str]) -> dict[str, Any]:
-    """What a user needs besides the weights: preprocessing, class names, size, and where metrics were measured (as
-    :class:`~zoo.manifest.Manifest` fields; ``preprocessing`` and ``classes`` only when the datamodule has them)."""
+    """What a user needs besides the weights: preprocessing, class names, vocabularies, size, and where metrics were
+    measured (as :class:`~zoo.manifest.Manifest` fields; ``preprocessing``, ``classes`` and ``vocabularies`` only
+    when the datamodule has them)."""
     spec = datamodule.input_spec() if callable(getattr(datamodule, "input_spec", None)) else None
     # class names mean something for a classifier's outputs and a conditional generator's labels only
     labelled = isinstance(model, Classifier) or bool(getattr(model.hparams, "conditional", False))
@@ -81,6 +82,7 @@ def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weight
         "schema": SCHEMA_VERSION,
         **({"preprocessing": spec} if spec else {}),
         **({"classes": list(names)} if names else {}),
+        **({"vocabularies": vocabularies} if (vocabularies := getattr(datamodule, "vocabularies", None)) else {}),
         "parameters": parameter_count(model, stored),
         "file_size": weights.stat().st_size,
         "stored_dtype": dtype,

@@ -305,12 +305,19 @@ def start_from(model: ZooModule, weights: str) -> tuple[list[str], list[str]]:
 
 
 def transforms(entry_name: str) -> Any:
-    """The torchvision (v2) transform from a uint8 image tensor ``(C, H, W)`` to the input of ``entry_name``'s
-    shipped model, from its manifest's ``preprocessing`` (like torchvision's ``Weights.transforms()``)."""
+    """What turns your input into the input of ``entry_name``'s shipped model (like torchvision's
+    ``Weights.transforms()``): for an image entry the torchvision (v2) transform of a uint8 image tensor
+    ``(C, H, W)``, from its manifest's ``preprocessing``; for a text entry (the tagger) the encoder of a list of
+    sentences, from its manifest's ``vocabularies``."""
     manifest = registry.get(entry_name).manifest()
+    if manifest is not None and manifest.vocabularies is not None:
+        datamodule = build_datamodule(entry_name)  # its arguments only: no data is read
+        datamodule.load_state_dict({"vocabularies": manifest.vocabularies})
+        return datamodule.sentence_encoder()
     if manifest is None or manifest.preprocessing is None:
-        raise CheckpointError(f"entry {entry_name!r} records no image preprocessing (it ships no weights, or its "
-                              f"inputs are not images); `zoo models --shipped` lists the image entries")
+        raise CheckpointError(f"entry {entry_name!r} records no image preprocessing or vocabularies (it ships no "
+                              f"weights, or it reads neither images nor sentences); `zoo models --shipped` lists "
+                              f"the entries that ship weights")
     return image_transforms(manifest.preprocessing)
 
 

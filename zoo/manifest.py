@@ -7,7 +7,7 @@ A manifest records how the weights were made and how to use them. The zoo reads 
 - ``datamodule_class``, ``datamodule``, ``data``: the data it was trained and measured on;
 - ``metrics`` and ``measured_on``: the figures and the split, size and device they were measured on;
 - ``preprocessing`` and ``classes`` (image and label entries): what an input must become and what the outputs
-  mean (:mod:`zoo.preprocessing`);
+  mean (:mod:`zoo.preprocessing`); ``vocabularies`` (text entries): the symbols of the input ids, in id order;
 - ``weights`` (a file name in the same folder), ``sha256``, ``file_size``, ``parameters``, ``stored_dtype``;
 - ``weights_hold_only`` (a GAN's generator), ``backbones_in_weights``, ``backbone_files`` and
   ``backbone_sources`` (a transfer model's backbones);
@@ -67,6 +67,7 @@ OPTIONAL_KEYS: dict[str, type | tuple[type, ...]] = {
     "weights_hold_only": list,
     "preprocessing": dict,
     "classes": list,
+    "vocabularies": dict,
     "backbones_in_weights": list,
     "backbone_files": dict,
     "backbone_sources": dict,
@@ -78,12 +79,12 @@ OPTIONAL_KEYS: dict[str, type | tuple[type, ...]] = {
 #: the keys ``zoo export`` writes, in its order; those of :data:`WRITTEN_WHEN_SET` only when not empty.
 KEY_ORDER: tuple[str, ...] = (
     "entry", "model_class", "hparams", "datamodule_class", "datamodule", "data", "metrics", "trained", "weights",
-    "weights_hold_only", "sha256", "schema", "preprocessing", "classes", "parameters", "file_size", "stored_dtype",
-    "measured_on", "backbones_in_weights", "backbone_files", "backbone_sources", "command", "export_command",
-    "versions", "created", "notes",
+    "weights_hold_only", "sha256", "schema", "preprocessing", "classes", "vocabularies", "parameters", "file_size",
+    "stored_dtype", "measured_on", "backbones_in_weights", "backbone_files", "backbone_sources", "command",
+    "export_command", "versions", "created", "notes",
 )
-WRITTEN_WHEN_SET = frozenset({"weights_hold_only", "preprocessing", "classes", "backbones_in_weights",
-                              "backbone_files", "backbone_sources"})
+WRITTEN_WHEN_SET = frozenset({"weights_hold_only", "preprocessing", "classes", "vocabularies",
+                              "backbones_in_weights", "backbone_files", "backbone_sources"})
 
 
 class ManifestError(ZooError, ValueError):
@@ -116,6 +117,7 @@ class Manifest:
     schema: int = SCHEMA_VERSION
     preprocessing: Optional[dict[str, Any]] = None
     classes: Optional[list[str]] = None
+    vocabularies: Optional[dict[str, list[str]]] = None
     parameters: Optional[int] = None
     file_size: Optional[int] = None
     stored_dtype: Optional[str] = None

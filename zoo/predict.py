@@ -2,7 +2,8 @@
 
 Both need only the installed zoo and its shipped weights: no dataset, no ``ZOO_DATA_DIR``. Images are decoded by
 torchvision and prepared with the manifest's ``preprocessing`` (:mod:`zoo.preprocessing`), so a digit drawn dark on
-light paper is inverted and fitted to 28x28 like an MNIST digit.
+light paper is inverted and fitted to 28x28 like an MNIST digit. For the part-of-speech tagger, the files are UTF-8
+text with one sentence per line (words separated by spaces), encoded with the manifest's ``vocabularies``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torchvision.utils import save_image
@@ -26,12 +27,15 @@ class PredictError(ZooError, ValueError):
     """An entry that cannot classify image files, or bad ``zoo predict`` / ``zoo sample`` options."""
 
 
-def image_classifier(entry_name: str) -> tuple[torch.nn.Module, list[str], dict[str, Any]]:
+Run = tuple[torch.nn.Module, Any]  # what hub.load_run gives: the model and the datamodule of a `zoo fit` checkpoint
+
+
+def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.nn.Module, list[str], dict[str, Any]]:
     """The shipped model of an image classifier with its manifest's class names and preprocessing (or, for a
-    ``.ckpt`` file of a ``zoo fit`` run, the trained model with its datamodule's); an error names the image
-    classifiers."""
+    ``.ckpt`` file of a ``zoo fit`` run, the trained model with its datamodule's; ``run``: that checkpoint, already
+    loaded); an error names the image classifiers."""
     if entry_name.endswith(".ckpt"):
-        model, datamodule = hub.load_run(entry_name)
+        model, datamodule = run or hub.load_run(entry_name)
         spec, names = getattr(datamodule, "input_spec", None), getattr(datamodule, "class_names", None)
         if not callable(spec) or not names:
             raise PredictError(f"{entry_name} was trained on {type(datamodule).__name__}, which records no image "
@@ -52,14 +56,67 @@ def classifies_images(manifest: Optional[Manifest]) -> bool:
         not manifest.weights_hold_only
 
 
+def sentence_tagger(entry_name: str, run: Optional[Run] = None
+                    ) -> Optional[tuple[torch.nn.Module, list[str], Callable[..., Any]]]:
+    """The model, tag names and sentence encoder of a tagger (a shipped entry whose manifest has ``vocabularies``,
+    or the ``.ckpt`` of a ``zoo fit`` run of one, ``run`` when already loaded); ``None`` for any other entry or
+    checkpoint."""
+    if entry_name.endswith(".ckpt"):
+        model, datamodule = run or hub.load_run(entry_name)
+        if not getattr(datamodule, "vocabularies", None):
+            return None
+        return model, list(datamodule.class_names), datamodule.sentence_encoder()
+    manifest = registry.get(entry_name).manifest()
+    if manifest is None or manifest.vocabularies is None:
+        return None
+    return hub.load(entry_name), list(manifest.classes or []), hub.transforms(entry_name)
+
+
+def tag_text_files(tagger: tuple[torch.nn.Module, list[str], Callable[..., Any]], paths: list[str],
+                   as_json: bool = False, batch_size: int = 64) -> int:
+    """Print one line per sentence (a non-empty line of a UTF-8 text file, words separated by spaces):
+    ``path:line<TAB>word/TAG word/TAG ...`` (``--json``: ``{"path", "line", "words", "tags"}``). A file that does not
+    exist or is not UTF-8 is reported on stderr and the others are still tagged; the exit status is then 1."""
+    model, tags, encode = tagger
+    sentences, failed = [], 0
+    for name in paths:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            print(f"zoo predict: skipped: cannot read {name} ({type(err).__name__}: {err}); give UTF-8 text files, "
+                  f"one sentence per line", file=sys.stderr)
+            failed += 1
+            continue
+        sentences += [(name, number, line.split()) for number, line in enumerate(text.splitlines(), 1) if line.split()]
+    if failed == len(paths) or not sentences:
+        raise PredictError(f"no sentence to tag in {', '.join(paths)}: give UTF-8 text files with one sentence per "
+                           f"line, words separated by spaces")
+    for start in range(0, len(sentences), batch_size):
+        batch = sentences[start:start + batch_size]
+        with torch.inference_mode():
+            predicted = model(encode([words for _, _, words in batch])).argmax(dim=1).tolist()
+        lines = []
+        for (name, number, words), ids in zip(batch, predicted):
+            names = [tags[i] for i in ids[:len(words)]]
+            lines.append(json.dumps({"path": name, "line": number, "words": words, "tags": names}) if as_json else
+                         f"{name}:{number}\t" + " ".join(f"{w}/{t}" for w, t in zip(words, names)))
+        print("\n".join(lines), flush=True)
+    return 1 if failed else 0
+
+
 def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: bool = False,
                   batch_size: int = 64) -> int:
     """Print one line per image file: ``path<TAB>class<TAB>probability`` (``--topk``: K class/probability pairs;
-    ``--json``: one object per line). A file that cannot be read is reported on stderr and the others are still
+    ``--json``: one object per line); for a tagger, one line per sentence of the text files
+    (:func:`tag_text_files`). A file that cannot be read is reported on stderr and the others are still
     classified; the exit status is then 1."""
     if topk < 1 or batch_size < 1:
         raise PredictError(f"--topk and --batch_size must be positive, got {topk} and {batch_size}")
-    model, classes, spec = image_classifier(entry_name)
+    run = hub.load_run(entry_name) if entry_name.endswith(".ckpt") else None
+    tagger = sentence_tagger(entry_name, run)
+    if tagger is not None:
+        return tag_text_files(tagger, paths, as_json=as_json, batch_size=batch_size)
+    model, classes, spec = image_classifier(entry_name, run)
     topk = min(topk, len(classes))
     transform = image_transforms(spec)
     files = image_files(paths)

@@ -1,8 +1,10 @@
-"""Add what ``zoo export`` now records to manifests written before it did: the preprocessing, the class names, the
-parameter count, the file size, the stored dtype and where the metrics were measured (schema 2).
+"""Add what ``zoo export`` now records to manifests written before it did: the preprocessing, the class names, a
+text entry's vocabularies, the parameter count, the file size, the stored dtype and where the metrics were
+measured (schema 2).
 
 Nothing is re-measured: the weights are loaded (sha256-checked) to count their parameters, the datamodule class of
-the manifest is built from its stored arguments (no data is read) for its ``input_spec()`` and ``class_names``.
+the manifest is built from its stored arguments for its ``input_spec()`` and ``class_names`` (no data is read but
+a text entry's training split, under ``ZOO_DATA_DIR``, which its vocabularies are built from).
 Each manifest is rewritten atomically. Run: ``python -m scripts.maintenance.update_manifests [ENTRY ...]``.
 """
 
@@ -28,6 +30,12 @@ def update(entry_name: str) -> Manifest:
     model = hub.load(entry_name)
     dm_cls = hub.import_trusted(manifest.datamodule_class, L.LightningDataModule)
     datamodule = dm_cls(**manifest.datamodule)
+    if hasattr(dm_cls, "vocabularies"):  # a text entry: the vocabularies of its training split, as when it trained
+        datamodule.setup("fit")
+        sizes = {"num_words": len(datamodule.vocabularies["words"]), "num_chars": len(datamodule.vocabularies["chars"])}
+        if any(manifest.hparams.get(name) != size for name, size in sizes.items()):
+            raise SystemExit(f"{entry_name}: the data under ZOO_DATA_DIR gives vocabularies of {sizes}, the weights "
+                             f"were trained with {manifest.hparams}: not the data it trained on")
     path = Path(entry.manifest_path).parent / manifest.weights
     tensors = hub.load_file(str(path))
     stored = set(tensors)
@@ -53,7 +61,8 @@ def main() -> None:
         manifest = update(name)
         print(f"{name}: {manifest.parameters:,} parameters, {manifest.file_size:,} bytes, "
               f"{'classes ' + str(len(manifest.classes)) if manifest.classes is not None else 'no classes'}, "
-              f"{'preprocessing' if manifest.preprocessing is not None else 'no preprocessing'}")
+              f"{'preprocessing' if manifest.preprocessing is not None else 'no preprocessing'}"
+              f"{', vocabularies' if manifest.vocabularies is not None else ''}")
 
 
 if __name__ == "__main__":
