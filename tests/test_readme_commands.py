@@ -101,7 +101,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
     photos(tmp_path / "photos")
     (tmp_path / "my_text.txt").write_text("I love this zoo .\nThe weights ship with it\n", encoding="utf-8")
     (tmp_path / "exported").mkdir()
-    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt"):
+    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt", "ngram_sonnets"):
         for suffix in (".json", ".safetensors"):
             (tmp_path / "exported" / f"{name}{suffix}").write_bytes((REPO / "checkpoints" / f"{name}{suffix}").read_bytes())
     runs: dict[str, str] = {}

@@ -187,10 +187,18 @@ def test_ngram_vocabulary_mismatch_names_the_fix():
             sonnet=2, min_count=1, tokenizer="whitespace"))
 
 
-def test_ngram_generate_script_continues_a_prompt_with_an_unknown_word():
-    proc = ok(run_script("figures.ngram_generate", "ngram_sonnets", "when xyzzy", "--words", "6", timeout=120))
-    assert "'xyzzy' is not in the vocabulary" in proc.stdout
+def test_zoo_sample_continues_a_prompt_with_an_unknown_word():
+    proc = ok(run_zoo("sample", "ngram_sonnets", "--prompt", "when xyzzy", "-n", "6", timeout=120))
+    assert "'xyzzy' is not in the vocabulary" in proc.stderr
     assert len(proc.stdout.strip().splitlines()[-1].split()) == 2 + 6
+    sampled = [ok(run_zoo("sample", "ngram_sonnets", "--prompt", "when forty", "-n", "8", "--temperature", "1",
+                          "--seed", seed)).stdout for seed in ("1", "1", "2")]
+    assert sampled[0] == sampled[1] != sampled[2]  # sampling follows --seed
+    for args, message in ((["ngram_sonnets"], "give --prompt"), (["ngram_sonnets", "--prompt", "when"],
+                                                                  "at least 2 words"),
+                          (["lenet_mnist", "--prompt", "when forty"], "does not continue text")):
+        refused = run_zoo("sample", *args)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
 
 
 # ------------------------------------------------------------------------------------------------ POS tagging

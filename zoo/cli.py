@@ -91,13 +91,18 @@ def zoo_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace weights of the entry already in that folder (the shipped ones, say)")
     p.set_defaults(func="zoo.commands:export")
-    p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid")
-    p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...)")
-    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid, or "
+                                      "continue a prompt with an n-gram entry")
+    p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...), "
+                                 "or an n-gram entry (ngram_sonnets) with --prompt")
+    p.add_argument("-n", type=int, default=64, help="number of samples, or of words to add (default 64)")
+    p.add_argument("--prompt", default=None, help="n-gram entries: the words to continue (at least two)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="n-gram entries: 0 takes the most probable word (the book); above 0 samples with --seed")
     p.add_argument("--out", default="samples.png", help="the PNG file to write (default samples.png)")
     p.add_argument("--labels", type=int, nargs="+", default=None,
                    help="class labels of the samples, for class-conditional entries (repeated to fill n)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise or of the word sampling (default 0)")
     p.set_defaults(func="zoo.commands:sample")
     return parser
 

@@ -23,6 +23,12 @@ def predict_files(ns: argparse.Namespace) -> int:
 
 
 def sample(ns: argparse.Namespace) -> int:
+    if ns.prompt is not None or predict.continues_text(ns.entry):
+        text, unknown = predict.continue_prompt(ns.entry, ns.prompt, ns.n, temperature=ns.temperature, seed=ns.seed)
+        for word in unknown:
+            print(f"note: {word!r} is not in the vocabulary of {ns.entry}; it is read as <unk>", file=sys.stderr)
+        print(text)
+        return 0
     path = predict.sample_grid(ns.entry, ns.n, ns.out, labels=ns.labels, seed=ns.seed)
     print(f"wrote {ns.n} samples of {ns.entry} to {path}")
     return 0

@@ -1,4 +1,5 @@
-"""Use shipped weights on your own files: ``zoo predict ENTRY PATH ...`` and ``zoo sample ENTRY``.
+"""Use shipped weights on your own files: ``zoo predict ENTRY PATH ...`` and ``zoo sample ENTRY`` (an image grid,
+or for an n-gram entry the continuation of ``--prompt``).
 
 Both need only the installed zoo and its shipped weights: no dataset, no ``ZOO_DATA_DIR``. Images are decoded by
 torchvision and prepared with the manifest's ``preprocessing`` (:mod:`zoo.preprocessing`), so a digit drawn dark on
@@ -187,6 +188,36 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def continue_prompt(entry_name: str, prompt: Optional[str], num_words: int, temperature: float = 0.0,
+                    seed: int = 0) -> tuple[str, list[str]]:
+    """``prompt`` continued by ``num_words`` words of an n-gram entry's shipped weights (``temperature`` 0: the most
+    probable word, as the book; > 0: sampled with ``seed``), and the prompt's words outside the vocabulary (read as
+    ``<unk>``)."""
+    if not continues_text(entry_name):
+        raise PredictError(f"{entry_name!r} does not continue text; `zoo sample --prompt` takes one of: "
+                           f"{', '.join(name for name in registry.list_models(shipped=True) if continues_text(name))}")
+    if not prompt:
+        raise PredictError(f"{entry_name} continues a prompt: give --prompt 'two words' (or more)")
+    if num_words < 1 or num_words > 10_000 or temperature < 0:
+        raise PredictError(f"-n must be between 1 and 10,000 words (got {num_words}) and --temperature 0 or more "
+                           f"(got {temperature})")
+    model, datamodule = hub.load(entry_name), hub.build_datamodule(entry_name)
+    ids, unknown = datamodule.encode_prompt(prompt)
+    try:
+        continuation = model.continue_words(ids, num_words, temperature=temperature,
+                                            generator=torch.Generator().manual_seed(seed))
+    except ValueError as err:  # a prompt shorter than the model's context
+        raise PredictError(f"--prompt {prompt!r}: {err}") from err
+    return " ".join(datamodule.vocab.decode(ids + continuation)), unknown
+
+
+def continues_text(entry_name: str) -> bool:
+    """Whether a shipped entry's model continues a word prompt (has ``continue_words``: the n-gram models)."""
+    manifest = registry.get(entry_name).manifest()
+    return manifest is not None and callable(getattr(hub.import_trusted(manifest.model_class, object),
+                                                     "continue_words", None))
 
 
 def _samples(entry_name: str) -> bool:
