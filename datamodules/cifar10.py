@@ -31,7 +31,8 @@ from datamodules import _safe_pickle
 from datamodules._batched import (
     Indices, as_index, check_batch_size, run_seed, step_generator, tensor_loader, training_position,
 )
-from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error, resolve_root
+from datamodules._paths import (CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error,
+                                resolve_root)
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import ImageTensorDataset
 

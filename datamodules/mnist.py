@@ -30,7 +30,8 @@ from torchvision import datasets
 from datamodules._batched import (
     TensorBatchDataset, check_batch_size, run_seed, step_generator, tensor_loader, training_position,
 )
-from datamodules._paths import CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error, resolve_root
+from datamodules._paths import (CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error,
+                                resolve_root)
 from datamodules._splits import SplitLoaders
 
 NoiseProtocol = Literal["paper", "blog"]

@@ -105,6 +105,12 @@ def most_frequent_tag_accuracy(train: Sequence[TaggedSentence], test: Sequence[T
     return sum(guess == tag for guess, tag in pairs) / len(pairs)
 
 
+def word_form(word: str, lowercase: bool) -> str:
+    """The form a word is counted and looked up by in the word vocabulary (the character vocabulary sees it as it
+    is written)."""
+    return word.lower() if lowercase else word
+
+
 class Indexer:
     """Symbols <-> ids, with ``<pad>`` = 0 and ``<unk>`` = 1."""
 
@@ -165,8 +171,7 @@ class SentenceEncoder:
 
     def ids(self, words: Sequence[str]) -> tuple[list[int], list[list[int]]]:
         """The word ids and every word's character ids of one sentence."""
-        return (self.words.index(w.lower() if self.lowercase_words else w for w in words),
-                [self.chars.index(w) for w in words])
+        return self.words.index(word_form(w, self.lowercase_words) for w in words), [self.chars.index(w) for w in words]
 
     def __call__(self, sentences: Sequence[Sequence[str] | str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         split = [sentence.split() if isinstance(sentence, str) else list(sentence) for sentence in sentences]
@@ -257,11 +262,9 @@ class UDPosDataModule(SplitLoaders):
             raise self._missing_error()
         self.sentences = {split: read_conllu(self.root / self.file_name(split)) for split in SPLITS}
         train = self.sentences["train"]
-        self.words = Indexer(Counter(self._word_key(w) for s in train for w in s.words), self.hparams.min_word_count)
+        forms = Counter(word_form(w, self.hparams.lowercase_words) for s in train for w in s.words)
+        self.words = Indexer(forms, self.hparams.min_word_count)
         self.chars = Indexer(Counter(c for s in train for w in s.words for c in w))
-
-    def _word_key(self, word: str) -> str:
-        return word.lower() if self.hparams.lowercase_words else word
 
     def sentence_encoder(self) -> SentenceEncoder:
         """The encoder of new sentences into this datamodule's ids (after ``setup`` or ``load_state_dict``)."""
