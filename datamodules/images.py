@@ -72,8 +72,8 @@ def image_size_of(path: Path) -> tuple[int, int]:
 
 
 def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tensor:
-    """Decode a PNG or JPEG file into a uint8 tensor ``(channels, H, W)`` (grey or RGB, converted as needed),
-    after checking the size its header declares.
+    """Decode a PNG or JPEG file into a uint8 tensor ``(channels, H, W)`` (grey or RGB, converted as needed; a
+    16-bit PNG scaled to 8 bits), after checking the size its header declares.
 
     Raises:
         ImageFileError: the file is not a readable PNG/JPEG, or it declares more than ``max_pixels`` pixels.
@@ -90,11 +90,12 @@ def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tenso
                              f"downscale it first")
     try:
         data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        return decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+        image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[0]
         raise ImageFileError(f"cannot decode the image {path} ({reason}): it is truncated or not a PNG/JPEG; "
                              f"replace it") from None
+    return v2.functional.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNGs decode as uint16
 
 
 class MatchChannels(nn.Module):

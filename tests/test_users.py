@@ -265,6 +265,22 @@ def test_predict_bounds_hostile_images(tmp_path):
         read_image(huge, 1)
 
 
+def test_predict_reads_16_bit_alpha_and_palette_pngs_as_the_8_bit_digit(digit_files, tmp_path):
+    """PNG files as other programs write them: 16-bit grey, grey with alpha, RGBA, palette; each is the same digit."""
+    from PIL import Image
+
+    plain, _, labels = digit_files
+    pixels = read_image(plain / "000.png", 1)[0].numpy()
+    variants = {"grey16.png": Image.fromarray(pixels.astype("uint16") * 257),
+                "grey_alpha.png": Image.fromarray(pixels).convert("LA"),
+                "rgba.png": Image.fromarray(pixels).convert("RGBA"), "palette.png": Image.fromarray(pixels).convert("P")}
+    for name, image in variants.items():
+        image.save(tmp_path / name)
+        assert torch.equal(read_image(tmp_path / name, 1), read_image(plain / "000.png", 1)), name
+    out = ok(run_zoo("predict", "lenet_mnist", str(tmp_path))).stdout
+    assert predicted(out) == [str(labels[0])] * len(variants)
+
+
 def test_predict_refuses_an_entry_that_is_not_an_image_classifier():
     proc = run_zoo("predict", "lstm_airline", "README.md")
     assert proc.returncode == 2 and "not an image classifier" in proc.stderr and "lenet_mnist" in proc.stderr
