@@ -77,12 +77,13 @@ def describe_weights(model: ZooModule, datamodule: L.LightningDataModule, weight
     # class names mean something for a classifier's outputs and a conditional generator's labels only
     labelled = isinstance(model, Classifier) or bool(getattr(model.hparams, "conditional", False))
     names = getattr(datamodule, "class_names", None) if labelled else None
+    vocabularies = getattr(datamodule, "vocabularies", None)  # a text entry's input symbols
     data = datamodule.describe() if callable(getattr(datamodule, "describe", None)) else {}
     return {
         "schema": SCHEMA_VERSION,
         **({"preprocessing": spec} if spec else {}),
         **({"classes": list(names)} if names else {}),
-        **({"vocabularies": vocabularies} if (vocabularies := getattr(datamodule, "vocabularies", None)) else {}),
+        **({"vocabularies": vocabularies} if vocabularies else {}),
         "parameters": parameter_count(model, stored),
         "file_size": weights.stat().st_size,
         "stored_dtype": dtype,
