@@ -222,8 +222,17 @@ class UDPosDataModule(SplitLoaders):
         check_batch_size(batch_size)
         self.save_hyperparameters()
         self.sentences: dict[str, list[TaggedSentence]] = {}
-        self.words: Optional[Indexer] = None
-        self.chars: Optional[Indexer] = None
+        self.encoder: Optional[SentenceEncoder] = None  # the vocabularies: built by setup, or load_state_dict
+
+    @property
+    def words(self) -> Optional[Indexer]:
+        """The word vocabulary (``None`` before ``setup`` or ``load_state_dict``)."""
+        return self.encoder.words if self.encoder is not None else None
+
+    @property
+    def chars(self) -> Optional[Indexer]:
+        """The character vocabulary (``None`` before ``setup`` or ``load_state_dict``)."""
+        return self.encoder.chars if self.encoder is not None else None
 
     @property
     def root(self) -> Path:
@@ -263,15 +272,18 @@ class UDPosDataModule(SplitLoaders):
         self.sentences = {split: read_conllu(self.root / self.file_name(split)) for split in SPLITS}
         train = self.sentences["train"]
         forms = Counter(word_form(w, self.hparams.lowercase_words) for s in train for w in s.words)
-        self.words = Indexer(forms, self.hparams.min_word_count)
-        self.chars = Indexer(Counter(c for s in train for w in s.words for c in w))
+        self._set_vocabularies(Indexer(forms, self.hparams.min_word_count),
+                               Indexer(Counter(c for s in train for w in s.words for c in w)))
+
+    def _set_vocabularies(self, words: Indexer, chars: Indexer) -> None:
+        self.encoder = SentenceEncoder(words, chars, self.hparams.lowercase_words, self.hparams.max_word_length)
 
     def sentence_encoder(self) -> SentenceEncoder:
         """The encoder of new sentences into this datamodule's ids (after ``setup`` or ``load_state_dict``)."""
-        if self.words is None or self.chars is None:
+        if self.encoder is None:
             raise RuntimeError(f"{type(self).__name__} has no vocabularies yet: call setup() (reads the treebank) "
                                f"or load_state_dict() (a checkpoint's, or a manifest's vocabularies)")
-        return SentenceEncoder(self.words, self.chars, self.hparams.lowercase_words, self.hparams.max_word_length)
+        return self.encoder
 
     def encode(self, sentence: TaggedSentence) -> tuple[list[int], list[list[int]], list[int]]:
         """Word ids, character ids of every word and tag ids of one sentence."""
@@ -280,20 +292,21 @@ class UDPosDataModule(SplitLoaders):
     @property
     def vocabularies(self) -> Optional[dict[str, list[str]]]:
         """``{"words": ..., "chars": ...}``, the symbols in id order (``None`` before ``setup``)."""
-        if self.words is None or self.chars is None:
+        if self.encoder is None:
             return None
-        return {"words": list(self.words.itos), "chars": list(self.chars.itos)}
+        return {"words": list(self.encoder.words.itos), "chars": list(self.encoder.chars.itos)}
 
     def state_dict(self) -> dict[str, Any]:
         """The vocabularies, saved in Lightning checkpoints (``zoo predict <run>.ckpt`` tags text without the
         treebank)."""
-        return {"vocabularies": self.vocabularies} if self.vocabularies else {}
+        vocabularies = self.vocabularies
+        return {"vocabularies": vocabularies} if vocabularies else {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         vocabularies = state_dict.get("vocabularies")
         if vocabularies:
-            self.words = Indexer.from_symbols(vocabularies["words"])
-            self.chars = Indexer.from_symbols(vocabularies["chars"])
+            self._set_vocabularies(Indexer.from_symbols(vocabularies["words"]),
+                                   Indexer.from_symbols(vocabularies["chars"]))
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if not self.sentences:
@@ -310,8 +323,8 @@ class UDPosDataModule(SplitLoaders):
     @property
     def vocab_sizes(self) -> tuple[int, int]:
         """(word vocabulary, character vocabulary) sizes, after ``setup``."""
-        assert self.words is not None and self.chars is not None, "call setup() first"
-        return len(self.words), len(self.chars)
+        encoder = self.sentence_encoder()
+        return len(encoder.words), len(encoder.chars)
 
     def baselines(self, split: str) -> dict[str, float]:
         """Token accuracy of the most-frequent-tag baseline on ``split`` (``val`` or ``test``)."""
@@ -325,6 +338,6 @@ class UDPosDataModule(SplitLoaders):
         for split, sentences in self.sentences.items():
             facts[f"{split}_size"] = len(sentences)
             facts[f"{split}_tokens"] = sum(len(s.words) for s in sentences)
-        if self.words is not None and self.chars is not None:
+        if self.encoder is not None:
             facts["word_vocab_size"], facts["char_vocab_size"] = self.vocab_sizes
         return facts

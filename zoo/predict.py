@@ -89,7 +89,7 @@ def tag_text_files(tagger: tuple[torch.nn.Module, list[str], Callable[..., Any]]
             failed += 1
             continue
         sentences += [(name, number, line.split()) for number, line in enumerate(text.splitlines(), 1) if line.split()]
-    if failed == len(paths) or not sentences:
+    if not sentences:
         raise PredictError(f"no sentence to tag in {', '.join(paths)}: give UTF-8 text files with one sentence per "
                            f"line, words separated by spaces")
     for start in range(0, len(sentences), batch_size):
@@ -170,7 +170,7 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
     model = hub.load(entry_name)
     if not callable(getattr(model, "sample", None)):
         raise PredictError(f"{entry_name!r} is not a generative entry; `zoo sample` takes one of: "
-                           f"{', '.join(name for name in registry.list_models(shipped=True) if _samples(name))}")
+                           f"{', '.join(name for name in registry.list_models(shipped=True) if _has(name, 'sample'))}")
     conditional = bool(getattr(model.hparams, "conditional", False))
     if conditional and not labels:
         labels = list(range(model.hparams.num_classes))
@@ -215,13 +215,10 @@ def continue_prompt(entry_name: str, prompt: Optional[str], num_words: int, temp
 
 def continues_text(entry_name: str) -> bool:
     """Whether a shipped entry's model continues a word prompt (has ``continue_words``: the n-gram models)."""
-    manifest = registry.get(entry_name).manifest()
-    return manifest is not None and callable(getattr(hub.import_trusted(manifest.model_class, object),
-                                                     "continue_words", None))
+    return _has(entry_name, "continue_words")
 
 
-def _samples(entry_name: str) -> bool:
-    """Whether a shipped entry's model class draws samples (has ``sample``)."""
+def _has(entry_name: str, method: str) -> bool:
+    """Whether a shipped entry's model class has ``method`` (``sample``: it draws samples)."""
     manifest = registry.get(entry_name).manifest()
-    return manifest is not None and callable(getattr(hub.import_trusted(manifest.model_class, object), "sample",
-                                                     None))
+    return manifest is not None and callable(getattr(hub.import_trusted(manifest.model_class, object), method, None))
