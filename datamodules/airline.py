@@ -30,16 +30,17 @@ EMBEDDED_CSV = "airline-passengers.csv"
 SEASON = 12  # months in a year: the seasonal-naive forecast repeats the same month of the previous year
 
 
-def read_series_csv(text: str, source: str = "<csv>") -> tuple[list[str], Tensor]:
+def read_series_csv(text: str, source: str = "<csv>",
+                    otherwise: str = " or pass csv_path=None for the embedded series") -> tuple[list[str], Tensor]:
     """Parse a two-column CSV with a header (``Month,Passengers``) into month labels and a float tensor ``(T,)``.
 
-    The last column holds the values, finite numbers; blank lines are skipped. Raises ``ValueError`` naming the
-    source and the row otherwise.
+    The first column holds the labels, the last the values (finite numbers); blank lines are skipped. A bad file
+    raises ``ValueError`` naming the source, the row and the fix, ending with ``otherwise``.
     """
     rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
     if len(rows) < 2:
         raise ValueError(f"{source}: expected a header line and monthly rows (Month,Passengers), got {len(rows)} rows; "
-                         f"fix the file or pass csv_path=None for the embedded series")
+                         f"fix the file{otherwise}")
     months, values = [], []
     for line_number, row in enumerate(rows[1:], start=2):
         try:
@@ -48,8 +49,8 @@ def read_series_csv(text: str, source: str = "<csv>") -> tuple[list[str], Tensor
             value = math.nan
         if not math.isfinite(value):
             raise ValueError(
-                f"{source}, row {line_number}: expected a finite number of passengers in the last column, got "
-                f"{row[-1]!r}; fix that row (or remove it) or pass csv_path=None for the embedded series"
+                f"{source}, row {line_number}: expected a finite number in the last column, got "
+                f"{row[-1]!r}; fix that row (or remove it){otherwise}"
             )
         values.append(value)
         months.append(row[0].strip())

@@ -100,8 +100,10 @@ def test_every_readme_command_runs_as_written(tmp_path):
     digits(tmp_path / "my_digits")
     photos(tmp_path / "photos")
     (tmp_path / "my_text.txt").write_text("I love this zoo .\nThe weights ship with it\n", encoding="utf-8")
+    months = [f"{2000 + i // 12}-{i % 12 + 1:02d},{300 + 2 * i + 40 * (i % 12 in (5, 6, 7))}" for i in range(48)]
+    (tmp_path / "my_series.csv").write_text("Month,Value\n" + "\n".join(months) + "\n")
     (tmp_path / "exported").mkdir()
-    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt", "ngram_sonnets"):
+    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt", "ngram_sonnets", "lstm_airline"):
         for suffix in (".json", ".safetensors"):
             (tmp_path / "exported" / f"{name}{suffix}").write_bytes((REPO / "checkpoints" / f"{name}{suffix}").read_bytes())
     runs: dict[str, str] = {}

@@ -102,6 +102,65 @@ def test_forecaster_rejects_a_window_of_the_wrong_length():
         LSTMForecaster(look_back=12)(torch.zeros(4, 2, 1))
 
 
+def test_a_forecast_feeds_each_forecast_back_as_the_last_month():
+    torch.manual_seed(0)
+    model = LSTMForecaster(look_back=3, predict_change=True).eval()
+    model.scale.fill_(50.0)
+    series = torch.tensor([100.0, 120.0, 90.0, 130.0])
+    first = model(series[-3:].reshape(1, 3, 1) / 50)
+    second = model(torch.cat([series[-2:] / 50, first]).reshape(1, 3, 1))
+    torch.testing.assert_close(model.forecast(series, 2), torch.cat([first, second]) * 50)
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)  # no change forecast: the last value, again and again
+    torch.testing.assert_close(model.forecast(series, 3), torch.full((3,), 130.0))
+    with pytest.raises(ValueError, match=r"last 3 values .* got shape \(2,\)"):
+        model.forecast(series[:2], 1)
+
+
+def test_forecast_labels_continue_months_or_count_steps():
+    assert predict.following_labels("1960-11", 3) == ["1960-12", "1961-01", "1961-02"]
+    assert predict.following_labels("week 7", 2) == ["+1", "+2"]
+    assert predict.following_labels("2020-13", 1) == ["+1"]
+
+
+def test_zoo_predict_forecasts_your_csv_series_with_the_shipped_forecaster(tmp_path, capsys):
+    shipped = AirlinePassengersDataModule()
+    mine = write_series(tmp_path / "to_1958.csv", shipped.series[:120].tolist())
+    expected = zoo.load("lstm_airline").forecast(shipped.series[:120], 3).tolist()
+    assert predict.predict_files("lstm_airline", [str(mine)], steps=3) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{mine}\t{month}\t{value:.6g}" for month, value in zip(["1959-01", "1959-02", "1959-03"], expected)]
+    short = write_series(tmp_path / "short.csv", [1.0, 2.0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Month,Passengers\n1949-01,many\n")
+    big_values = [1e6 + 1e4 * i for i in range(30)]
+    big = write_series(tmp_path / "big.csv", big_values)
+    assert predict.predict_files("lstm_airline", [str(short), str(bad), str(big)], steps=2, as_json=True) == 1
+    out, err = capsys.readouterr()
+    assert f"skipped: {short}: a forecast needs the last 12 values" in err
+    assert f"skipped: {bad}, row 2: expected a finite number in the last column, got 'many'" in err
+    assert f"note: {big} spans 290000 (max - min), the series the model was trained on spanned 309" in err
+    big_forecast = zoo.load("lstm_airline").forecast(torch.tensor(big_values), 2).tolist()
+    assert json.loads(out) == {"path": str(big), "after": "1951-06", "labels": ["1951-07", "1951-08"],
+                               "forecast": pytest.approx(big_forecast, rel=1e-6)}
+    with pytest.raises(predict.PredictError, match="none of the 2 series could be forecast.*at least 12 values"):
+        predict.predict_files("lstm_airline", [str(short), str(tmp_path / "missing.csv")])
+    assert f"cannot read {tmp_path / 'missing.csv'} (FileNotFoundError" in capsys.readouterr().err
+    with pytest.raises(predict.PredictError, match="--steps must be between 1 and 10,000, got 0"):
+        predict.predict_files("lstm_airline", [str(mine)], steps=0)
+
+
+def test_zoo_predict_forecasts_with_the_checkpoint_of_a_run_on_your_series(tmp_path):
+    mine = write_series(tmp_path / "mine.csv", [100 + 10 * math.sin(i / 2) + i for i in range(60)])
+    ok(run_zoo("fit", "-c", "lstm_airline", "--data.init_args.csv_path", str(mine), "--trainer.max_epochs", "2",
+               "--trainer.default_root_dir", str(tmp_path), cwd=tmp_path))
+    checkpoint = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    proc = ok(run_zoo("predict", str(checkpoint), str(mine), "--steps", "2"))
+    assert [line.split("\t")[:2] for line in proc.stdout.splitlines()] == [[str(mine), "1954-01"],
+                                                                         [str(mine), "1954-02"]]
+    assert "note:" not in proc.stderr  # the run's own scale fits its series
+
+
 # ------------------------------------------------------------------------------------------------ trigrams
 THREE_SONNETS = """THE SONNETS
 

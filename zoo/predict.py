@@ -4,13 +4,16 @@ or for an n-gram entry the continuation of ``--prompt``).
 Both need only the installed zoo and its shipped weights: no dataset, no ``ZOO_DATA_DIR``. Images are decoded by
 torchvision and prepared with the manifest's ``preprocessing`` (:mod:`zoo.preprocessing`), so a digit drawn dark on
 light paper is inverted and fitted to 28x28 like an MNIST digit. For the part-of-speech tagger, the files are UTF-8
-text with one sentence per line (words separated by spaces), encoded with the manifest's ``vocabularies``.
+text with one sentence per line (words separated by spaces), encoded with the manifest's ``vocabularies``. For a
+series forecaster, they are CSV series (a header line, labels in the first column, values in the last) whose
+next values are forecast.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,6 +21,7 @@ from typing import Any, Callable, Optional
 import torch
 from torchvision.utils import save_image
 
+from datamodules.airline import read_series_csv
 from zoo import hub, registry
 from zoo.errors import ZooError
 from zoo.manifest import Manifest
@@ -44,9 +48,9 @@ def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.
         return model, list(names), spec()
     manifest = registry.get(entry_name).manifest()
     if not classifies_images(manifest):
-        usable = [name for name in registry.list_models(shipped=True)
-                  if classifies_images(registry.get(name).manifest())]
-        why = "ships no weights" if manifest is None else "is not an image classifier"
+        usable = [name for name in registry.list_models(shipped=True) if classifies_images(registry.get(name).manifest())
+                  or registry.get(name).manifest().vocabularies is not None or _has(name, "forecast")]
+        why = "ships no weights" if manifest is None else "is not an image classifier, tagger or forecaster"
         raise PredictError(f"{entry_name!r} {why}; `zoo predict ENTRY PATH` takes one of: {', '.join(usable)}")
     return hub.load(entry_name), manifest.classes, manifest.preprocessing
 
@@ -105,11 +109,84 @@ def tag_text_files(tagger: tuple[torch.nn.Module, list[str], Callable[..., Any]]
     return 1 if failed else 0
 
 
+def series_forecaster(entry_name: str, run: Optional[Run] = None) -> Optional[torch.nn.Module]:
+    """The model of a series forecaster (a shipped entry, or the ``.ckpt`` of a ``zoo fit`` run, ``run`` when
+    already loaded, whose model has ``forecast``); ``None`` for any other entry or checkpoint."""
+    if entry_name.endswith(".ckpt"):
+        model = (run or hub.load_run(entry_name))[0]
+        return model if callable(getattr(model, "forecast", None)) else None
+    return hub.load(entry_name) if _has(entry_name, "forecast") else None
+
+
+def forecast_csv_files(model: torch.nn.Module, paths: list[str], steps: int, as_json: bool = False) -> int:
+    """Print the ``steps`` values that follow each CSV series, one line each: ``path<TAB>label<TAB>value``
+    (``--json``: one object per file). Labels continue a last label of the form ``YYYY-MM`` month by month, else
+    count ``+1``, ``+2``, ... A file that cannot be read or parsed is reported on stderr and the others are still
+    forecast; the exit status is then 1."""
+    if not 1 <= steps <= 10_000:
+        raise PredictError(f"--steps must be between 1 and 10,000, got {steps}")
+    failed = 0
+    for name in paths:
+        try:
+            labels, series = read_series(name)
+            forecast = model.forecast(series, steps).tolist()
+        except (PredictError, ValueError) as err:
+            print(f"zoo predict: skipped: {err if isinstance(err, PredictError) else f'{name}: {err}'}",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        note_other_scale(model, name, series)
+        next_labels = following_labels(labels[-1], steps)
+        if as_json:
+            print(json.dumps({"path": name, "after": labels[-1], "labels": next_labels,
+                              "forecast": [round(value, 6) for value in forecast]}), flush=True)
+        else:
+            print("\n".join(f"{name}\t{label}\t{value:.6g}" for label, value in zip(next_labels, forecast)), flush=True)
+    if failed == len(paths):
+        raise PredictError(f"none of the {len(paths)} series could be forecast (each is named above); give CSV files "
+                           f"with a header line, labels in the first column and at least {model.hparams.look_back} "
+                           f"values in the last")
+    return 1 if failed else 0
+
+
+def read_series(name: str) -> tuple[list[str], torch.Tensor]:
+    """The labels and values of the CSV series ``name``; ``PredictError`` naming the file and the fix otherwise."""
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PredictError(f"cannot read {name} ({type(err).__name__}: {err}); give UTF-8 CSV files") from err
+    try:
+        return read_series_csv(text, name, otherwise="")
+    except ValueError as err:
+        raise PredictError(str(err)) from err
+
+
+def note_other_scale(model: torch.nn.Module, name: str, series: torch.Tensor) -> None:
+    """Warn on stderr when a series spans a range far (over 3x) from the one the model was trained on: its weights
+    read values divided by that training range (``scale``), so its forecasts of such a series are unreliable."""
+    span, scale = float(series.max() - series.min()), float(model.scale)
+    if not scale / 3 <= span <= scale * 3:
+        print(f"zoo predict: note: {name} spans {span:g} (max - min), the series the model was trained on spanned "
+              f"{scale:g}: forecasts of a series of another size are unreliable; train a forecaster on yours (e.g. `zoo "
+              f"fit -c lstm_airline --data.init_args.csv_path {name}`) and predict with that run's checkpoint",
+              file=sys.stderr)
+
+
+def following_labels(last: str, steps: int) -> list[str]:
+    """The ``steps`` labels after ``last``: the next months when ``last`` is ``YYYY-MM``, else ``+1 .. +steps``."""
+    match = re.fullmatch(r"(\d{4})-(\d{1,2})", last)
+    if match is None or not 1 <= int(match[2]) <= 12:
+        return [f"+{step}" for step in range(1, steps + 1)]
+    month = int(match[1]) * 12 + int(match[2]) - 1
+    return [f"{(month + step) // 12:04d}-{(month + step) % 12 + 1:02d}" for step in range(1, steps + 1)]
+
+
 def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: bool = False,
-                  batch_size: int = 64) -> int:
+                  batch_size: int = 64, steps: int = 12) -> int:
     """Print one line per image file: ``path<TAB>class<TAB>probability`` (``--topk``: K class/probability pairs;
     ``--json``: one object per line); for a tagger, one line per sentence of the text files
-    (:func:`tag_text_files`). A file that cannot be read is reported on stderr and the others are still
+    (:func:`tag_text_files`); for a forecaster, the ``steps`` values after each CSV series
+    (:func:`forecast_csv_files`). A file that cannot be read is reported on stderr and the others are still
     classified; the exit status is then 1."""
     if topk < 1 or batch_size < 1:
         raise PredictError(f"--topk and --batch_size must be positive, got {topk} and {batch_size}")
@@ -117,6 +194,9 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
     tagger = sentence_tagger(entry_name, run)
     if tagger is not None:
         return tag_text_files(tagger, paths, as_json=as_json, batch_size=batch_size)
+    forecaster = series_forecaster(entry_name, run)
+    if forecaster is not None:
+        return forecast_csv_files(forecaster, paths, steps, as_json=as_json)
     model, classes, spec = image_classifier(entry_name, run)
     topk = min(topk, len(classes))
     transform = image_transforms(spec)

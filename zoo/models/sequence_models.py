@@ -98,6 +98,24 @@ class LSTMForecaster(LogsDataBaselines, Regressor):
     def to_target_unit(self, values: Tensor) -> Tensor:
         return values * self.scale
 
+    @torch.no_grad()
+    def forecast(self, series: Tensor, steps: int) -> Tensor:
+        """The ``steps`` values after ``series`` ``(T,)``, both in the series' own unit (``T >= look_back``).
+
+        Recursive multi-step forecasting: each one-step forecast becomes the last month of the next window, so
+        errors compound with the horizon.
+        """
+        look_back = self.hparams.look_back
+        if series.ndim != 1 or len(series) < look_back:
+            raise ValueError(f"a forecast needs the last {look_back} values (look_back) of a series of shape (T,), "
+                             f"got shape {tuple(series.shape)}")
+        window = (series[-look_back:].to(self.scale) / self.scale).reshape(1, look_back, 1)
+        forecasts = []
+        for _ in range(steps):
+            forecasts.append(self(window))
+            window = torch.cat([window[:, 1:], forecasts[-1].reshape(1, 1, 1)], dim=1)
+        return self.to_target_unit(torch.cat(forecasts)) if forecasts else series.new_zeros(0)
+
 
 # ---------------------------------------------------------------------------------------------- n-gram model
 class Perplexity(MeanMetric):
