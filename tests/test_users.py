@@ -281,9 +281,11 @@ def test_predict_reads_16_bit_alpha_and_palette_pngs_as_the_8_bit_digit(digit_fi
     assert predicted(out) == [str(labels[0])] * len(variants)
 
 
-def test_predict_refuses_an_entry_that_is_not_an_image_classifier():
-    proc = run_zoo("predict", "lstm_airline", "README.md")
-    assert proc.returncode == 2 and "not an image classifier" in proc.stderr and "lenet_mnist" in proc.stderr
+def test_predict_refuses_an_entry_that_is_not_an_image_classifier_tagger_or_forecaster():
+    proc = run_zoo("predict", "gan_mnist", "README.md")
+    assert proc.returncode == 2 and "'gan_mnist' is not an image classifier, tagger or forecaster" in proc.stderr
+    usable = proc.stderr.split("takes one of: ")[1].split("\n")[0].split(", ")
+    assert {"lenet_mnist", "pos_tagger_ud_ewt", "lstm_airline"} <= set(usable) and "gan_mnist" not in usable
 
 
 # ---------------------------------------------------------------------------------------------- --weights
@@ -353,6 +355,56 @@ def test_fine_tune_recipe_end_to_end(tmp_path):
     out = ok(run_zoo("predict", results["last_checkpoint"], str(tmp_path / "photos" / "train" / "red"))).stdout
     lines = out.strip().splitlines()
     assert len(lines) == 12 and all(line.split("\t")[1] in ("blue", "red") for line in lines)
+
+
+MY_MODELS = '''
+from torch import nn
+from zoo.models import LeNet
+
+
+class InputDropoutLeNet(LeNet):
+    """A user's subclass, in their own folder: dropout on the input pixels."""
+
+    def __init__(self, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return super().forward(self.input_dropout(x))
+'''
+
+
+@pytest.mark.slow
+def test_your_own_subclass_trains_predicts_evaluates_and_exports(mnist_root, tmp_path):
+    """A subclass in the user's folder (importable through PYTHONPATH) goes through every command; checkpoints and
+    manifests naming it are imported only once its module is trusted with ZOO_TRUSTED_MODULES."""
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "my_models.py").write_text(MY_MODELS)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"PYTHONPATH": str(tmp_path / "code")}
+    ok(run_zoo("fit", "--model", "my_models.InputDropoutLeNet", "--model.init_args.dropout", "0.2", "--data",
+               "MNISTDataModule", "--data.init_args.root", str(mnist_root), "--data.init_args.batch_size", "32",
+               "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", cwd=work, env=env))
+    (checkpoint,) = work.rglob("last.ckpt")
+    digit = work / "digit.png"
+    write_png(torch.full((1, 28, 28), 255, dtype=torch.uint8), str(digit))
+    refused = run_zoo("predict", str(checkpoint), str(digit), cwd=work, env=env)
+    assert refused.returncode == 2 and "trust its module with ZOO_TRUSTED_MODULES=my_models" in refused.stderr
+    env["ZOO_TRUSTED_MODULES"] = "my_models"
+    assert ok(run_zoo("predict", str(checkpoint), str(digit), cwd=work, env=env)).stdout.startswith(f"{digit}\t")
+    unimportable = run_zoo("predict", str(checkpoint), str(digit), cwd=work, env={**env, "PYTHONPATH": ""})
+    assert unimportable.returncode == 2 and "run with PYTHONPATH=<the folder that holds it>" in unimportable.stderr
+    evaluated = ok(run_zoo("evaluate", "lenet_mnist", "--ckpt_path", str(checkpoint), cwd=work, env=env)).stdout
+    ok(run_zoo("export", "lenet_mnist", "--ckpt_path", str(checkpoint), "--command", "zoo fit --model my_models...",
+               "--out_dir", str(work / "mine"), cwd=work, env=env))
+    manifest = json.loads((work / "mine" / "lenet_mnist.json").read_text())
+    assert manifest["model_class"] == "my_models.InputDropoutLeNet"
+    assert f"{manifest['metrics']['test/acc']:.4f}" in evaluated
+    code = "import zoo; m = zoo.load('lenet_mnist'); print(type(m).__name__, m.hparams.dropout, m.training)"
+    loaded = ok(subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True,
+                               env={**os.environ, **env, "ZOO_CHECKPOINT_DIR": str(work / "mine")}))
+    assert loaded.stdout.split() == ["InputDropoutLeNet", "0.2", "False"]
 
 
 # ---------------------------------------------------------------------------------------------- commands

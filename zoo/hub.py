@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -30,6 +31,8 @@ from zoo.models.base import ZooModule
 from zoo.preprocessing import image_transforms
 
 TRUSTED_PREFIXES = ("zoo.", "datamodules.")
+#: comma-separated modules of your own (e.g. ``my_models``) whose classes checkpoints and manifests may name
+TRUSTED_MODULES_ENV = "ZOO_TRUSTED_MODULES"
 
 #: how a ``zoo export`` / ``zoo evaluate --ckpt_path`` user accepts a checkpoint that needs globals outside
 #: torch's weights-only allowlist.
@@ -52,18 +55,29 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def trusted_prefixes() -> tuple[str, ...]:
+    """The zoo's packages and the modules named by ``$ZOO_TRUSTED_MODULES``, as class-path prefixes."""
+    own = (name.strip() for name in os.environ.get(TRUSTED_MODULES_ENV, "").split(","))
+    return TRUSTED_PREFIXES + tuple(f"{name}." for name in own if name)
+
+
 def import_trusted(class_path: str, base: type) -> type:
-    """Import ``class_path`` if it lives in the zoo's own packages and subclasses ``base``."""
-    if not class_path.startswith(TRUSTED_PREFIXES):
-        raise CheckpointError(
-            f"refusing to import {class_path!r}: a manifest may only name classes in {TRUSTED_PREFIXES}; "
-            f"the manifest is not from this zoo or was edited"
-        )
+    """Import ``class_path`` (named by a manifest or a checkpoint) if it lives in the zoo's own packages, or in a
+    module you trust through ``$ZOO_TRUSTED_MODULES``, and subclasses ``base``: importing a module runs its code."""
     module_name, _, name = class_path.rpartition(".")
+    if not class_path.startswith(trusted_prefixes()):
+        raise CheckpointError(
+            f"refusing to import {class_path!r}: checkpoints and manifests may name classes of the zoo's packages "
+            f"({', '.join(TRUSTED_PREFIXES)}) only, since importing a module runs its code; if it is your own class "
+            f"(a subclass you trained), trust its module with {TRUSTED_MODULES_ENV}={module_name.split('.')[0]} "
+            f"(comma-separated), else the file is not from this zoo or was edited"
+        )
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as err:
-        raise CheckpointError(f"cannot import {class_path!r} named by the manifest: {err}") from err
+        fix = "" if class_path.startswith(TRUSTED_PREFIXES) else \
+            f"; make {module_name} importable (install it, or run with PYTHONPATH=<the folder that holds it>)"
+        raise CheckpointError(f"cannot import {class_path!r} named by the checkpoint or manifest: {err}{fix}") from err
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise CheckpointError(f"{class_path!r} is not a {base.__name__}")
     return cls
@@ -140,7 +154,12 @@ def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = 
         )
     refuse_untrusted_checkpoint(ckpt_path, how_to_accept=EXPORT_ACCEPT)
     checkpoint = read_checkpoint(ckpt_path, f"Pass the .ckpt a `zoo fit -c {entry_name}` run wrote.")
-    model_cls = import_trusted(entry.model_class, ZooModule)
+    entry_cls = import_trusted(entry.model_class, ZooModule)
+    recorded = checkpoint.get("hyper_parameters", {}).get("_class_path", entry.model_class)
+    model_cls = import_trusted(recorded, ZooModule)  # the entry's class or your subclass of it
+    if not issubclass(model_cls, entry_cls):
+        raise CheckpointError(f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r}) or a "
+                              f"subclass of it but of {recorded}; pass the .ckpt a `zoo fit -c {entry_name}` run wrote")
     try:
         model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     except (RuntimeError, TypeError, KeyError) as err:  # another model's state dict or hyperparameters
