@@ -9,6 +9,9 @@ The 154 sonnets (Project Gutenberg eBook #1041, public domain) are shipped insid
 
 The vocabulary is built on the training sonnets; words seen fewer than ``min_count`` times there, and every
 word outside it, become ``<unk>``. :func:`count_trigram_perplexities` is the count-based baseline.
+
+Your own text (``text_path`` with ``split_by="paragraphs"``) is read the same way with its blank-line-separated
+paragraphs in the place of the sonnets: trigrams stay inside a paragraph and whole paragraphs are held out.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ UNK = "<unk>"
 ROMAN_NUMERAL = re.compile(r"^[IVXLC]+$")
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 Tokenizer = Literal["words", "whitespace"]
+SplitBy = Literal["sonnets", "paragraphs"]
 
 
 def split_sonnets(text: str) -> list[str]:
@@ -45,6 +49,11 @@ def split_sonnets(text: str) -> list[str]:
         elif sonnets and line.strip():
             sonnets[-1].append(line.strip())
     return ["\n".join(lines) for lines in sonnets if lines]
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """The paragraphs of a plain text: its blocks of non-blank lines, separated by blank lines."""
+    return [block.strip() for block in re.split(r"\n\s*\n", text) if block.strip()]
 
 
 def tokenize(text: str, tokenizer: Tokenizer = "words") -> list[str]:
@@ -148,15 +157,19 @@ class ShakespeareTrigramDataModule(SplitLoaders):
     """Batches ``(context_ids, target_id)``: ``context_ids`` long ``(N, 2)``, ``target_id`` long ``(N,)``.
 
     Args:
-        text_path: a Gutenberg-layout ``sonnets.txt`` (``$ZOO_DATA_DIR`` may appear in it); default: embedded.
-        sonnet: one sonnet's number (the book: 2; train = val = test) or ``None`` for all 154, split by sonnet.
-        val_sonnets: sonnets held out for validation (``sonnet=None`` only).
-        test_sonnets: sonnets held out for testing (``sonnet=None`` only).
+        text_path: a Gutenberg-layout ``sonnets.txt``, or with ``split_by="paragraphs"`` any UTF-8 text
+            (``$ZOO_DATA_DIR`` may appear in the path); default: the embedded sonnets.
+        sonnet: one sonnet's (paragraph's) number (the book: 2; train = val = test) or ``None`` for all of them,
+            split by sonnet (paragraph).
+        val_sonnets: sonnets (paragraphs) held out for validation (``sonnet=None`` only).
+        test_sonnets: sonnets (paragraphs) held out for testing (``sonnet=None`` only).
         seed: seed of the split by sonnet and (mixed with ``--seed_everything``) of the training trigrams' order,
             a function of the epoch.
         min_count: training-set count a word needs to enter the vocabulary (rarer words become ``<unk>``).
         tokenizer: ``"words"`` or the book's ``"whitespace"`` (see :func:`tokenize`).
         batch_size: batch size of every loader.
+        split_by: ``"sonnets"`` (Roman-numeral headings, as ``sonnets.txt``) or ``"paragraphs"`` (blank-line
+            separated: your own text).
     """
 
     def __init__(
@@ -169,13 +182,20 @@ class ShakespeareTrigramDataModule(SplitLoaders):
         min_count: int = 2,
         tokenizer: Tokenizer = "words",
         batch_size: int = 128,
+        split_by: SplitBy = "sonnets",
     ) -> None:
         super().__init__()
         check_batch_size(batch_size)
+        if split_by not in ("sonnets", "paragraphs"):
+            raise ValueError(f"split_by must be 'sonnets' or 'paragraphs', got {split_by!r}")
         self.save_hyperparameters()
-        self.sonnets = [tokenize(text, tokenizer) for text in split_sonnets(self._read())]
+        split = split_sonnets if split_by == "sonnets" else split_paragraphs
+        self.sonnets = [tokenize(text, tokenizer) for text in split(self._read())]
         if not self.sonnets:
-            raise ValueError("no sonnets found: expected Roman-numeral heading lines (I, II, ...) as in sonnets.txt")
+            raise ValueError(
+                "no sonnets found: expected Roman-numeral heading lines (I, II, ...) as in sonnets.txt; for text of "
+                "your own pass --data.init_args.split_by paragraphs" if split_by == "sonnets" else
+                f"no paragraphs found in {self.hparams.text_path or 'the embedded sonnets'}: the text is empty")
         self.split_sonnet_numbers = self._split()
         counts = Counter(w for n in self.split_sonnet_numbers["train"] for w in self.sonnets[n - 1])
         self.vocab = Vocabulary.from_counts(counts, min_count)
@@ -191,7 +211,8 @@ class ShakespeareTrigramDataModule(SplitLoaders):
             return (resources.files("datamodules") / "embedded" / EMBEDDED_SONNETS).read_text(encoding="utf-8")
         resolved = resolve_root(path)
         if not Path(resolved).is_file():
-            raise FileNotFoundError(f"sonnets file {resolved} not found; pass text_path=None for the embedded text")
+            raise FileNotFoundError(f"text file {resolved} not found; pass the path of a UTF-8 text file, or "
+                                    f"text_path=None for the embedded sonnets")
         return read_utf8(Path(resolved), "Save it as UTF-8 or pass text_path=None for the embedded sonnets.")
 
     def _split(self) -> dict[str, list[int]]:
@@ -200,8 +221,12 @@ class ShakespeareTrigramDataModule(SplitLoaders):
             if not 1 <= hp.sonnet <= count:
                 raise ValueError(f"sonnet must be in 1..{count} or None (all sonnets), got {hp.sonnet}")
             return {"train": [hp.sonnet], "val": [hp.sonnet], "test": [hp.sonnet]}
+        if hp.val_sonnets < 1 or hp.test_sonnets < 1:
+            raise ValueError(f"val_sonnets and test_sonnets must be at least 1, got {hp.val_sonnets} and "
+                             f"{hp.test_sonnets}; pass sonnet=<number> for the book's in-sample setting")
         if hp.val_sonnets + hp.test_sonnets >= count:
-            raise ValueError(f"val_sonnets + test_sonnets must leave training sonnets out of {count}")
+            raise ValueError(f"val_sonnets + test_sonnets ({hp.val_sonnets} + {hp.test_sonnets}) must leave training "
+                             f"{hp.split_by} out of the {count} in the text; lower them or give a longer text")
         order = (torch.randperm(count, generator=torch.Generator().manual_seed(hp.seed)) + 1).tolist()
         test, val = order[: hp.test_sonnets], order[hp.test_sonnets: hp.test_sonnets + hp.val_sonnets]
         train = order[hp.test_sonnets + hp.val_sonnets:]
@@ -240,11 +265,16 @@ class ShakespeareTrigramDataModule(SplitLoaders):
 
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest."""
-        numbers = self.split_sonnet_numbers
-        in_sample = self.hparams.sonnet is not None
+        numbers, hp = self.split_sonnet_numbers, self.hparams
+        unit = hp.split_by[:-1]
+        if hp.text_path is None:
+            dataset = f"Shakespeare's Sonnet {hp.sonnet}" if hp.sonnet is not None else \
+                f"Shakespeare's sonnets ({len(self.sonnets)}, held-out split by sonnet)"
+        else:
+            dataset = f"{Path(hp.text_path).name}, {unit} {hp.sonnet}" if hp.sonnet is not None else \
+                f"{Path(hp.text_path).name} ({len(self.sonnets)} {hp.split_by}, held-out split by {unit})"
         return {
-            "dataset": f"Shakespeare's Sonnet {self.hparams.sonnet} (in-sample: train = test)" if in_sample
-            else "Shakespeare's sonnets (154, held-out split by sonnet)",
+            "dataset": f"{dataset} (in-sample: train = test)" if hp.sonnet is not None else dataset,
             "vocab_size": self.vocab_size,
             "train_size": len(self.trigrams["train"]),
             "val_size": len(self.trigrams["val"]),

@@ -12,7 +12,7 @@ import torch
 
 from datamodules import AirlinePassengersDataModule, DatasetNotFoundError, ShakespeareTrigramDataModule, UDPosDataModule
 from datamodules.airline import make_windows, read_series_csv
-from datamodules.shakespeare import count_trigram_perplexities, split_sonnets, tokenize, trigrams
+from datamodules.shakespeare import count_trigram_perplexities, split_paragraphs, split_sonnets, tokenize, trigrams
 from datamodules.ud_pos import PAD_TAG, most_frequent_tag_accuracy, parse_conllu, read_conllu
 import zoo
 from tests.helpers import CONLLU, ok, run_script, run_zoo, write_ud_treebank
@@ -196,6 +196,50 @@ def test_sonnets_tokens_and_trigrams_stay_inside_a_sonnet(tmp_path):
     words = dm.sonnets[train_number - 1]
     assert len(dm.trigrams["train"]) == len(words) - 2  # one sonnet: no trigram across a boundary
     assert dm.vocab.decode(dm.trigrams["train"][0].tolist()) == words[:3]
+
+
+def your_text(path: Path, paragraphs: int = 12) -> Path:
+    """Paragraphs of a small made-up language, separated by blank lines (one with spaces on it)."""
+    words = "the cat sat on a mat and the dog ran to the park".split()
+    blocks = [" ".join(words[(i + j) % len(words)] for j in range(20)) + "\nend of part\n" for i in range(paragraphs)]
+    path.write_text("\n".join(blocks[:2]) + "\n   \n" + "\n".join(blocks[2:]), encoding="utf-8")
+    return path
+
+
+def test_your_own_text_is_split_by_paragraph(tmp_path):
+    text = your_text(tmp_path / "mine.txt")
+    assert len(split_paragraphs(text.read_text())) == 12
+    assert split_paragraphs("one\ntwo\n\n\nthree\n") == ["one\ntwo", "three"]
+    dm = ShakespeareTrigramDataModule(text_path=str(text), split_by="paragraphs", val_sonnets=2, test_sonnets=2,
+                                      min_count=1)
+    assert sorted(n for numbers in dm.split_sonnet_numbers.values() for n in numbers) == list(range(1, 13))
+    assert len(dm.trigrams["train"]) == 8 * (23 - 2)  # 23 words a paragraph, no trigram across paragraphs
+    assert dm.describe()["dataset"] == "mine.txt (12 paragraphs, held-out split by paragraph)"
+    assert ShakespeareTrigramDataModule().describe()["dataset"] == \
+        "Shakespeare's sonnets (154, held-out split by sonnet)"
+    with pytest.raises(ValueError, match="no sonnets found.*pass --data.init_args.split_by paragraphs"):
+        ShakespeareTrigramDataModule(text_path=str(text))
+    with pytest.raises(ValueError, match=r"\(15 \+ 15\) must leave training paragraphs out of the 12 in the text"):
+        ShakespeareTrigramDataModule(text_path=str(text), split_by="paragraphs")
+    with pytest.raises(ValueError, match="at least 1, got 0 and 2"):
+        ShakespeareTrigramDataModule(text_path=str(text), split_by="paragraphs", val_sonnets=0, test_sonnets=2)
+
+
+def test_zoo_sample_continues_a_prompt_with_a_run_on_your_own_text(tmp_path):
+    your_text(tmp_path / "mine.txt")
+    vocab_size = ShakespeareTrigramDataModule(text_path=str(tmp_path / "mine.txt"), split_by="paragraphs",
+                                              val_sonnets=2, test_sonnets=2).vocab_size
+    ok(run_zoo("fit", "-c", "ngram_sonnets", "--data.init_args.text_path", "mine.txt", "--data.init_args.split_by",
+               "paragraphs", "--data.init_args.val_sonnets", "2", "--data.init_args.test_sonnets", "2",
+               "--model.init_args.num_classes", str(vocab_size), "--trainer.max_epochs", "40", cwd=tmp_path))
+    checkpoint = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    continued = ok(run_zoo("sample", checkpoint, "--prompt", "the cat", "-n", "4", cwd=tmp_path)).stdout.split()
+    assert continued == "the cat sat on a mat".split()  # the text's only continuation, learned
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = run_zoo("sample", checkpoint, "--prompt", "the cat", cwd=elsewhere)
+    assert moved.returncode == 2 and "text file mine.txt not found" in moved.stderr
+    assert "run from the folder that `zoo fit` ran in" in moved.stderr
 
 
 def test_vocabulary_is_built_on_training_sonnets_with_unk():

@@ -23,7 +23,7 @@ from torchvision.io import write_jpeg, write_png
 import zoo
 from datamodules import EmbeddedMNISTDataModule, ImageFolderDataModule
 from tests.helpers import REPO, ok, run_zoo
-from zoo import hub, registry
+from zoo import hub, predict, registry
 from zoo.manifest import (DESCRIBED_KEYS, KEY_ORDER, SCHEMA_VERSION, Manifest, ManifestError, headline,
                           read_manifest)
 from zoo.preprocessing import ImageFileError, image_transforms, read_image
@@ -431,6 +431,15 @@ def test_sample_writes_a_grid(tmp_path):
     assert Image.open(out).size[0] > 28 * 2
     proc = run_zoo("sample", "gan_mnist", "--labels", "1", "--out", str(out))
     assert proc.returncode == 2 and "unconditional" in proc.stderr
+
+
+def test_sample_draws_from_the_checkpoint_of_a_run(tmp_path):
+    model = zoo.models.VAE().eval()
+    out = predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), seed=3, run=(model, None))
+    expected = model.sample(4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(read_image(str(out), 1)[:, 2:30, 2:30], (expected[0] * 255 + 0.5).clamp(0, 255).byte())
+    with pytest.raises(predict.PredictError, match="not a generative entry.*or the .ckpt of a `zoo fit` run of one"):
+        predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), run=(zoo.models.LeNet(), None))
 
 
 def test_fast_dev_run_writes_nothing_into_the_working_directory(tmp_path):

@@ -94,7 +94,8 @@ def zoo_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="draw samples of a generative entry's shipped weights into a PNG grid, or "
                                       "continue a prompt with an n-gram entry")
     p.add_argument("entry", help="a generative zoo entry that ships weights (gan_mnist, vae_mnist, cgan_mnist, ...), "
-                                 "or an n-gram entry (ngram_sonnets) with --prompt")
+                                 "or an n-gram entry (ngram_sonnets) with --prompt; or the .ckpt of a `zoo fit` run "
+                                 "of one (e.g. an n-gram model trained on your own text)")
     p.add_argument("-n", type=int, default=64, help="number of samples, or of words to add (default 64)")
     p.add_argument("--prompt", default=None, help="n-gram entries: the words to continue (at least two)")
     p.add_argument("--temperature", type=float, default=0.0,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo import evaluation, predict
+from zoo import evaluation, hub, predict
 from zoo.cli import format_metric
 from zoo.export import export as export_entry
 from zoo.lightning_cli import cli_main
@@ -24,13 +24,15 @@ def predict_files(ns: argparse.Namespace) -> int:
 
 
 def sample(ns: argparse.Namespace) -> int:
-    if ns.prompt is not None or predict.continues_text(ns.entry):
-        text, unknown = predict.continue_prompt(ns.entry, ns.prompt, ns.n, temperature=ns.temperature, seed=ns.seed)
+    run = hub.load_run(ns.entry) if ns.entry.endswith(".ckpt") else None
+    if ns.prompt is not None or predict.continues_text(ns.entry, run):
+        text, unknown = predict.continue_prompt(ns.entry, ns.prompt, ns.n, temperature=ns.temperature, seed=ns.seed,
+                                                run=run)
         for word in unknown:
             print(f"note: {word!r} is not in the vocabulary of {ns.entry}; it is read as <unk>", file=sys.stderr)
         print(text)
         return 0
-    path = predict.sample_grid(ns.entry, ns.n, ns.out, labels=ns.labels, seed=ns.seed)
+    path = predict.sample_grid(ns.entry, ns.n, ns.out, labels=ns.labels, seed=ns.seed, run=run)
     print(f"wrote {ns.n} samples of {ns.entry} to {path}")
     return 0
 

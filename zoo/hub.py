@@ -200,7 +200,12 @@ def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
     except (RuntimeError, TypeError, KeyError) as err:
         raise CheckpointError(f"{ckpt_path} does not rebuild {model_path}: {err}") from err
     dm_cls = import_trusted(dm_hparams["_class_path"], L.LightningDataModule)
-    datamodule = dm_cls(**plain_hparams(dm_hparams))
+    try:
+        datamodule = dm_cls(**plain_hparams(dm_hparams))
+    except (OSError, ValueError) as err:  # e.g. a text file named relative to the folder the run started in
+        raise CheckpointError(f"{ckpt_path}: the {dm_cls.__name__} of its run cannot be rebuilt from the arguments "
+                              f"the run stored: {err}; run from the folder that `zoo fit` ran in (relative paths are "
+                              f"read from there) with the run's data where it was") from err
     if dm_cls.__qualname__ in checkpoint:
         datamodule.load_state_dict(checkpoint[dm_cls.__qualname__])
     return model.eval(), datamodule

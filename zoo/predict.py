@@ -243,14 +243,17 @@ def prepare_batch(images: list[torch.Tensor], transform: torch.nn.Module) -> tor
     return torch.stack(prepared)
 
 
-def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] = None, seed: int = 0) -> Path:
-    """Draw ``n`` samples of a generative entry's shipped weights into the PNG grid ``out`` (written atomically)."""
+def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] = None, seed: int = 0,
+                run: Optional[Run] = None) -> Path:
+    """Draw ``n`` samples of a generative entry's shipped weights (or of the ``.ckpt`` of a ``zoo fit`` run, ``run``
+    when already loaded) into the PNG grid ``out`` (written atomically)."""
     if n < 1 or n > 10_000:
         raise PredictError(f"-n must be between 1 and 10,000, got {n}")
-    model = hub.load(entry_name)
+    model = (run or hub.load_run(entry_name))[0] if entry_name.endswith(".ckpt") else hub.load(entry_name)
     if not callable(getattr(model, "sample", None)):
         raise PredictError(f"{entry_name!r} is not a generative entry; `zoo sample` takes one of: "
-                           f"{', '.join(name for name in registry.list_models(shipped=True) if _has(name, 'sample'))}")
+                           f"{', '.join(name for name in registry.list_models(shipped=True) if _has(name, 'sample'))}"
+                           f" (or the .ckpt of a `zoo fit` run of one)")
     conditional = bool(getattr(model.hparams, "conditional", False))
     if conditional and not labels:
         labels = list(range(model.hparams.num_classes))
@@ -271,19 +274,22 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
 
 
 def continue_prompt(entry_name: str, prompt: Optional[str], num_words: int, temperature: float = 0.0,
-                    seed: int = 0) -> tuple[str, list[str]]:
-    """``prompt`` continued by ``num_words`` words of an n-gram entry's shipped weights (``temperature`` 0: the most
-    probable word, as the book; > 0: sampled with ``seed``), and the prompt's words outside the vocabulary (read as
-    ``<unk>``)."""
-    if not continues_text(entry_name):
+                    seed: int = 0, run: Optional[Run] = None) -> tuple[str, list[str]]:
+    """``prompt`` continued by ``num_words`` words of an n-gram entry's shipped weights (or of the ``.ckpt`` of a
+    ``zoo fit`` run, ``run`` when already loaded; ``temperature`` 0: the most probable word, as the book; > 0:
+    sampled with ``seed``), and the prompt's words outside the vocabulary (read as ``<unk>``)."""
+    if entry_name.endswith(".ckpt"):
+        run = run or hub.load_run(entry_name)
+    if not continues_text(entry_name, run):
         raise PredictError(f"{entry_name!r} does not continue text; `zoo sample --prompt` takes one of: "
-                           f"{', '.join(name for name in registry.list_models(shipped=True) if continues_text(name))}")
+                           f"{', '.join(name for name in registry.list_models(shipped=True) if continues_text(name))}"
+                           f" (or the .ckpt of a `zoo fit` run of one)")
     if not prompt:
         raise PredictError(f"{entry_name} continues a prompt: give --prompt 'two words' (or more)")
     if num_words < 1 or num_words > 10_000 or temperature < 0:
         raise PredictError(f"-n must be between 1 and 10,000 words (got {num_words}) and --temperature 0 or more "
                            f"(got {temperature})")
-    model, datamodule = hub.load(entry_name), hub.build_datamodule(entry_name)
+    model, datamodule = run or (hub.load(entry_name), hub.build_datamodule(entry_name))
     ids, unknown = datamodule.encode_prompt(prompt)
     try:
         continuation = model.continue_words(ids, num_words, temperature=temperature,
@@ -293,8 +299,11 @@ def continue_prompt(entry_name: str, prompt: Optional[str], num_words: int, temp
     return " ".join(datamodule.vocab.decode(ids + continuation)), unknown
 
 
-def continues_text(entry_name: str) -> bool:
-    """Whether a shipped entry's model continues a word prompt (has ``continue_words``: the n-gram models)."""
+def continues_text(entry_name: str, run: Optional[Run] = None) -> bool:
+    """Whether a shipped entry's model (or a loaded ``run``'s) continues a word prompt (has ``continue_words``: the
+    n-gram models)."""
+    if run is not None:
+        return callable(getattr(run[0], "continue_words", None))
     return _has(entry_name, "continue_words")
 
 
