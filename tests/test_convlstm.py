@@ -9,15 +9,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.io import write_png
 
 from datamodules import DatasetNotFoundError, MovingMNISTDataModule
 from datamodules.moving_mnist import bouncing_trajectories, render_frames
 from tests.helpers import ok, run_script, run_zoo
+from zoo import predict
 from zoo.layers import ConvLSTM, ConvLSTMCell, ConvLSTMEncoderForecaster, apply_separable_filters
 from zoo.layers.convlstm import DYNAMIC_FILTER_FLOOR
 from zoo.callbacks import FrameStripCallback
 from zoo.models import ConvLSTMForecaster
 from zoo.models.convlstm_forecaster import cross_entropy_per_sequence
+from zoo.preprocessing import read_image
 
 # ---------------------------------------------------------------------------------------------------- layers
 
@@ -436,6 +439,37 @@ def test_the_forecast_picture_of_a_run(mnist_root, tmp_path):
     assert Image.open(out).size == (10 * 66 + 2, 2 * 3 * 66 + 2)  # 10 frames per row; 2 sequences x 3 rows
     refused = run_script("figures.forecast_strip", "lenet_mnist", "--out", str(tmp_path / "no.png"))
     assert refused.returncode != 0 and "does not forecast frames" in refused.stderr
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for number in range(10):
+        write_png(torch.randint(0, 255, (1, 64, 64), dtype=torch.uint8), str(frames / f"{number}.png"))
+    predicted = ok(run_zoo("predict", str(ckpt), str(frames), "--out", str(tmp_path / "next.png")))
+    assert predicted.stdout.startswith(f"wrote {tmp_path / 'next.png'}: the 10 input frames")
+    assert Image.open(tmp_path / "next.png").size == (10 * 66 + 2, 2 * 66 + 2)
+
+
+def test_zoo_predict_forecasts_the_frames_after_your_own(tmp_path, capsys):
+    """The last ``frames_in`` frames of a folder, in name order with numbers compared as numbers, are fitted to the
+    model's frame size; the strip shows them above the forecast."""
+    model = ConvLSTMForecaster(image_size=16, frames_in=3, frames_out=2, hidden_channels=[4]).eval()
+    for number in range(1, 13):  # frame_10 .. frame_12 come last, not frame_7 .. frame_9
+        write_png(torch.full((3, 20, 24), 20 * number, dtype=torch.uint8), str(tmp_path / f"frame_{number}.png"))
+    out = tmp_path / "forecast.png"
+    assert predict.forecast_frame_files(model, [str(tmp_path)], str(out)) == 0
+    assert "the 3 input frames" in capsys.readouterr().out
+    expected_inputs = torch.stack([torch.full((1, 16, 16), 20 * n / 255) for n in (10, 11, 12)])
+    expected_forecast = model.predict_frames(expected_inputs[None])[0]
+    strip = read_image(out, 1).float() / 255
+    assert strip.shape == (1, 2 * 18 + 2, 3 * 18 + 2)
+    for column in range(3):
+        width = slice(2 + 18 * column, 18 + 18 * column)  # 16 pixels a frame, 2 of padding between
+        torch.testing.assert_close(strip[:, 2:18, width], expected_inputs[column], atol=0.5 / 255, rtol=0)
+        if column < 2:
+            torch.testing.assert_close(strip[:, 20:36, width], expected_forecast[column], atol=0.6 / 255, rtol=0)
+        else:  # the shorter row is padded with a blank frame
+            assert strip[:, 20:36, width].max() == 0
+    with pytest.raises(predict.PredictError, match="forecasts from 3 frames, got 2 image file"):
+        predict.forecast_frame_files(model, [str(tmp_path / "frame_1.png"), str(tmp_path / "frame_2.png")], str(out))
 
 
 @pytest.mark.realdata

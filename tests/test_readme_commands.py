@@ -102,8 +102,14 @@ def test_every_readme_command_runs_as_written(tmp_path):
     (tmp_path / "my_text.txt").write_text("I love this zoo .\nThe weights ship with it\n", encoding="utf-8")
     months = [f"{2000 + i // 12}-{i % 12 + 1:02d},{300 + 2 * i + 40 * (i % 12 in (5, 6, 7))}" for i in range(48)]
     (tmp_path / "my_series.csv").write_text("Month,Value\n" + "\n".join(months) + "\n")
+    (tmp_path / "my_frames").mkdir()
+    for number in range(12):
+        frame = torch.zeros(1, 64, 64, dtype=torch.uint8)
+        frame[:, 20:40, 3 * number: 3 * number + 8] = 255  # a bar moving right
+        write_png(frame, str(tmp_path / "my_frames" / f"{number}.png"))
     (tmp_path / "exported").mkdir()
-    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt", "ngram_sonnets", "lstm_airline"):
+    for name in ("lenet_mnist", "cgan_mnist", "airbench_cifar10", "pos_tagger_ud_ewt", "ngram_sonnets", "lstm_airline",
+                 "convlstm_moving_mnist"):
         for suffix in (".json", ".safetensors"):
             (tmp_path / "exported" / f"{name}{suffix}").write_bytes((REPO / "checkpoints" / f"{name}{suffix}").read_bytes())
     runs: dict[str, str] = {}
@@ -130,6 +136,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
         if tokens[1] == "predict":
             assert proc.stdout.strip(), " ".join(tokens)
     assert (tmp_path / "grid.png").is_file() and (tmp_path / "my_weights" / "lenet_mnist.json").is_file()
+    assert (tmp_path / "forecast.png").is_file()
     code = "image = __import__('torchvision').io.read_image(%r)\n" % str(tmp_path / "my_digits" / "0.png")
     script = code + python_block().replace('"<repo dir>"', repr(str(REPO)))
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,

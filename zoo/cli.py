@@ -126,20 +126,25 @@ def predict_files_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo predict", description="Classify your own image files with an entry's shipped weights: one line per "
         "file, tab-separated path, class, probability; or tag the sentences of text files (one per line) with the "
-        "part-of-speech tagger; or forecast the values that follow CSV series with a forecaster: one line per "
-        "step, path, label, value. (`zoo predict -c ENTRY ...` is LightningCLI's predict.)")
+        "part-of-speech tagger; or forecast the values that follow CSV series with a series forecaster: one line "
+        "per step, path, label, value; or the frames that follow a folder of frames with a frame forecaster, as a "
+        "PNG strip. (`zoo predict -c ENTRY ...` is LightningCLI's predict.)")
     parser.add_argument("entry", help="an image classifier, the tagger or the forecaster that ships weights (`zoo "
                                       "models --shipped`), or the .ckpt of a `zoo fit` run (e.g. after fine-tuning on "
                                       "your own folder or training on your own series)")
     parser.add_argument("paths", nargs="+", help="PNG/JPEG files, or folders searched recursively; for the tagger, "
-                                                 "UTF-8 text files of one sentence per line; for a forecaster, CSV "
-                                                 "files with a header line, labels first and values in the last "
-                                                 "column")
+                                                 "UTF-8 text files of one sentence per line; for a series "
+                                                 "forecaster, CSV files with a header line, labels first and values "
+                                                 "in the last column; for a frame forecaster, the frames (name "
+                                                 "order)")
     parser.add_argument("--topk", type=int, default=1, help="print the K most probable classes (default 1)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of tab-separated text")
     parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (default 64)")
-    parser.add_argument("--steps", type=int, default=12, help="for a forecaster: how many values to forecast after "
-                                                              "each series, each fed back as input (default 12)")
+    parser.add_argument("--steps", type=int, default=12, help="for a series forecaster: how many values to forecast "
+                                                              "after each series, each fed back as input (default 12)")
+    parser.add_argument("--out", default="forecast.png", help="for a frame forecaster (convlstm_*): the PNG strip of "
+                                                              "input and forecast frames to write (default "
+                                                              "forecast.png)")
     parser.set_defaults(func="zoo.commands:predict_files", subcommand="predict")
     return parser
 

@@ -20,7 +20,7 @@ def lightning(argv: list[str]) -> None:
 
 def predict_files(ns: argparse.Namespace) -> int:
     return predict.predict_files(ns.entry, ns.paths, topk=ns.topk, as_json=ns.json, batch_size=ns.batch_size,
-                                 steps=ns.steps)
+                                 steps=ns.steps, out=ns.out)
 
 
 def sample(ns: argparse.Namespace) -> int:

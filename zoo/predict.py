@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
+from torchvision.transforms import v2
 from torchvision.utils import save_image
 
 from datamodules.airline import read_series_csv
@@ -49,7 +50,8 @@ def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.
     manifest = registry.get(entry_name).manifest()
     if not classifies_images(manifest):
         usable = [name for name in registry.list_models(shipped=True) if classifies_images(registry.get(name).manifest())
-                  or registry.get(name).manifest().vocabularies is not None or _has(name, "forecast")]
+                  or registry.get(name).manifest().vocabularies is not None or _has(name, "forecast")
+                  or _has(name, "predict_frames")]
         why = "ships no weights" if manifest is None else "is not an image classifier, tagger or forecaster"
         raise PredictError(f"{entry_name!r} {why}; `zoo predict ENTRY PATH` takes one of: {', '.join(usable)}")
     return hub.load(entry_name), manifest.classes, manifest.preprocessing
@@ -109,13 +111,13 @@ def tag_text_files(tagger: tuple[torch.nn.Module, list[str], Callable[..., Any]]
     return 1 if failed else 0
 
 
-def series_forecaster(entry_name: str, run: Optional[Run] = None) -> Optional[torch.nn.Module]:
-    """The model of a series forecaster (a shipped entry, or the ``.ckpt`` of a ``zoo fit`` run, ``run`` when
-    already loaded, whose model has ``forecast``); ``None`` for any other entry or checkpoint."""
+def model_with(entry_name: str, method: str, run: Optional[Run] = None) -> Optional[torch.nn.Module]:
+    """The model of a shipped entry, or of the ``.ckpt`` of a ``zoo fit`` run (``run`` when already loaded), when it
+    has ``method`` (``forecast``: a series forecaster; ``predict_frames``: a frame forecaster); else ``None``."""
     if entry_name.endswith(".ckpt"):
         model = (run or hub.load_run(entry_name))[0]
-        return model if callable(getattr(model, "forecast", None)) else None
-    return hub.load(entry_name) if _has(entry_name, "forecast") else None
+        return model if callable(getattr(model, method, None)) else None
+    return hub.load(entry_name) if _has(entry_name, method) else None
 
 
 def forecast_csv_files(model: torch.nn.Module, paths: list[str], steps: int, as_json: bool = False) -> int:
@@ -181,12 +183,47 @@ def following_labels(last: str, steps: int) -> list[str]:
     return [f"{(month + step) // 12:04d}-{(month + step) % 12 + 1:02d}" for step in range(1, steps + 1)]
 
 
+def forecast_frame_files(model: torch.nn.Module, paths: list[str], out: str, as_json: bool = False) -> int:
+    """Forecast the frames that follow the last ``frames_in`` image files of ``paths`` (in name order, numbers
+    compared as numbers) and write the input frames (first row) and the forecast frames (second row) as the PNG
+    strip ``out``. Each frame is read as ``in_channels`` channels, centre-cropped to a square and resized to
+    ``image_size`` pixels; like Moving MNIST, bright objects on a dark background."""
+    hp = model.hparams
+    files = sorted(image_files(paths), key=lambda path: [int(part) if part.isdigit() else part
+                                                         for part in re.split(r"(\d+)", str(path))])
+    if len(files) < hp.frames_in:
+        raise PredictError(f"{type(model).__name__} forecasts from {hp.frames_in} frames, got {len(files)} image "
+                           f"file(s) in {', '.join(paths)}; give a folder of at least {hp.frames_in} frames")
+    used = files[-hp.frames_in:]
+    inputs = torch.stack([frame_input(read_image(path, hp.in_channels), hp.image_size) for path in used])
+    with torch.inference_mode():
+        forecast = model.predict_frames(inputs[None])[0]
+    columns = max(len(inputs), len(forecast))
+    rows = [torch.cat([frames, frames.new_zeros(columns - len(frames), *frames.shape[1:])]) for frames in
+            (inputs, forecast)]
+    path = save_png(torch.cat(rows), out, nrow=columns)
+    if as_json:
+        print(json.dumps({"path": str(path), "input_frames": [str(f) for f in used], "forecast_frames": len(forecast)}))
+    else:
+        print(f"wrote {path}: the {len(used)} input frames {used[0]} .. {used[-1]} (first row) and the "
+              f"{len(forecast)} forecast frames (second row)")
+    return 0
+
+
+def frame_input(image: torch.Tensor, size: int) -> torch.Tensor:
+    """A uint8 frame ``(C, H, W)`` centre-cropped to a square, resized to ``size`` and scaled to [0, 1]."""
+    square = v2.functional.center_crop(image, [min(image.shape[-2:])] * 2)
+    return v2.functional.to_dtype(v2.functional.resize(square, [size, size], antialias=True), torch.float32,
+                                  scale=True)
+
+
 def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: bool = False,
-                  batch_size: int = 64, steps: int = 12) -> int:
+                  batch_size: int = 64, steps: int = 12, out: str = "forecast.png") -> int:
     """Print one line per image file: ``path<TAB>class<TAB>probability`` (``--topk``: K class/probability pairs;
     ``--json``: one object per line); for a tagger, one line per sentence of the text files
-    (:func:`tag_text_files`); for a forecaster, the ``steps`` values after each CSV series
-    (:func:`forecast_csv_files`). A file that cannot be read is reported on stderr and the others are still
+    (:func:`tag_text_files`); for a series forecaster, the ``steps`` values after each CSV series
+    (:func:`forecast_csv_files`); for a frame forecaster, a PNG strip ``out`` of the frames after the image files
+    (:func:`forecast_frame_files`). A file that cannot be read is reported on stderr and the others are still
     classified; the exit status is then 1."""
     if topk < 1 or batch_size < 1:
         raise PredictError(f"--topk and --batch_size must be positive, got {topk} and {batch_size}")
@@ -194,9 +231,12 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
     tagger = sentence_tagger(entry_name, run)
     if tagger is not None:
         return tag_text_files(tagger, paths, as_json=as_json, batch_size=batch_size)
-    forecaster = series_forecaster(entry_name, run)
+    forecaster = model_with(entry_name, "forecast", run)
     if forecaster is not None:
         return forecast_csv_files(forecaster, paths, steps, as_json=as_json)
+    forecaster = model_with(entry_name, "predict_frames", run)
+    if forecaster is not None:
+        return forecast_frame_files(forecaster, paths, out, as_json=as_json)
     model, classes, spec = image_classifier(entry_name, run)
     topk = min(topk, len(classes))
     transform = image_transforms(spec)
@@ -261,12 +301,17 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
         raise PredictError(f"{entry_name} is unconditional: drop --labels")
     label_tensor = torch.tensor((labels * n)[:n]) if labels else None
     images = model.sample(n, labels=label_tensor, generator=torch.Generator().manual_seed(seed))
+    return save_png(images, out, nrow=max(1, round(n ** 0.5)) if not labels else len(set(labels)))
+
+
+def save_png(images: torch.Tensor, out: str, nrow: int) -> Path:
+    """Images ``(N, C, H, W)`` in [0, 1] as one PNG grid of ``nrow`` columns at ``out``, written atomically."""
     path = Path(out)
     if path.suffix.lower() != ".png":
         raise PredictError(f"--out must name a .png file, got {out}")
     partial = path.with_name(f".{path.name}.partial.png")
     try:
-        save_image(images, partial, nrow=max(1, round(n ** 0.5)) if not labels else len(set(labels)), padding=2)
+        save_image(images, partial, nrow=nrow, padding=2)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
