@@ -6,7 +6,8 @@ torchvision and prepared with the manifest's ``preprocessing`` (:mod:`zoo.prepro
 light paper is inverted and fitted to 28x28 like an MNIST digit. For the part-of-speech tagger, the files are UTF-8
 text with one sentence per line (words separated by spaces), encoded with the manifest's ``vocabularies``. For a
 series forecaster, they are CSV series (a header line, labels in the first column, values in the last) whose
-next values are forecast.
+next values are forecast; for a frame forecaster, a folder of frames whose next frames are drawn. Both commands
+also take the ``.ckpt`` of a ``zoo fit`` run instead of an entry (a model fine-tuned or trained on your data).
 """
 
 from __future__ import annotations
