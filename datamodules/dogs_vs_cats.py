@@ -1,16 +1,19 @@
 """Kaggle "Dogs vs. Cats" (2013) photos for the transfer learning of textbook chapter 7 ("深度学习入门之PyTorch").
 
-Two on-disk layouts are read, both with JPEG decoding by ``torchvision.io``:
+Two on-disk layouts are read, with JPEG (or PNG) decoding by ``torchvision.io``:
 
-- ``folders``: ``<root>/train/{cat,dog}/*.jpg`` and ``<root>/val/{cat,dog}/*.jpg`` (what the book makes by moving
-  files), optionally ``<root>/test/{cat,dog}/*.jpg``.
+- ``folders``: one folder per class, ``<root>/train/{cat,dog}/*.jpg`` and ``<root>/val/{cat,dog}/*.jpg`` (what
+  the book makes by moving files), optionally ``<root>/test/{cat,dog}/*.jpg``. The classes are the folders under
+  ``train/`` (sorted), so photos of your own classes (``train/{daisy,rose,tulip}/``) are read the same way, with
+  ``val/`` and ``test/`` optional.
 - ``kaggle``: Kaggle's flat ``<root>/train/cat.N.jpg`` and ``<root>/train/dog.N.jpg``.
 
-The test split selects nothing: it is ``test/`` when there is one; else the book's ``val/`` folder (kaggle
-layout: a seeded ``test_fraction`` of each class) is held out as the test split, and the validation split that
-picks the best epoch is a seeded ``val_fraction`` of each class of the training photos. ``predict_dir`` names a
-folder of the user's own JPEGs for ``zoo predict``. Batches are ``(x, y, path)``: images ``(N, 3, S, S)`` normalized with the
-backbone's mean and std, labels (0 cat, 1 dog; -1 for unlabelled files) and the file paths.
+The test split selects nothing: it is ``test/`` when there is one; else the book's ``val/`` folder (with neither,
+or in the kaggle layout: a seeded ``test_fraction`` of each class) is held out as the test split; the validation
+split that picks the best epoch is ``val/`` beside a ``test/``, else a seeded ``val_fraction`` of each class of the
+training photos. ``predict_dir`` names a folder of the user's own photos for ``zoo predict``. Batches are
+``(x, y, path)``: images ``(N, 3, S, S)`` normalized with the backbone's mean and std, labels (the index in
+``class_names``: 0 cat, 1 dog; -1 for unlabelled files) and the file paths.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Callable, Literal, Optional, Sequence
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from datamodules._batched import sample_loader
@@ -32,25 +35,27 @@ from datamodules._splits import SplitLoaders
 CLASSES = ("cat", "dog")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-JPEG_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
 Layout = Literal["auto", "folders", "kaggle"]
 
 
-def read_rgb_jpeg(path: Path) -> Tensor:
-    """Decode ``path`` into a uint8 RGB tensor ``(3, H, W)``; a damaged file raises :class:`DamagedImageError`."""
+def read_rgb_photo(path: Path) -> Tensor:
+    """Decode a JPEG or PNG file into a uint8 RGB tensor ``(3, H, W)`` (a 16-bit PNG scaled to 8 bits); a damaged
+    file raises :class:`DamagedImageError`."""
     try:
-        return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+        return v2.functional.to_dtype(decode_image(read_file(str(path)), mode=ImageReadMode.RGB), torch.uint8,
+                                      scale=True)
     except RuntimeError as err:
         # torchvision's message starts with the C++ function and source line: keep what the decoder says
         reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err).strip().splitlines()[0])
         raise DamagedImageError(
-            f"cannot read the JPEG file {path} ({reason}): it is missing, truncated or not a JPEG. Replace it with "
+            f"cannot read the photo {path} ({reason}): it is missing, truncated or not a JPEG/PNG. Replace it with "
             f"a good copy or delete it."
         ) from err
 
 
-class JpegFiles(Dataset):
-    """JPEG files with labels; items are ``(finish(prepare(image)), label, path)``.
+class PhotoFiles(Dataset):
+    """JPEG/PNG files with labels; items are ``(finish(prepare(image)), label, path)``.
 
     ``prepare`` is the deterministic uint8 part of the transform (resize, crop); with ``keep_prepared`` its
     results stay in memory, so later epochs decode nothing (for frozen backbones, whose features are cached).
@@ -71,14 +76,14 @@ class JpegFiles(Dataset):
         if self.prepared is not None and index in self.prepared:
             image = self.prepared[index]
         else:
-            image = self.prepare(read_rgb_jpeg(path))
+            image = self.prepare(read_rgb_photo(path))
             if self.prepared is not None:
                 self.prepared[index] = image
         return self.finish(image), self.labels[index], str(path)
 
 
-def jpegs_in(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in JPEG_SUFFIXES and p.is_file())
+def photos_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
 
 
 def eval_resize(image_size: int) -> v2.Compose:
@@ -98,26 +103,26 @@ def train_augmentation(image_size: int) -> v2.Compose:
 
 
 class DogsVsCatsDataModule(SplitLoaders):
-    """Cats (label 0) and dogs (label 1) from JPEG files, in the ``folders`` or the ``kaggle`` layout.
+    """Cats (label 0) and dogs (label 1), or the classes of your own folders, from JPEG or PNG files, in the
+    ``folders`` or the ``kaggle`` layout.
 
     Args:
         root: dataset directory (``$ZOO_DATA_DIR`` may appear in it, e.g. ``$ZOO_DATA_DIR/dogs-vs-cats-3k``).
-        layout: ``"folders"``, ``"kaggle"`` or ``"auto"`` (folders when ``train/cat/`` exists).
+        layout: ``"folders"``, ``"kaggle"`` or ``"auto"`` (folders when ``train/`` holds two class folders or more).
         image_size: side of the square network input (224 for ImageNet backbones; smaller is cheaper on CPUs).
         augment: random resized crop + flip on training images (off: the evaluation transform everywhere, which
             frozen backbones with cached features need).
         mean, std: the backbone's input normalization (default: ImageNet's, as torchvision's weights use).
         val_fraction: share of each class of the training photos held out for validation (seeded by ``seed``).
-        test_fraction: share of each class of Kaggle's ``train/`` held out as the test split (kaggle layout only).
+        test_fraction: share of each class of the training photos held out as the test split when there is
+            neither ``test/`` nor ``val/`` (always in the kaggle layout).
         seed: seed of the splits.
         batch_size, num_workers: DataLoader settings.
-        predict_dir: a folder of JPEG files to classify with ``zoo predict`` (default: the val split).
+        predict_dir: a folder of photos to classify with ``zoo predict`` (default: the val split).
         keep_images: keep the resized and cropped uint8 images of non-augmented splits in memory after the first
-            epoch (about 150 KB per image at 224 px), so that a head trained on cached features decodes no JPEG
+            epoch (about 150 KB per image at 224 px), so that a head trained on cached features decodes no photo
             after its first epoch.
     """
-
-    classes = CLASSES
 
     def __init__(
         self,
@@ -144,18 +149,25 @@ class DogsVsCatsDataModule(SplitLoaders):
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8, got {image_size}")
         self.save_hyperparameters()
+        self.classes: tuple[str, ...] = CLASSES  # the folders layout reads them from train/ at setup
         self.splits: dict[str, tuple[list[Path], list[int]]] = {}
-        self.datasets: dict[str, JpegFiles] = {}
+        self.datasets: dict[str, PhotoFiles] = {}
 
     @property
     def root(self) -> Path:
         return resolve_root(self.hparams.root)
 
+    def class_folders(self, split: str) -> list[str]:
+        """The names of the folders under ``root/split``, sorted, hidden ones (``.ipynb_checkpoints``) left out;
+        ``[]`` when it does not exist."""
+        folder = self.root / split
+        return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+            if folder.is_dir() else []
+
     def resolved_layout(self) -> str:
         """The layout of ``root``; a missing dataset raises an error naming the expected files."""
         train = self.root / "train"
-        folders = all((train / name).is_dir() for name in CLASSES) and all(
-            (self.root / "val" / name).is_dir() for name in CLASSES)
+        folders = len(self.class_folders("train")) >= 2
         kaggle = train.is_dir() and any(train.glob("cat.*.jpg")) and any(train.glob("dog.*.jpg"))
         wanted = self.hparams.layout
         if wanted in ("auto", "folders") and folders:
@@ -170,16 +182,21 @@ class DogsVsCatsDataModule(SplitLoaders):
         raise missing_files_error(
             "Dogs vs. Cats", self.root, listed,
             "download the Kaggle 'Dogs vs. Cats' train.zip (kaggle.com/c/dogs-vs-cats) and unzip it into the root "
-            "(kaggle layout), or put the photos in class folders train/{cat,dog}/ and val/{cat,dog}/",
+            "(kaggle layout), or put the photos in class folders train/{cat,dog}/ and val/{cat,dog}/ (or your own "
+            "classes: train/<class>/, two or more)",
         )
 
     def _folder_split(self, split: str) -> tuple[list[Path], list[int]]:
+        extra = sorted(set(self.class_folders(split)) - set(self.classes))
+        if extra:
+            raise ValueError(f"{self.root / split} has class folders {extra} that train/ lacks ({list(self.classes)});"
+                             f" give every split the same class folders")
         files, labels = [], []
-        for label, name in enumerate(CLASSES):
-            found = jpegs_in(self.root / split / name)
+        for label, name in enumerate(self.classes):
+            found = photos_in(self.root / split / name) if (self.root / split / name).is_dir() else []
             if not found:
                 raise missing_files_error("Dogs vs. Cats", self.root, [f"{split}/{name}/*.jpg"],
-                                          f"put the {split} photos of {name}s in {split}/{name}/")
+                                          f"put the {split} photos of class {name!r} in {split}/{name}/")
             files += found
             labels += [label] * len(found)
         return files, labels
@@ -190,7 +207,7 @@ class DogsVsCatsDataModule(SplitLoaders):
         generator = torch.Generator().manual_seed(self.hparams.seed * 1000 + salt)
         kept: tuple[list[Path], list[int]] = ([], [])
         held: tuple[list[Path], list[int]] = ([], [])
-        for label in range(len(CLASSES)):  # per class, so both parts keep the class balance
+        for label in range(len(self.classes)):  # per class, so both parts keep the class balance
             members = [i for i, y in enumerate(labels) if y == label]
             order = torch.randperm(len(members), generator=generator).tolist()
             chosen = {members[i] for i in order[:round(len(members) * fraction)]}
@@ -213,30 +230,36 @@ class DogsVsCatsDataModule(SplitLoaders):
             return
         hp = self.hparams
         if self.resolved_layout() == "folders":
+            self.classes = tuple(self.class_folders("train"))
             train = self._folder_split("train")
-            if (self.root / "test").is_dir():
+            has_val, has_test = (self.root / "val").is_dir(), (self.root / "test").is_dir()
+            if has_val and has_test:
                 self.splits = {"train": train, "val": self._folder_split("val"), "test": self._folder_split("test")}
                 return
-            test = self._folder_split("val")
+            if has_test or has_val:  # without test/, the book's val/ is held out as the test split
+                test = self._folder_split("test" if has_test else "val")
+            else:
+                train, test = self._held_out(*train, hp.test_fraction, salt=1)
         else:
+            self.classes = CLASSES
             train, test = self._held_out(*self._kaggle_files(), hp.test_fraction, salt=1)
         train, val = self._held_out(*train, hp.val_fraction, salt=2)
         self.splits = {"train": train, "val": val, "test": test}
 
-    def jpeg_files(self, files: Sequence[Path], labels: Sequence[int], split: str) -> JpegFiles:
+    def photo_files(self, files: Sequence[Path], labels: Sequence[int], split: str) -> PhotoFiles:
         hp = self.hparams
         finish = to_normalized_float(hp.mean, hp.std)
         if split == "train" and hp.augment:
-            return JpegFiles(files, labels, nn.Identity(), v2.Compose([train_augmentation(hp.image_size), finish]))
-        return JpegFiles(files, labels, eval_resize(hp.image_size), finish,
+            return PhotoFiles(files, labels, nn.Identity(), v2.Compose([train_augmentation(hp.image_size), finish]))
+        return PhotoFiles(files, labels, eval_resize(hp.image_size), finish,
                          keep_prepared=hp.keep_images and split != "predict")
 
-    def dataset(self, split: str) -> JpegFiles:
+    def dataset(self, split: str) -> PhotoFiles:
         """The ``train``, ``val`` or ``test`` split as a dataset of ``(image, label, path)``."""
         self.setup()
         key = split
         if key not in self.datasets:  # one per split, so images kept in memory survive the epochs
-            self.datasets[key] = self.jpeg_files(*self.splits[key], split=split)
+            self.datasets[key] = self.photo_files(*self.splits[key], split=split)
         return self.datasets[key]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
@@ -244,20 +267,27 @@ class DogsVsCatsDataModule(SplitLoaders):
                              num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
-        """The user's JPEGs in ``predict_dir`` (labels -1), else the val split."""
+        """The user's photos in ``predict_dir`` (labels -1), else the val split."""
         if self.hparams.predict_dir is None:
             return self._loader("test")
         directory = resolve_root(self.hparams.predict_dir)
-        files = jpegs_in(directory) if directory.is_dir() else []
+        files = photos_in(directory) if directory.is_dir() else []
         if not files:
-            raise missing_files_error("JPEG files to classify", directory, ["*.jpg"],
-                                      "point --data.predict_dir at a folder holding .jpg/.jpeg files")
-        dataset = self.jpeg_files(files, [-1] * len(files), "predict")
+            raise missing_files_error("photos to classify", directory, ["*.jpg"],
+                                      "point --data.predict_dir at a folder holding .jpg/.jpeg/.png files")
+        dataset = self.photo_files(files, [-1] * len(files), "predict")
         return DataLoader(dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
 
     @property
     def class_names(self) -> list[str]:
-        return list(CLASSES)
+        return list(self.classes)
+
+    def state_dict(self) -> dict:
+        """The class names, kept in a ``zoo fit`` checkpoint so that ``zoo predict <run>.ckpt`` names the classes."""
+        return {"classes": list(self.classes)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.classes = tuple(state_dict.get("classes", self.classes))
 
     def input_spec(self) -> dict:
         """What a photo must become to be fed like the evaluation images (see :mod:`zoo.preprocessing`): RGB, short
@@ -269,8 +299,9 @@ class DogsVsCatsDataModule(SplitLoaders):
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest."""
         self.setup()
+        name = "Dogs vs. Cats" if self.classes == CLASSES else f"{len(self.classes)} classes"
         return {
-            "dataset": f"Dogs vs. Cats ({self.root.name}, {self.resolved_layout()} layout)",
+            "dataset": f"{name} ({self.root.name}, {self.resolved_layout()} layout)",
             "train_size": len(self.splits["train"][0]),
             "val_size": len(self.splits["val"][0]),
             "test_size": len(self.splits["test"][0]),

@@ -63,13 +63,14 @@ class ImageFolderDataModule(CIFAR10DataModule):
         pass  # nothing to download: the photos are yours
 
     def class_folders(self, split: str) -> dict[str, list[Path]]:
-        """The image files of each class folder under ``root/split`` (``{}`` when the split folder is absent)."""
+        """The image files of each class folder under ``root/split`` (``{}`` when the split folder is absent); hidden
+        folders (``.ipynb_checkpoints``) are no class."""
         folder = self.root / split
         if not folder.is_dir():
             return {}
         return {
             d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            for d in sorted(folder.iterdir()) if d.is_dir()
+            for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
         }
 
     def _read(self, files: list[Path]) -> Tensor:

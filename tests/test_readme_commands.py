@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from torchvision.io import write_png
 
 from tests.helpers import REPO, ok, real_data_dir, run_zoo
@@ -77,6 +78,14 @@ def photos(root: Path) -> Path:
     return root
 
 
+def backbone_file(folder: Path) -> Path:
+    """A MobileNet V2 state dict (random weights), where the README's command downloads ImageNet's."""
+    path = folder / "mobilenet_v2.pth"
+    if not path.exists():
+        torch.save(torchvision.models.mobilenet_v2().state_dict(), path)
+    return path
+
+
 def newest(folder: Path, pattern: str) -> str:
     return str(max(folder.rglob(pattern), key=lambda p: p.stat().st_mtime))
 
@@ -125,12 +134,17 @@ def test_every_readme_command_runs_as_written(tmp_path):
                 token = "zoo fit -c lenet_mnist_mini"
             elif token == "my_photos/":
                 token = str(tmp_path / "photos" / "train" / "red")
+            elif token == "[IMAGENET1K_V1]":  # torchvision's download, offline here: a local MobileNet V2 file
+                token = f"[{backbone_file(tmp_path)}]"
             filled.append(token)
         if tokens[1] == "fit":
             filled += ["--trainer.enable_progress_bar", "false"]
+        if "transfer_frozen_dogs_vs_cats" in tokens:  # the README's recipe, at a test's size
+            filled += ["--data.init_args.image_size", "32", "--model.init_args.image_size", "32",
+                       "--trainer.max_epochs", "1"]
         proc = ok(run_zoo(*filled, cwd=tmp_path, env=env, timeout=600))
         if tokens[1] == "fit":  # the runs write into ./lightning_logs of the working folder
-            kind = "airbench" if "airbench_cifar10" in tokens else "lenet"
+            kind = next((name for name in ("airbench", "transfer") if any(name in t for t in tokens)), "lenet")
             results = json.loads(Path(newest(tmp_path / "lightning_logs", "results.json")).read_text())
             runs[kind], runs[kind + "_last"] = results["best_checkpoint"], results["last_checkpoint"]
         if tokens[1] == "predict":

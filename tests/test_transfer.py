@@ -117,6 +117,55 @@ def test_kaggle_layout_holds_out_test_then_val_per_class_seeded_without_moving_f
     assert sorted(p.name for p in (kaggle_root / "train").iterdir()) == before
 
 
+def make_classes(root: Path, classes: dict[str, int], splits=("train",)) -> Path:
+    """``root/<split>/<class>/*.jpg`` for each split, with the given number of photos per class."""
+    for split in splits:
+        for label, (name, count) in enumerate(classes.items()):
+            for i in range(count):
+                write_jpeg(root / split / name / f"{name}.{split}.{i}.jpg", photo(label % 2, 100 * label + i))
+    return root
+
+
+def test_your_own_class_folders_are_the_classes_and_split_like_the_books(tmp_path):
+    flowers = {"daisy": 5, "rose": 5, "tulip": 5}
+    only_train = make_classes(tmp_path / "only_train", flowers)
+    (only_train / "train" / ".ipynb_checkpoints").mkdir()  # what Jupyter leaves: no class
+    dm = datamodule(only_train, val_fraction=0.25, test_fraction=0.2)
+    dm.setup()
+    assert dm.class_names == ["daisy", "rose", "tulip"] and dm.resolved_layout() == "folders"
+    sizes = {split: len(files) for split, (files, _) in dm.splits.items()}
+    assert sizes == {"train": 9, "val": 3, "test": 3}  # neither val/ nor test/: both held out, per class
+    assert sorted(dm.splits["test"][1]) == [0, 1, 2] and sorted(dm.splits["val"][1]) == [0, 1, 2]
+    assert dm.describe()["dataset"] == "3 classes (only_train, folders layout)"
+    restored = datamodule(only_train)
+    restored.load_state_dict(dm.state_dict())  # what `zoo predict <run>.ckpt` gets without reading the folders
+    assert restored.class_names == dm.class_names
+
+    with_test = make_classes(tmp_path / "with_test", flowers, splits=("train", "test"))
+    dm = datamodule(with_test, val_fraction=0.25)
+    dm.setup()
+    assert all("/test/" in str(path) for path in dm.splits["test"][0]) and len(dm.splits["test"][0]) == 15
+    assert all("/train/" in str(path) for path in dm.splits["val"][0]) and len(dm.splits["val"][0]) == 3
+
+    extra = make_classes(tmp_path / "with_test", {"lily": 2}, splits=("val",))
+    make_classes(extra, flowers, splits=("val",))
+    with pytest.raises(ValueError, match=r"val has class folders \['lily'\] that train/ lacks"):
+        datamodule(extra).setup()
+    lacking = make_classes(tmp_path / "lacking", flowers)
+    make_classes(lacking, {"daisy": 2, "rose": 2}, splits=("val",))
+    with pytest.raises(DatasetNotFoundError, match="put the val photos of class 'tulip' in val/tulip/"):
+        datamodule(lacking).setup()
+
+
+def test_a_model_with_another_number_of_classes_than_the_folders_is_refused(tmp_path):
+    root = make_classes(tmp_path, {"daisy": 3, "rose": 3, "tulip": 3})
+    trainer = L.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    with pytest.raises(ValueError, match=r"has num_classes=2 but the datamodule has 3 classes \(daisy, rose, tulip\); "
+                                         r"set --model.init_args.num_classes 3"):
+        trainer.fit(transfer(), datamodule=datamodule(root, augment=False))
+
+
 def test_missing_dataset_names_directory_and_files(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"(?s)Dogs vs. Cats not found.*train/cat/\*.jpg.*train/cat.N.jpg"):
         datamodule(tmp_path / "nothing").setup()
@@ -151,7 +200,7 @@ def test_keep_images_decodes_each_file_once(folders_root, monkeypatch):
     dm = datamodule(folders_root, augment=False, keep_images=True)
     first = torch.cat([x for x, _, _ in dm.val_dataloader()])
     calls = []
-    monkeypatch.setattr(module, "read_rgb_jpeg", lambda path: calls.append(path))
+    monkeypatch.setattr(module, "read_rgb_photo", lambda path: calls.append(path))
     second = torch.cat([x for x, _, _ in dm.val_dataloader()])
     assert not calls and torch.equal(first, second)
 
@@ -417,6 +466,29 @@ def test_predict_prints_class_and_probability_per_file(folders_root, tmp_path):
     assert [Path(line[0]).name for line in lines] == ["rex.jpg", "tom.jpg"]
     for _, name, probability in lines:
         assert name in ("cat", "dog") and 0.5 <= float(probability) <= 1.0
+
+
+@pytest.mark.slow
+def test_transfer_to_your_own_classes_then_predict_with_the_run(tmp_path):
+    """The README's journey for photos of your own classes: a frozen backbone from a weights file, a 3-class
+    head, ``zoo predict <run>.ckpt``; the run needs its backbone file, and says so when it is gone."""
+    root = make_classes(tmp_path / "flowers", {"daisy": 4, "rose": 4, "tulip": 4})
+    torch.manual_seed(0)
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), tmp_path / "backbone.pth")
+    common = cli_overrides(root, tmp_path, weights=f"[{tmp_path / 'backbone.pth'}]")
+    ok(run_zoo("fit", "-c", "transfer_frozen_dogs_vs_cats", *common, "--model.num_classes", "3", "--data.augment",
+               "false", "--trainer.max_epochs", "1", "--model.feature_cache_dir", str(tmp_path / "cache"),
+               env={"OMP_NUM_THREADS": "1"}))
+    (ckpt,) = tmp_path.glob("lightning_logs/version_0/checkpoints/last.ckpt")
+    mine = tmp_path / "mine"
+    write_jpeg(mine / "a.jpg", photo(0, 7))
+    predicted = ok(run_zoo("predict", str(ckpt), str(mine), "--topk", "3")).stdout.split("\t")
+    assert sorted(predicted[1::2]) == ["daisy", "rose", "tulip"]
+    (tmp_path / "backbone.pth").unlink()
+    gone = run_zoo("predict", str(ckpt), str(mine))
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr
+    assert f"does not rebuild zoo.models.TransferClassifier: backbone weights file {tmp_path / 'backbone.pth'}" \
+        f" (weights '{tmp_path / 'backbone.pth'}') not found" in gone.stderr
 
 
 # --- real data -------------------------------------------------------------------------------------------------

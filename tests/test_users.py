@@ -338,8 +338,11 @@ def test_image_folder_datamodule_splits_by_seed_and_names_classes(tmp_path):
 
 def test_image_folder_refuses_a_single_class(tmp_path):
     (tmp_path / "train" / "only").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="at least two classes"):
+    write_png(torch.zeros(3, 8, 8, dtype=torch.uint8), str(tmp_path / "train" / "only" / "0.png"))
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # a hidden folder is no second class
+    with pytest.raises(FileNotFoundError, match="at least two classes") as refused:
         ImageFolderDataModule(str(tmp_path)).setup("fit")
+    assert ".ipynb_checkpoints" not in str(refused.value)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from datamodules import resolve_root
 from zoo import manifest as manifest_module
 from zoo import registry
 from zoo.checkpoint_trust import read_checkpoint, refuse_untrusted_checkpoint
-from zoo.errors import ZooError
+from zoo.errors import ZooError, is_deliberate
 from zoo.layers.backbones import Backbone, cut_classifier, register_backbone_scheme, set_path_resolver
 from zoo.models.base import ZooModule
 from zoo.preprocessing import image_transforms
@@ -160,12 +160,8 @@ def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = 
     if not issubclass(model_cls, entry_cls):
         raise CheckpointError(f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r}) or a "
                               f"subclass of it but of {recorded}; pass the .ckpt a `zoo fit -c {entry_name}` run wrote")
-    try:
-        model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    except (RuntimeError, TypeError, KeyError) as err:  # another model's state dict or hyperparameters
-        raise CheckpointError(
-            f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r}): {err}"
-        ) from err
+    model = rebuild_from_checkpoint(model_cls, ckpt_path,
+                                    f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r})")
     stored = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
     dm_cls = import_trusted(checkpoint.get("datamodule_hyper_parameters", {}).get(
         "_class_path", entry.datamodule_class), L.LightningDataModule)
@@ -195,10 +191,7 @@ def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
         raise CheckpointError(f"{ckpt_path} does not record its model and datamodule classes; it was not written "
                               f"by `zoo fit`")
     model_cls = import_trusted(model_path, ZooModule)
-    try:
-        model = model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    except (RuntimeError, TypeError, KeyError) as err:
-        raise CheckpointError(f"{ckpt_path} does not rebuild {model_path}: {err}") from err
+    model = rebuild_from_checkpoint(model_cls, ckpt_path, f"{ckpt_path} does not rebuild {model_path}")
     dm_cls = import_trusted(dm_hparams["_class_path"], L.LightningDataModule)
     try:
         datamodule = dm_cls(**plain_hparams(dm_hparams))
@@ -209,6 +202,19 @@ def load_run(ckpt_path: str) -> tuple[ZooModule, L.LightningDataModule]:
     if dm_cls.__qualname__ in checkpoint:
         datamodule.load_state_dict(checkpoint[dm_cls.__qualname__])
     return model.eval(), datamodule
+
+
+def rebuild_from_checkpoint(model_cls: type, ckpt_path: str, failure: str) -> ZooModule:
+    """``model_cls.load_from_checkpoint`` (weights-only, on the CPU); when the checkpoint does not rebuild the model
+    (another model's state dict or hyperparameters, a backbone file gone), a ``CheckpointError`` ``failure: reason``
+    whose reason is the zoo's own error where the model refused its arguments (jsonargparse wraps it)."""
+    try:
+        return model_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except (RuntimeError, TypeError, KeyError, ValueError, OSError) as err:
+        reason: Optional[BaseException] = err
+        while reason is not None and not is_deliberate(reason):
+            reason = reason.__cause__ or reason.__context__
+        raise CheckpointError(f"{failure}: {reason or err}") from err
 
 
 def extra_state(model: ZooModule) -> dict[str, torch.Tensor]:

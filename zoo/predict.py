@@ -50,12 +50,17 @@ def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.
         return model, list(names), spec()
     manifest = registry.get(entry_name).manifest()
     if not classifies_images(manifest):
-        usable = [name for name in registry.list_models(shipped=True) if classifies_images(registry.get(name).manifest())
-                  or registry.get(name).manifest().vocabularies is not None or _has(name, "forecast")
-                  or _has(name, "predict_frames")]
+        usable = [name for name in registry.list_models(shipped=True) if predicts_files(name)]
         why = "ships no weights" if manifest is None else "is not an image classifier, tagger or forecaster"
         raise PredictError(f"{entry_name!r} {why}; `zoo predict ENTRY PATH` takes one of: {', '.join(usable)}")
     return hub.load(entry_name), manifest.classes, manifest.preprocessing
+
+
+def predicts_files(entry_name: str) -> bool:
+    """Whether a shipped entry takes ``zoo predict ENTRY PATH``: an image classifier, a tagger or a forecaster."""
+    manifest = registry.get(entry_name).manifest()
+    return classifies_images(manifest) or (manifest is not None and manifest.vocabularies is not None) or \
+        _has(entry_name, "forecast") or _has(entry_name, "predict_frames")
 
 
 def classifies_images(manifest: Optional[Manifest]) -> bool:
@@ -170,9 +175,9 @@ def note_other_scale(model: torch.nn.Module, name: str, series: torch.Tensor) ->
     span, scale = float(series.max() - series.min()), float(model.scale)
     if not scale / 3 <= span <= scale * 3:
         print(f"zoo predict: note: {name} spans {span:g} (max - min), the series the model was trained on spanned "
-              f"{scale:g}: forecasts of a series of another size are unreliable; train a forecaster on yours (e.g. `zoo "
-              f"fit -c lstm_airline --data.init_args.csv_path {name}`) and predict with that run's checkpoint",
-              file=sys.stderr)
+              f"{scale:g}: forecasts of a series of another size are unreliable; train a forecaster on yours "
+              f"(e.g. `zoo fit -c lstm_airline --data.init_args.csv_path {name}`) and predict with that run's "
+              f"checkpoint", file=sys.stderr)
 
 
 def following_labels(last: str, steps: int) -> list[str]:

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.lightning_compat import attached_trainer
+
 OptimizerName = Literal["sgd", "adam", "adamw"]
 
 
@@ -216,6 +218,16 @@ class Classifier(ZooModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def setup(self, stage: str) -> None:
+        """Refuse a datamodule whose ``class_names`` are not ``num_classes`` names: its labels would not fit the
+        logits (``zoo fit`` on a folder of three classes with a two-class model, say)."""
+        trainer = attached_trainer(self)  # the public property raises when no trainer is attached
+        names = getattr(getattr(trainer, "datamodule", None), "class_names", None) if trainer is not None else None
+        if names is not None and len(names) != self.hparams.num_classes:
+            shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
+            raise ValueError(f"{type(self).__name__} has num_classes={self.hparams.num_classes} but the datamodule "
+                             f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
 
     def build_network(self) -> nn.Module:
         """Return the network mapping a batch of inputs to logits of shape ``(N, num_classes)``.

@@ -175,6 +175,7 @@ class NGramLanguageModel(LogsDataBaselines, Classifier):
         return (None, self.hparams.context_size)
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         datamodule = datamodule_of(self)
         vocab_size = getattr(datamodule, "vocab_size", None)
         if vocab_size is not None and vocab_size != self.hparams.num_classes:
@@ -272,6 +273,7 @@ class LSTMTagger(LogsDataBaselines, Classifier):
                              num_layers=hp.num_layers, word_dropout=hp.word_dropout)
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         datamodule = datamodule_of(self)
         if getattr(datamodule, "words", None) is None:  # not a set-up UDPosDataModule
             return
