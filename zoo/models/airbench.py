@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.lightning_compat import attached_trainer
-from zoo.models.base import ImageClassifier
+from zoo.models.base import ImageClassifier, datamodule_of
 
 
 class IdentityInitConv2d(nn.Conv2d):
@@ -225,8 +225,7 @@ class AirbenchNet(ImageClassifier):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _train_batch_size(self) -> int:
-        datamodule = getattr(self.trainer, "datamodule", None) if attached_trainer(self) is not None else None
-        return int(getattr(getattr(datamodule, "hparams", None), "batch_size", 1024) or 1024)
+        return int(getattr(getattr(datamodule_of(self), "hparams", None), "batch_size", 1024) or 1024)
 
     def _total_steps(self) -> int:
         if attached_trainer(self) is None:

@@ -25,6 +25,12 @@ from zoo.lightning_compat import attached_trainer
 OptimizerName = Literal["sgd", "adam", "adamw"]
 
 
+def datamodule_of(module: L.LightningModule) -> Optional[Any]:
+    """The datamodule the module's trainer runs with, or ``None`` (no trainer, or plain dataloaders)."""
+    trainer = attached_trainer(module)  # the public property raises when no trainer is attached
+    return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+
 class ZooModule(L.LightningModule):
     """Base of all zoo models: optimizer from plain hyperparameters, input-shape checks.
 
@@ -222,8 +228,7 @@ class Classifier(ZooModule):
     def setup(self, stage: str) -> None:
         """Refuse a datamodule whose ``class_names`` are not ``num_classes`` names: its labels would not fit the
         logits (``zoo fit`` on a folder of three classes with a two-class model, say)."""
-        trainer = attached_trainer(self)  # the public property raises when no trainer is attached
-        names = getattr(getattr(trainer, "datamodule", None), "class_names", None) if trainer is not None else None
+        names = getattr(datamodule_of(self), "class_names", None)
         if names is not None and len(names) != self.hparams.num_classes:
             shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
             raise ValueError(f"{type(self).__name__} has num_classes={self.hparams.num_classes} but the datamodule "

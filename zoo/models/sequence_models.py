@@ -21,18 +21,11 @@ from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet
-from zoo.lightning_compat import attached_trainer
-from zoo.models.base import Classifier, Regressor, ZooModule
+from zoo.models.base import Classifier, Regressor, datamodule_of
 
 #: the tag of padding positions, which the loss and the accuracy skip: ``F.cross_entropy``'s default
 #: ``ignore_index``, the value :class:`datamodules.UDPosDataModule` pads tag sequences with.
 PAD_TAG = -100
-
-
-def datamodule_of(module: ZooModule) -> Optional[Any]:
-    """The datamodule the module's trainer runs with, or ``None`` (no trainer, or plain dataloaders)."""
-    trainer = attached_trainer(module)  # the public property raises when no trainer is attached
-    return getattr(trainer, "datamodule", None) if trainer is not None else None
 
 
 class LogsDataBaselines:
