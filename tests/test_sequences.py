@@ -235,6 +235,8 @@ def test_zoo_sample_continues_a_prompt_with_a_run_on_your_own_text(tmp_path):
     checkpoint = str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
     continued = ok(run_zoo("sample", checkpoint, "--prompt", "the cat", "-n", "4", cwd=tmp_path)).stdout.split()
     assert continued == "the cat sat on a mat".split()  # the text's only continuation, learned
+    refused = run_zoo("predict", checkpoint, "mine.txt", cwd=tmp_path)
+    assert refused.returncode == 2 and "takes runs of image classifiers, taggers and forecasters" in refused.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     moved = run_zoo("sample", checkpoint, "--prompt", "the cat", cwd=elsewhere)

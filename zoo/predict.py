@@ -46,7 +46,8 @@ def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.
         spec, names = getattr(datamodule, "input_spec", None), getattr(datamodule, "class_names", None)
         if not callable(spec) or not names:
             raise PredictError(f"{entry_name} was trained on {type(datamodule).__name__}, which records no image "
-                               f"preprocessing or class names: `zoo predict` classifies images only")
+                               f"preprocessing or class names, and its model neither tags nor forecasts: `zoo "
+                               f"predict <run>.ckpt` takes runs of image classifiers, taggers and forecasters")
         return model, list(names), spec()
     manifest = registry.get(entry_name).manifest()
     if not classifies_images(manifest):
