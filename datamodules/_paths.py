@@ -53,6 +53,14 @@ class LabelOutOfRangeError(CorruptDatasetError, ValueError):
     """A dataset file holds a label outside the dataset's classes; the message names the file, the value and the fix."""
 
 
+def class_folders(folder: Path) -> list[Path]:
+    """The class folders of an image-folder split: the folders in ``folder``, sorted, hidden ones
+    (``.ipynb_checkpoints``) left out; ``[]`` when ``folder`` does not exist."""
+    if not folder.is_dir():
+        return []
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
 def read_utf8(path: Path, fix: str) -> str:
     """The text of ``path``; a file that is not UTF-8 raises ``ValueError`` naming it, the byte and ``fix``."""
     try:

@@ -29,7 +29,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from datamodules._batched import sample_loader
-from datamodules._paths import DamagedImageError, missing_files_error, resolve_root
+from datamodules._paths import DamagedImageError, class_folders, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 CLASSES = ("cat", "dog")
@@ -158,11 +158,8 @@ class DogsVsCatsDataModule(SplitLoaders):
         return resolve_root(self.hparams.root)
 
     def class_folders(self, split: str) -> list[str]:
-        """The names of the folders under ``root/split``, sorted, hidden ones (``.ipynb_checkpoints``) left out;
-        ``[]`` when it does not exist."""
-        folder = self.root / split
-        return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-            if folder.is_dir() else []
+        """The names of the class folders under ``root/split`` (:func:`datamodules._paths.class_folders`)."""
+        return [folder.name for folder in class_folders(self.root / split)]
 
     def resolved_layout(self) -> str:
         """The layout of ``root``; a missing dataset raises an error naming the expected files."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from datamodules._paths import missing_files_error
+from datamodules._paths import class_folders, missing_files_error
 from datamodules.cifar10 import Augment, BatchedImageDataset, CIFAR10DataModule, Normalization
 from datamodules.images import IMAGE_SUFFIXES, CapAspect, CenterSquare, MatchChannels, read_image
 
@@ -63,15 +63,10 @@ class ImageFolderDataModule(CIFAR10DataModule):
         pass  # nothing to download: the photos are yours
 
     def class_folders(self, split: str) -> dict[str, list[Path]]:
-        """The image files of each class folder under ``root/split`` (``{}`` when the split folder is absent); hidden
-        folders (``.ipynb_checkpoints``) are no class."""
-        folder = self.root / split
-        if not folder.is_dir():
-            return {}
-        return {
-            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
-        }
+        """The image files of each class folder under ``root/split`` (:func:`datamodules._paths.class_folders`;
+        ``{}`` when the split folder is absent)."""
+        return {d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                for d in class_folders(self.root / split)}
 
     def _read(self, files: list[Path]) -> Tensor:
         return torch.stack([self.prepare(read_image(path, channels=3)) for path in files])
