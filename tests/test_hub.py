@@ -111,10 +111,11 @@ def test_entry_without_weights_and_unknown_entry(tmp_path, monkeypatch):
         zoo.load("nope")
 
 
-def test_evaluate_measures_a_trained_checkpoint_with_its_stored_datamodule(exported, tmp_path, capsys):
+def test_evaluate_measures_a_trained_checkpoint_with_its_stored_datamodule(exported, tmp_path, capsys, monkeypatch):
     """``zoo evaluate <entry> --ckpt_path`` measures a run that was never exported (here for an entry whose
-    manifest does not exist), with the datamodule the checkpoint recorded."""
+    manifest does not exist: no shipped weights either), with the datamodule the checkpoint recorded."""
     model, manifest, _ = exported
+    monkeypatch.setattr(registry, "shipped_dir", lambda: tmp_path / "nothing_shipped")
     measured, recorded = evaluation.evaluate("lenet_mnist", str(tmp_path / "model.ckpt"))
     assert recorded == {}
     assert measured["test/acc"] == pytest.approx(manifest.metrics["test/acc"], abs=1e-6)

@@ -61,7 +61,7 @@ def test_a_bad_manifest_is_one_message_and_the_other_entries_still_list(tmp_path
     shipped.mkdir()
     for name in ("lenet_mnist", "mlp_mnist"):
         for suffix in (".json", ".safetensors"):
-            (shipped / f"{name}{suffix}").write_bytes((registry.checkpoint_dir() / f"{name}{suffix}").read_bytes())
+            (shipped / f"{name}{suffix}").write_bytes((registry.shipped_dir() / f"{name}{suffix}").read_bytes())
     (shipped / "mlp_mnist.json").write_text("{not json")
     (shipped / "cnn_mnist.json").write_text(json.dumps({"entry": "cnn_mnist"}))
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
@@ -129,7 +129,7 @@ def test_a_manifest_built_in_code_writes_the_export_order():
     ({"metrics": {"test/acc": float("nan")}}, "non-finite metrics"),
 ])
 def test_a_manifest_with_a_bad_key_is_refused(tmp_path, change, message):
-    shipped = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    shipped = json.loads((registry.shipped_dir() / "lenet_mnist.json").read_text())
     path = tmp_path / "lenet_mnist.json"
     path.write_text(json.dumps({**shipped, **change}))
     with pytest.raises(ManifestError, match=re.escape(message)):
@@ -142,7 +142,7 @@ def lenet_manifest_in(tmp_path, monkeypatch, **changes) -> Path:
     """A checkpoint folder (made the zoo's) holding the shipped lenet_mnist manifest with ``changes``."""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    manifest = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    manifest = json.loads((registry.shipped_dir() / "lenet_mnist.json").read_text())
     (shipped / "lenet_mnist.json").write_text(json.dumps({**manifest, **changes}))
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(shipped))
     return shipped
@@ -165,7 +165,7 @@ def test_a_weights_link_to_a_device_is_refused_without_reading_it(tmp_path, monk
 def test_a_tensor_stored_in_another_dtype_is_refused(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    state = load_file(str(registry.checkpoint_dir() / "lenet_mnist.safetensors"))
+    state = load_file(str(registry.shipped_dir() / "lenet_mnist.safetensors"))
     state["network.0.weight"] = state["network.0.weight"].long()
     saved = tmp_path / "lenet_mnist.safetensors"
     save_file(state, str(saved))
@@ -195,6 +195,30 @@ def test_checkpoint_dir_prefers_the_environment_then_the_installed_package(tmp_p
     assert registry.checkpoint_dir() == tmp_path
     monkeypatch.delenv(registry.CHECKPOINT_DIR_ENV)
     assert registry.checkpoint_dir() == REPO / "checkpoints"  # an editable install: the repository's folder
+    assert registry.shipped_dir() == REPO / "checkpoints" and registry.checkpoint_dirs() == [REPO / "checkpoints"]
+
+
+def test_weights_of_your_own_take_an_entrys_place_and_the_others_stay_shipped(tmp_path, monkeypatch):
+    """``ZOO_CHECKPOINT_DIR=my_weights`` after ``zoo export ... --out_dir my_weights``: the entry exported there loads
+    from there, and every other entry still loads its shipped weights (before, the folder hid all of them)."""
+    shipped = registry.get("lenet_mnist").manifest_path.parent
+    mine = tmp_path / "my_weights"
+    mine.mkdir()
+    manifest = json.loads((shipped / "lenet_mnist.json").read_text())
+    manifest["notes"] = "my fine-tuned LeNet"
+    (mine / "lenet_mnist.json").write_text(json.dumps(manifest))
+    (mine / "lenet_mnist.safetensors").write_bytes((shipped / "lenet_mnist.safetensors").read_bytes())
+    everything = registry.list_models(shipped=True)
+    monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(mine))
+    assert registry.checkpoint_dirs() == [mine, shipped]
+    assert registry.get("lenet_mnist").manifest_path == mine / "lenet_mnist.json"
+    assert registry.get("lenet_mnist").weights_path == mine / "lenet_mnist.safetensors"
+    assert registry.get("lenet_mnist").manifest().notes == "my fine-tuned LeNet"
+    assert registry.get("mlp_mnist").manifest_path == shipped / "mlp_mnist.json"
+    assert registry.list_models(shipped=True) == everything
+    assert zoo.load("lenet_mnist") is not None and zoo.load("mlp_mnist") is not None
+    with pytest.raises(hub.CheckpointError, match=f"no lenet_mnist_mini.json in {mine} or {shipped}"):
+        zoo.load("lenet_mnist_mini")
 
 
 # ---------------------------------------------------------------------------------------------- zoo predict

@@ -288,7 +288,8 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
     if manifest is None:
         shipped = registry.list_models(shipped=True)
         raise CheckpointError(
-            f"entry {entry_name!r} ships no weights ({entry.manifest_path} is missing); "
+            f"entry {entry_name!r} ships no weights (no {entry_name}.json in "
+            f"{' or '.join(str(folder) for folder in registry.checkpoint_dirs())}); "
             f"train it with `zoo fit -c {entry_name}`, or load one of: {', '.join(shipped) or '(none)'}"
         )
     path = manifest_module.weights_file(entry.manifest_path, manifest)

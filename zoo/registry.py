@@ -2,7 +2,8 @@
 
 Every entry is one LightningCLI config file ``zoo/configs/<name>.yaml`` (so ``zoo fit -c <name>`` and
 ``zoo fit -c zoo/configs/<name>.yaml`` are the same run). An entry whose weights are shipped also has
-``checkpoints/<name>.json`` (its manifest) and ``checkpoints/<name>.safetensors``.
+``checkpoints/<name>.json`` (its manifest) and ``checkpoints/<name>.safetensors``; weights of your own in
+``$ZOO_CHECKPOINT_DIR`` take their place, entry by entry (:func:`checkpoint_dirs`).
 """
 
 from __future__ import annotations
@@ -29,19 +30,26 @@ CHECKPOINT_DIR_ENV = "ZOO_CHECKPOINT_DIR"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def checkpoint_dir() -> Path:
-    """Where shipped weights live, the first of:
-
-    1. ``$ZOO_CHECKPOINT_DIR``, when set (your own exports, or a copy of the weights elsewhere);
-    2. ``zoo/checkpoints/`` inside the installed package (a wheel or ``pip install .`` carries every shipped entry
-       there);
-    3. ``checkpoints/`` at the top of the repository (a clone, or an editable install).
-    """
-    env = os.environ.get(CHECKPOINT_DIR_ENV)
-    if env:
-        return Path(env)
+def shipped_dir() -> Path:
+    """The weights the zoo ships: ``zoo/checkpoints/`` inside the installed package (a wheel or ``pip install .``
+    carries every shipped entry there), else ``checkpoints/`` at the top of the repository (a clone, or an editable
+    install)."""
     installed = _PACKAGE_DIR / "checkpoints"
     return installed if installed.is_dir() else _PACKAGE_DIR.parent / "checkpoints"
+
+
+def checkpoint_dir() -> Path:
+    """Where ``zoo export`` writes: ``$ZOO_CHECKPOINT_DIR`` when set (your own exports, or a copy of the weights
+    elsewhere), else :func:`shipped_dir`."""
+    env = os.environ.get(CHECKPOINT_DIR_ENV)
+    return Path(env) if env else shipped_dir()
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Where an entry's weights are looked for, in order: ``$ZOO_CHECKPOINT_DIR`` when set, then
+    :func:`shipped_dir`. The first folder holding the entry's manifest wins, so weights of your own shadow the
+    shipped ones of the same entry and every other entry keeps its shipped weights."""
+    return list(dict.fromkeys([checkpoint_dir(), shipped_dir()]))
 
 
 class UnknownEntryError(ZooError, KeyError):
@@ -81,11 +89,15 @@ class Entry:
 
     @property
     def manifest_path(self) -> Path:
-        return checkpoint_dir() / f"{self.name}.json"
+        """``<name>.json`` in the first of :func:`checkpoint_dirs` that holds it (in the first folder when none
+        does)."""
+        candidates = [folder / f"{self.name}.json" for folder in checkpoint_dirs()]
+        return next((path for path in candidates if path.exists()), candidates[0])
 
     @property
     def weights_path(self) -> Path:
-        return checkpoint_dir() / f"{self.name}.safetensors"
+        """``<name>.safetensors`` beside :attr:`manifest_path`."""
+        return self.manifest_path.with_name(f"{self.name}.safetensors")
 
     def manifest(self) -> Optional[Manifest]:
         """The shipped manifest (read and validated by :func:`zoo.manifest.read_manifest`), or ``None`` if this

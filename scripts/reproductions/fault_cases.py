@@ -204,7 +204,7 @@ def shipped_lenet(folder: Path, weights: Optional[str] = None, manifest: Optiona
 
     shipped = folder / "shipped"
     shipped.mkdir()
-    original = json.loads((registry.checkpoint_dir() / "lenet_mnist.json").read_text())
+    original = json.loads((registry.shipped_dir() / "lenet_mnist.json").read_text())
     (shipped / "lenet_mnist.json").write_bytes(
         manifest if manifest is not None else json.dumps({**original, **({"weights": weights} if weights else {})})
         .encode())
