@@ -272,6 +272,38 @@ def test_a_checkpoint_of_another_model_or_entry_is_refused_with_the_fix(tmp_path
                                                       "datamodules.EmbeddedMNISTDataModule", num_workers=2), True)
 
 
+def test_validate_test_predict_refuse_the_run_of_another_entry_and_take_other_data_or_a_subclass(tmp_path):
+    """``zoo test -c <entry> --ckpt_path`` of a run whose model and datamodule both differ (another entry's run) is
+    refused; a run of the entry's model tested on other data, or of another model on the entry's data (a subclass),
+    is the user's choice."""
+    path = str(saved_checkpoint(tmp_path / "run.ckpt", LENET, MINI))
+    checkpoint = read_checkpoint(path, "")
+    with pytest.raises(resume.ResumeMismatchError, match=f"--ckpt_path {re.escape(path)}: a run of zoo.models.LeNet "
+                       "on datamodules.EmbeddedMNISTDataModule, but this command's config has zoo.models.LSTMTagger "
+                       "on datamodules.UDPosDataModule: the checkpoint belongs to another zoo entry. Pass the config "
+                       "of the run .`zoo test -c <run folder>/config.yaml"):
+        resume.refuse_run_of_another_entry(path, checkpoint, section("zoo.models.LSTMTagger",
+                                                                     "datamodules.UDPosDataModule"), "test")
+    resume.refuse_run_of_another_entry(path, checkpoint, section("zoo.models.LeNet", "datamodules.MNISTDataModule"),
+                                       "test")
+    resume.refuse_run_of_another_entry(path, checkpoint, section("my_models.MyLeNet",
+                                                                 "datamodules.EmbeddedMNISTDataModule"), "predict")
+
+
+@pytest.mark.slow
+def test_ckpt_path_last_and_best_of_validate_test_predict_are_the_newest_runs_checkpoints(tmp_path):
+    """Lightning resolves ``last``/``best`` from a fit in the same process; in ``zoo test`` alone it found none and
+    tested the untrained model. The zoo resolves them like ``zoo fit --ckpt_path last``: the newest run's file."""
+    ok(run_zoo("fit", "-c", "lenet_mnist_mini", *fault_cases.SHORT_RUN, cwd=tmp_path))
+    checkpoints = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    for subcommand, name in (("test", "last"), ("validate", "best")):
+        proc = ok(run_zoo(subcommand, "-c", "lenet_mnist_mini", "--ckpt_path", name, "--trainer.limit_val_batches",
+                          "1", "--trainer.limit_test_batches", "1", cwd=tmp_path))
+        newest = max(checkpoints.glob(f"{name}*.ckpt"), key=lambda p: p.stat().st_mtime)
+        assert f"--ckpt_path {name}: zoo {subcommand} of {newest}" in proc.stdout + proc.stderr
+        assert "no last checkpoint available" not in proc.stdout + proc.stderr
+
+
 def test_a_resume_that_changes_a_hyperparameter_is_refused_naming_the_key_and_both_values(tmp_path):
     path = saved_checkpoint(tmp_path / "last.ckpt", LENET, MINI)
     with pytest.raises(resume.ResumeMismatchError, match=r"--model.init_args.lr is 0.5 here, 0.01 in the checkpoint"

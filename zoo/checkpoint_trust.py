@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
+from safetensors import safe_open
 from torch.serialization import get_unsafe_globals_in_checkpoint
 
 from zoo.errors import ZooError
@@ -65,15 +66,37 @@ def read_checkpoint(path: Union[str, Path], how_to_fix: str) -> dict[str, Any]:
     """The checkpoint at ``path`` as ``torch.load(weights_only=True)`` reads it, its tensors memory-mapped (not read);
     a file torch cannot read (truncated, damaged, not a ``torch.save`` file) raises a :class:`ZooError` naming it,
     what is wrong and ``how_to_fix``."""
+    if is_safetensors(path):
+        raise ZooError(f"{path} is a safetensors weights file (what `zoo export` writes), not a Lightning checkpoint: "
+                       f"start a run from it with --weights {path}, or load an entry's exported weights with "
+                       f"ZOO_CHECKPOINT_DIR. {how_to_fix}")
     if not zipfile.is_zipfile(path):  # what torch.save writes since torch 1.6, and every Lightning checkpoint
         reason = "not a zip archive, the format of torch.save and Lightning"
     else:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as err:  # torch raises many types
             reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        else:
+            if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
+                return checkpoint
+            held = (f"a dict of {len(checkpoint)} keys without 'state_dict'" if isinstance(checkpoint, dict) else
+                    f"a {type(checkpoint).__name__}")
+            raise ZooError(f"{path} is a torch.save file but not a Lightning checkpoint (it holds {held}). A model's "
+                           f"plain state_dict is used with --weights once saved as safetensors "
+                           f"(safetensors.torch.save_file(state_dict, 'w.safetensors'), then --weights w.safetensors). "
+                           f"{how_to_fix}")
     raise ZooError(f"cannot read the checkpoint {path} ({reason}); it is damaged, truncated or another kind of "
                    f"file. {how_to_fix}")
+
+
+def is_safetensors(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is a readable safetensors file (its header parses)."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            return True
+    except Exception:  # safetensors raises its own error types for anything else
+        return False
 
 
 #: ``--ckpt_path`` values that Lightning resolves itself (``last`` of ``zoo fit`` is resolved by the zoo first),
@@ -81,18 +104,24 @@ def read_checkpoint(path: Union[str, Path], how_to_fix: str) -> dict[str, Any]:
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")
 
 
-def check_subcommand_checkpoint(config: Any) -> None:
+def check_subcommand_checkpoint(config: Any, subcommand: str = "fit") -> None:
     """For a LightningCLI subcommand's config (``ckpt_path``, ``weights_only``): refuse a local checkpoint that does
-    not exist, or an untrusted one unless ``weights_only`` is ``False``, and load a remote one with
+    not exist or is a folder, or an untrusted one unless ``weights_only`` is ``False``, and load a remote one with
     ``weights_only=True`` unless told."""
     ckpt_path, weights_only = config.get("ckpt_path"), config.get("weights_only")
     if not ckpt_path:
         return
     remote = str(ckpt_path).startswith(("http://", "https://"))
     named = str(ckpt_path) in LIGHTNING_CKPT_NAMES or str(ckpt_path).startswith("registry:")
+    newest = ("resume the newest" if subcommand == "fit" else f"{subcommand} the newest run's")
+    where = (f"Pass the path of a checkpoint (`zoo fit` writes them to <root>/lightning_logs/version_N/checkpoints), "
+             f"or `--ckpt_path last` to {newest} last.ckpt under --trainer.default_root_dir.")
+    if not (remote or named) and Path(ckpt_path).is_dir():
+        inside = sorted(Path(ckpt_path).rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        raise ZooError(f"--ckpt_path {ckpt_path} is a folder, not a checkpoint file" + (
+            f"; the newest checkpoint in it is {inside[-1]}." if inside else " and holds no .ckpt file.") + f" {where}")
     if not (remote or named or Path(ckpt_path).exists()):
-        raise ZooError(f"--ckpt_path {ckpt_path}: no such file. Pass the path of a checkpoint (`zoo fit` writes them "
-                       f"to <root>/lightning_logs/version_N/checkpoints), or `--ckpt_path last` to resume the newest.")
+        raise ZooError(f"--ckpt_path {ckpt_path}: no such file. {where}")
     if weights_only is False:
         return
     if remote:
@@ -116,7 +145,7 @@ class RefuseUntrustedCkptPath:
         subcommand = self.config.get("subcommand")
         if subcommand:
             config = self.config[subcommand]
-            check_subcommand_checkpoint(config)
+            check_subcommand_checkpoint(config, subcommand)
             if config.get("weights_only") is False and untrusted_globals(config.get("ckpt_path") or ""):
                 return False
         return super().before_reading_ckpt_path()

@@ -151,16 +151,20 @@ class ZooCLI(RefuseUntrustedCkptPath, lightning_compat.CLIHooks):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else {}
         found_by_last = subcommand == "fit" and resume.resolve_last_checkpoint(config)
+        if subcommand in ("validate", "test", "predict"):
+            resume.resolve_named_checkpoint(config, subcommand)
         path = config.get("ckpt_path")
         # --weights_only false: the user accepts a file outside the allowlist; the command line configures the run
         if path and Path(path).is_file() and config.get("weights_only") is not False:
-            check_subcommand_checkpoint(config)  # an untrusted file is refused before anything reads it
+            check_subcommand_checkpoint(config, subcommand)  # an untrusted file is refused before anything reads it
             checkpoint = read_checkpoint(path, "Pass another --ckpt_path" + (
                 ", or leave it out to start afresh." if subcommand == "fit" else
                 " (`zoo fit` writes them to <root>/lightning_logs/version_N/checkpoints)."))
+            dump = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_none=False))
             if subcommand == "fit":
-                dump = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, skip_none=False))
                 resume.refuse_other_run(path, checkpoint, dump["fit"], found_by_last)
+            else:
+                resume.refuse_run_of_another_entry(path, checkpoint, dump[subcommand], subcommand)
         return super().before_reading_ckpt_path()
 
     def before_instantiate_classes(self) -> None:

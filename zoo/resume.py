@@ -68,13 +68,22 @@ def atomic_replace(partial: str, target: str) -> None:
     os.replace(partial, target)
 
 
-def newest_last_checkpoint(folders: list[Path]) -> Optional[Path]:
-    """The most recently written ``last*.ckpt`` in ``folders`` and their ``*/checkpoints`` subfolders."""
+def newest_last_checkpoint(folders: list[Path], prefix: str = "last") -> Optional[Path]:
+    """The most recently written ``<prefix>*.ckpt`` (``last`` or ``best``) in ``folders`` and their
+    ``checkpoints`` and ``*/checkpoints`` subfolders."""
     found: list[Path] = []
     for folder in folders:
-        found += list(folder.glob("last*.ckpt")) + list(folder.glob("*/checkpoints/last*.ckpt"))
-        found += list(folder.glob("checkpoints/last*.ckpt"))
+        for pattern in (f"{prefix}*.ckpt", f"*/checkpoints/{prefix}*.ckpt", f"checkpoints/{prefix}*.ckpt"):
+            found += folder.glob(pattern)
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def checkpoint_folders(config: Any) -> list[Path]:
+    """Where a subcommand's section ``config`` looks for ``--ckpt_path last|best``: ``checkpoint.dirpath`` when set,
+    else ``<root>/lightning_logs`` and ``<root>`` (``--trainer.default_root_dir``, else the working directory)."""
+    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
+    dirpath = config.get("checkpoint", {}).get("dirpath")
+    return [Path(dirpath)] if dirpath else [root / "lightning_logs", root]
 
 
 def logger_version_of(checkpoint: Path, save_dir: Path, name: str) -> Optional[str]:
@@ -135,12 +144,30 @@ def resolve_last_checkpoint(config: Any) -> bool:
     (``None`` when there is none yet); ``config`` is the fit section. Returns whether ``last`` was asked for."""
     if config.get("ckpt_path") != "last":
         return False
-    root = Path(config.trainer.get("default_root_dir") or os.getcwd())
-    dirpath = config.get("checkpoint", {}).get("dirpath")
-    found = newest_last_checkpoint([Path(dirpath)] if dirpath else [root / "lightning_logs", root])
+    found = newest_last_checkpoint(checkpoint_folders(config))
     config.ckpt_path = str(found) if found else None
     rank_zero_info(f"--ckpt_path last: {'resuming ' + str(found) if found else 'no last.ckpt yet, starting'}")
     return True
+
+
+def resolve_named_checkpoint(config: Any, subcommand: str) -> None:
+    """For ``zoo validate|test|predict``: replace ``--ckpt_path last`` or ``best`` by the newest ``last*.ckpt`` or
+    ``best*.ckpt`` of the runs under the root (:func:`checkpoint_folders`), and refuse when there is none.
+
+    Lightning resolves these names from the checkpoint callback of a ``fit`` in the same process; in a command of its
+    own it finds none and would run the untrained model (``last``) or stop with a traceback (``best``).
+    """
+    name = config.get("ckpt_path")
+    if name not in ("last", "best"):
+        return
+    folders = checkpoint_folders(config)
+    found = newest_last_checkpoint(folders, prefix=name)
+    if found is None:
+        raise ZooError(f"--ckpt_path {name}: no {name}*.ckpt under {' or '.join(str(f) for f in folders)}. `zoo fit` "
+                       f"writes them to <root>/lightning_logs/version_N/checkpoints: pass the same "
+                       f"--trainer.default_root_dir as the run, or the checkpoint's path.")
+    config.ckpt_path = str(found)
+    rank_zero_info(f"--ckpt_path {name}: zoo {subcommand} of {found}")
 
 
 def run_directory_logger(config: Any) -> Optional[tuple[Any, Any, Path]]:
@@ -250,6 +277,36 @@ def _same_class(saved: str, wanted: str) -> bool:
     return classes[0] is not None and classes[0] is classes[1]
 
 
+def _run_classes(checkpoint: dict[str, Any], dump: dict[str, Any]
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, Optional[str]], dict[str, Optional[str]]]:
+    """The checkpoint's ``model``/``data`` hyperparameters (without their class path), the class paths it saved and
+    the class paths of the command's section ``dump``."""
+    saved = {key: dict(checkpoint.get(name) or {}) for key, name in
+             (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))}
+    saved_classes = {key: values.pop("_class_path", None) for key, values in saved.items()}
+    wanted_classes = {key: (dump.get(key) or {}).get("class_path") for key in saved}
+    return saved, saved_classes, wanted_classes
+
+
+def _differ(saved: Optional[str], wanted: Optional[str]) -> bool:
+    return bool(saved and wanted and not _same_class(saved, wanted))
+
+
+def refuse_run_of_another_entry(path: str, checkpoint: dict[str, Any], dump: dict[str, Any], subcommand: str) -> None:
+    """For ``zoo validate|test|predict -c <entry> --ckpt_path <path>``: refuse a checkpoint whose model *and*
+    datamodule classes both differ from the config's (the run of another entry: a tagger's checkpoint tested on
+    MNIST). One of the two may differ: a run tested on other data, or a subclass of the entry's model."""
+    _, saved_classes, wanted_classes = _run_classes(checkpoint, dump)
+    if not all(_differ(saved_classes[k], wanted_classes[k]) for k in saved_classes):
+        return
+    raise ResumeMismatchError(
+        f"--ckpt_path {path}: a run of {saved_classes['model']} on {saved_classes['data']}, but this command's "
+        f"config has {wanted_classes['model']} on {wanted_classes['data']}: the checkpoint belongs to another zoo "
+        f"entry. Pass the config of the run (`zoo {subcommand} -c <run folder>/config.yaml --ckpt_path {path}`) "
+        f"or a checkpoint of this entry."
+    )
+
+
 def refuse_other_run(path: str, checkpoint: dict[str, Any], dump: dict[str, Any], found_by_last: bool) -> None:
     """Refuse to resume the checkpoint ``path`` (read by :func:`zoo.checkpoint_trust.read_checkpoint`) into a run it
     does not belong to.
@@ -262,12 +319,8 @@ def refuse_other_run(path: str, checkpoint: dict[str, Any], dump: dict[str, Any]
     came from ``--ckpt_path last`` (the message then says so, and how to start elsewhere).
     """
     how = f"--ckpt_path last found {path}" if found_by_last else f"--ckpt_path {path}"
-    saved = {key: dict(checkpoint.get(name) or {}) for key, name in
-             (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))}
-    saved_classes = {key: values.pop("_class_path", None) for key, values in saved.items()}
-    wanted_classes = {key: (dump.get(key) or {}).get("class_path") for key in saved}
-    if any(saved_classes[k] and wanted_classes[k] and not _same_class(saved_classes[k], wanted_classes[k])
-           for k in saved):
+    saved, saved_classes, wanted_classes = _run_classes(checkpoint, dump)
+    if any(_differ(saved_classes[k], wanted_classes[k]) for k in saved):
         fix = ("Start this run in a folder of its own (another --trainer.default_root_dir), or pass --ckpt_path with "
                "a checkpoint of this run" if found_by_last else "Pass a checkpoint of this model and data, or leave "
                "out --ckpt_path to start afresh")

@@ -179,6 +179,33 @@ def checkpoint_fit(folder: Path, content: Optional[bytes] = None, subcommand: st
     return [subcommand, "-c", "lenet_mnist_mini", "--ckpt_path", str(path), *FAST_RUN]
 
 
+def checkpoint_of(kind: str, subcommand: str = "test") -> Callable[[Path], list[str]]:
+    """``zoo <subcommand> -c lenet_mnist_mini --ckpt_path`` of a file that is no checkpoint of that entry: ``kind``
+    is ``another-entry`` (the forecaster's run), ``state-dict``, ``tensor`` (``torch.save`` files that are not
+    Lightning checkpoints), ``safetensors`` or ``folder``."""
+
+    def plant(folder: Path) -> list[str]:
+        import torch
+        from safetensors.torch import save_file
+
+        path = folder / ("runs" if kind == "folder" else "given.safetensors" if kind == "safetensors" else
+                         "given.ckpt")
+        if kind == "another-entry":
+            torch.save({"hyper_parameters": {"_class_path": "zoo.models.LSTMForecaster"}, "state_dict": {},
+                        "datamodule_hyper_parameters": {"_class_path": "datamodules.AirlinePassengersDataModule"}},
+                       path)
+        elif kind in ("state-dict", "safetensors"):
+            weights = {"network.0.weight": torch.zeros(6, 1, 5, 5)}
+            torch.save(weights, path) if kind == "state-dict" else save_file(weights, str(path))
+        elif kind == "tensor":
+            torch.save(torch.zeros(3), path)
+        else:
+            (path / "lightning_logs" / "version_0" / "checkpoints").mkdir(parents=True)
+        return [subcommand, "-c", "lenet_mnist_mini", "--ckpt_path", str(path), *FAST_RUN]
+
+    return plant
+
+
 def resume_after_a_run(entry: str, *options: str) -> Callable[[Path], list[str]]:
     """Train a short quick-start run in ``folder``, then ``--ckpt_path last`` with ``entry`` and ``options``."""
 
@@ -257,6 +284,19 @@ CASES = [
          "cannot read the checkpoint", fast=False),
     Case("checkpoint-missing", lambda f: ["fit", "-c", "lenet_mnist_mini", "--ckpt_path", str(f / "gone.ckpt")],
          "gone.ckpt: no such file", fast=False, max_stderr_lines=BAD_VALUE),
+    Case("test-checkpoint-of-another-entry", checkpoint_of("another-entry"),
+         "a run of zoo.models.LSTMForecaster on datamodules.AirlinePassengersDataModule, but this command's config "
+         "has zoo.models.LeNet"),
+    Case("test-state-dict-as-checkpoint", checkpoint_of("state-dict"), "not a Lightning checkpoint .*--weights"),
+    Case("predict-tensor-as-checkpoint", checkpoint_of("tensor", "predict"), r"not a Lightning checkpoint \(it holds "
+         "a Tensor"),
+    Case("validate-safetensors-as-checkpoint", checkpoint_of("safetensors", "validate"),
+         "a safetensors weights file .*--weights"),
+    Case("test-folder-as-checkpoint", checkpoint_of("folder"), "is a folder, not a checkpoint file"),
+    Case("test-last-without-a-run", lambda f: ["test", "-c", "lenet_mnist_mini", "--ckpt_path", "last"],
+         "--ckpt_path last: no last.*ckpt under"),
+    Case("validate-best-without-a-run", lambda f: ["validate", "-c", "lenet_mnist_mini", "--ckpt_path", "best"],
+         "--ckpt_path best: no best.*ckpt under"),
     # damaged, empty and out-of-range data
     Case("cifar-label-10", lambda f: cifar_fit(f, "data_batch_2", cifar_batch([1, 10, 3, 4])), "the label 10"),
     Case("cifar-empty-file", lambda f: cifar_fit(f, "data_batch_4", b""), "not a readable CIFAR-10 batch",
