@@ -89,6 +89,24 @@ def test_autoencoders_encode_decode_shapes(cls):
         model.encode(x[:, 0])
 
 
+def rgb_batches(n: int = 4, size: int = 32, low: float = 0.0, high: float = 1.0, batches: int = 2):
+    """A loader of ``(images, labels)`` of 3 x size x size pixels in [low, high] (someone's own photos)."""
+    images = low + (high - low) * torch.rand(n * batches, 3, size, size, generator=torch.Generator().manual_seed(0))
+    dataset = torch.utils.data.TensorDataset(images, torch.arange(n * batches) % 2)
+    return torch.utils.data.DataLoader(dataset, batch_size=n)
+
+
+@pytest.mark.parametrize("cls", [MLPGAN, DCGAN, ConditionalGAN])
+def test_a_gan_refuses_images_of_another_shape_in_one_line(cls):
+    """Fitting a 1x28x28 GAN on 3x32x32 photos names both shapes (as the autoencoders do), in training and in
+    validation, instead of a matrix-size error from deep inside the discriminator."""
+    expected = r"images of shape \(N, 1, 28, 28\), got \(4, 3, 32, 32\); check the datamodule or the model's size"
+    with pytest.raises(ValueError, match=expected):
+        quiet_trainer(max_epochs=1, limit_val_batches=0).fit(tiny(cls), rgb_batches())
+    with pytest.raises(ValueError, match=expected):
+        tiny(cls).validation_step((torch.rand(4, 3, 32, 32), torch.arange(4) % 2), 0)
+
+
 def test_book_sizes():
     ae = MLPAutoencoder()
     assert [m.out_features for m in ae.encoder if isinstance(m, nn.Linear)] == [128, 64, 12, 3]

@@ -67,6 +67,10 @@ class GenerativeModel(ZooModule):
         hp = self.hparams
         return (hp.in_channels, hp.image_size, hp.image_size)
 
+    def check_images(self, x: Tensor) -> None:
+        """Refuse images ``x`` that are not ``(N, *image_shape)``, naming both shapes (one line)."""
+        self.check_input(x, (None, *self.image_shape), name="images")
+
     def check_labels(self, labels: Optional[Tensor], n: int) -> Optional[Tensor]:
         """``labels`` on the model's device if the model is conditional (``None`` otherwise), after checks."""
         hp = self.hparams
@@ -138,9 +142,6 @@ class Autoencoder(GenerativeModel):
 
     def build_decoder(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_decoder()")
-
-    def check_images(self, x: Tensor) -> None:
-        self.check_input(x, (None, *self.image_shape), name="images")
 
     def encode(self, x: Tensor) -> Tensor:
         """Codes ``(N, latent_dim)`` of images ``x`` ``(N, C, H, W)`` in [0, 1]."""
@@ -345,6 +346,7 @@ class GAN(GenerativeModel):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
+        self.check_images(x)
         real = to_tanh_range(x)
         labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
         d_optimizer, g_optimizer = self.optimizers()
@@ -368,6 +370,7 @@ class GAN(GenerativeModel):
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> None:
         x, y = batch
+        self.check_images(x)
         labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
         noise = self.latent_noise(len(x), torch.Generator().manual_seed(batch_idx))
         d_loss, g_loss = self.batch_losses(to_tanh_range(x), labels, noise)
