@@ -8,14 +8,14 @@ Layout (torchvision's ``ImageFolder`` one, per split)::
 
 The class names are the folder names under ``train/``, sorted (label 0 is the first). Every image is decoded once
 by torchvision (:func:`datamodules.images.read_image`: a damaged or unsupported file is named in the error), its
-central square resized to 32x32 RGB and held as uint8, so batches, shuffling, augmentation and exact resume work
+central square resized to ``image_size`` (32: CIFAR-10's) square RGB and held as uint8, so batches, shuffling, augmentation and exact resume work
 as for :class:`~datamodules.CIFAR10DataModule`, and the preprocessing is the shipped CIFAR-10 weights' one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
@@ -29,32 +29,39 @@ SPLIT_FOLDERS = ("train", "val", "test")
 
 
 class ImageFolderDataModule(CIFAR10DataModule):
-    """Labelled photos in ``root/{train,val,test}/<class>/`` as 32x32 RGB batches ``(x, y)`` (see the module).
+    """Labelled photos in ``root/{train,val,test}/<class>/`` as square RGB batches ``(x, y)`` (see the module).
 
     Args:
         root: the folder holding ``train/`` (and optionally ``val/`` and ``test/``).
         val_fraction: share of each training class held out for validation when there is no ``val/`` folder.
+        image_size: side of the square images (32, the shipped CIFAR-10 weights' size; a generative model trained
+            on the folder takes ``--model.init_args.image_size`` of the same value and ``in_channels`` 3).
         batch_size, num_workers, seed, augment, normalize, drop_last: as for
             :class:`~datamodules.CIFAR10DataModule` (the defaults normalize with CIFAR-10's mean and std, as the
-            shipped CIFAR-10 weights expect).
+            shipped CIFAR-10 weights expect; ``normalize: none`` keeps the pixels in [0, 1], as the generative
+            models read them).
     """
 
     def __init__(
         self,
         root: str,
         val_fraction: float = 0.1,
+        image_size: int = 32,
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
         augment: Augment = "standard",
-        normalize: Optional[Normalization] = None,
+        normalize: Union[Normalization, bool, None] = None,
         drop_last: bool = False,
     ) -> None:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be at least 8, got {image_size}")
         super().__init__(root=root, batch_size=batch_size, num_workers=num_workers, val_size=0, seed=seed,
                          augment=augment, normalize=normalize, drop_last=drop_last)
         self.classes = ()
+        self.image_size = image_size
         self.prepare = v2.Compose([MatchChannels(3), CapAspect(), CenterSquare(),
                                    v2.Resize([self.image_size, self.image_size], antialias=True)])
 

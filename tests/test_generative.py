@@ -107,6 +107,15 @@ def test_a_gan_refuses_images_of_another_shape_in_one_line(cls):
         tiny(cls).validation_step((torch.rand(4, 3, 32, 32), torch.arange(4) % 2), 0)
 
 
+@pytest.mark.parametrize("cls", [MLPGAN, VAE])
+def test_a_generative_model_refuses_normalized_training_pixels_naming_the_option(cls):
+    """CIFAR-10-normalized photos (-1.99..2.11) would train silently on the wrong range: refused in one line."""
+    model = tiny(cls, in_channels=3, image_size=32)
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\].* -1\.\d\d\.\.2\.\d\d.*--data\.init_args\.normalize false"):
+        quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches(low=-1.99, high=2.11))
+    quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches())
+
+
 def test_book_sizes():
     ae = MLPAutoencoder()
     assert [m.out_features for m in ae.encoder if isinstance(m, nn.Linear)] == [128, 64, 12, 3]

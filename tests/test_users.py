@@ -360,6 +360,36 @@ def test_image_folder_datamodule_splits_by_seed_and_names_classes(tmp_path):
         ImageFolderDataModule(str(tmp_path)).setup("fit")
 
 
+def test_image_folder_size_is_chosen_and_its_pixels_can_stay_in_0_1(tmp_path):
+    write_class_folders(tmp_path)
+    dm = ImageFolderDataModule(str(tmp_path), image_size=28, normalize="none", batch_size=4)
+    dm.setup("fit")
+    assert dm.train_set.images.shape[1:] == (3, 28, 28) and dm.input_spec()["input_size"] == [28, 28]
+    for augment in ("book", "standard", "airbench"):
+        dm.hparams.augment = augment
+        x, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+        assert x.shape == (4, 3, 28, 28) and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="image_size must be at least 8"):
+        ImageFolderDataModule(str(tmp_path), image_size=4)
+
+
+def test_a_gan_trains_on_your_own_folder_once_the_pixels_stay_in_0_1(tmp_path):
+    """gan_mnist on a folder of RGB photos, the model's sizes set to the folder's images: the entry's
+    ``normalize: false`` now carries over to the folder datamodule, so it trains; normalized pixels are refused in
+    one line naming the option."""
+    write_class_folders(tmp_path / "photos", per_class=4)
+    fit = ("fit", "-c", "gan_mnist", "--data", "datamodules.ImageFolderDataModule", "--data.root",
+           str(tmp_path / "photos"), "--data.batch_size", "4", "--trainer.max_epochs", "1",
+           "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+           "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.enable_progress_bar", "false",
+           "--model.init_args.in_channels", "3", "--model.init_args.image_size", "24", "--data.image_size", "24")
+    refused = run_zoo(*fit, "--data.init_args.normalize", "cifar10")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "pixels in [0, 1]" in refused.stderr and "--data.init_args.normalize false" in refused.stderr
+    ok(run_zoo(*fit))
+    assert list((tmp_path / "runs").rglob("last.ckpt"))
+
+
 def test_image_folder_refuses_a_single_class(tmp_path):
     (tmp_path / "train" / "only").mkdir(parents=True)
     write_png(torch.zeros(3, 8, 8, dtype=torch.uint8), str(tmp_path / "train" / "only" / "0.png"))

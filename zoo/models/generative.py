@@ -71,6 +71,19 @@ class GenerativeModel(ZooModule):
         """Refuse images ``x`` that are not ``(N, *image_shape)``, naming both shapes (one line)."""
         self.check_input(x, (None, *self.image_shape), name="images")
 
+    def check_pixel_range(self, x: Tensor) -> None:
+        """Refuse images outside [0, 1] (normalized pixels): the models would learn, and sample, another range."""
+        low, high = torch.aminmax(x.detach())
+        low, high = float(low), float(high)
+        if low < 0 or high > 1:
+            raise ValueError(f"{type(self).__name__} reads pixels in [0, 1], but a training batch holds values "
+                             f"{low:.2f}..{high:.2f}: the datamodule normalizes them; pass "
+                             f"--data.init_args.normalize false")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Check every training batch's pixel range (one min/max; shapes are checked where the images are read)."""
+        self.check_pixel_range(batch[0] if isinstance(batch, (tuple, list)) else batch)
+
     def check_labels(self, labels: Optional[Tensor], n: int) -> Optional[Tensor]:
         """``labels`` on the model's device if the model is conditional (``None`` otherwise), after checks."""
         hp = self.hparams
