@@ -116,6 +116,26 @@ def test_a_generative_model_refuses_normalized_training_pixels_naming_the_option
     quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches())
 
 
+class TwoClassPhotos(L.LightningDataModule):
+    """A datamodule of two named classes (someone's own folder)."""
+
+    class_names = ["cats", "dogs"]
+
+    def train_dataloader(self):
+        return rgb_batches(size=28)
+
+
+def test_a_conditional_gan_refuses_a_datamodule_with_another_number_of_classes():
+    """As a classifier does: labels 2..9 of a 10-class model would never be trained, yet `zoo sample --labels 5`
+    would accept them."""
+    model = tiny(ConditionalGAN, in_channels=3)
+    with pytest.raises(ValueError, match=r"ConditionalGAN has num_classes=10 but the datamodule has 2 classes "
+                                         r"\(cats, dogs\); set --model.init_args.num_classes 2"):
+        quiet_trainer(max_epochs=1).fit(model, datamodule=TwoClassPhotos())
+    quiet_trainer(max_epochs=1).fit(tiny(ConditionalGAN, in_channels=3, num_classes=2), datamodule=TwoClassPhotos())
+    quiet_trainer(max_epochs=1).fit(tiny(MLPGAN, in_channels=3), datamodule=TwoClassPhotos())  # labels unused
+
+
 def test_book_sizes():
     ae = MLPAutoencoder()
     assert [m.out_features for m in ae.encoder if isinstance(m, nn.Linear)] == [128, 64, 12, 3]

@@ -499,6 +499,16 @@ def test_sample_draws_from_the_checkpoint_of_a_run(tmp_path):
         predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), run=(zoo.models.LeNet(), None))
 
 
+def test_sample_of_a_run_refuses_labels_its_datamodule_never_had(tmp_path):
+    """A conditional run trained (before the class-count check) on a 2-class folder with num_classes 10: --labels 5
+    names a class the run never saw."""
+    folders = type("Folders", (), {"class_names": ["cats", "dogs"]})()
+    run = (zoo.models.ConditionalGAN(d_hidden=(8,), g_hidden=(8,), latent_dim=4).eval(), folders)
+    with pytest.raises(predict.PredictError, match=r"2 classes \(cats, dogs\).*--labels takes 0 to 1, got 5"):
+        predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), labels=[5], run=run)
+    assert predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), labels=[1], run=run).is_file()
+
+
 def test_fast_dev_run_writes_nothing_into_the_working_directory(tmp_path):
     ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.fast_dev_run", "true", cwd=tmp_path))
     assert list(tmp_path.iterdir()) == []

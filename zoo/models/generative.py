@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
-from zoo.models.base import ZooModule
+from zoo.models.base import ZooModule, check_class_count
 
 
 def to_tanh_range(images: Tensor) -> Tensor:
@@ -61,6 +61,11 @@ class GenerativeModel(ZooModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+
+    def setup(self, stage: str) -> None:
+        """A conditional model refuses a datamodule with another number of classes (as a classifier does)."""
+        if self.hparams.conditional:
+            check_class_count(self)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
