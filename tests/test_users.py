@@ -399,6 +399,25 @@ def test_image_folder_refuses_a_single_class(tmp_path):
     assert ".ipynb_checkpoints" not in str(refused.value)
 
 
+def test_a_one_class_folder_says_what_was_found_and_trains_an_unconditional_model_when_asked(tmp_path):
+    """train/faces/ with 20 PNGs is no missing dataset: the refusal names the class found and what is needed; with
+    min_classes 1 it is the training set of an unconditional generative model."""
+    (tmp_path / "train" / "faces").mkdir(parents=True)
+    for i in range(20):
+        write_png(torch.full((3, 8, 8), 10 * i, dtype=torch.uint8), str(tmp_path / "train" / "faces" / f"{i}.png"))
+    with pytest.raises(FileNotFoundError) as refused:
+        ImageFolderDataModule(str(tmp_path)).setup("fit")
+    message = str(refused.value)
+    assert "not found" not in message and "missing" not in message
+    assert "found 1 class folder" in message and "'faces' (20 images)" in message and "at least two" in message
+    assert "--data.init_args.min_classes 1" in message
+    dm = ImageFolderDataModule(str(tmp_path), min_classes=1, normalize="none", batch_size=4)
+    dm.setup("fit")
+    assert dm.class_names == ["faces"] and len(dm.train_set) + len(dm.val_set) == 20
+    with pytest.raises(ValueError, match="min_classes must be at least 1"):
+        ImageFolderDataModule(str(tmp_path), min_classes=0)
+
+
 @pytest.mark.slow
 def test_fine_tune_recipe_end_to_end(tmp_path):
     """README recipe: shipped CIFAR-10 weights, a new 2-class head, zoo fit on a folder, zoo predict with the run."""
