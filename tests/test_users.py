@@ -528,6 +528,16 @@ def test_sample_of_a_run_refuses_labels_its_datamodule_never_had(tmp_path):
     assert predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), labels=[1], run=run).is_file()
 
 
+@pytest.mark.parametrize("model", [zoo.models.MLPGAN(d_hidden=(8,), g_hidden=(8,)), zoo.models.VAE(hidden=8)])
+def test_predict_refuses_the_run_of_a_generative_model_and_points_to_sample(model):
+    """Its datamodule records preprocessing and class names, but the model does not classify: refused as the entry
+    name is, instead of a missing-forward traceback (GAN) or an indexing error (VAE)."""
+    folders = type("Folders", (), {"class_names": ["a", "b"], "input_spec": lambda self: {"channels": 1}})()
+    with pytest.raises(predict.PredictError, match=rf"mine.ckpt is a run of {type(model).__name__}, not of an image "
+                                                   r"classifier.*draw samples with `zoo sample mine.ckpt`"):
+        predict.image_classifier("mine.ckpt", run=(model, folders))
+
+
 def test_fast_dev_run_writes_nothing_into_the_working_directory(tmp_path):
     ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.fast_dev_run", "true", cwd=tmp_path))
     assert list(tmp_path.iterdir()) == []

@@ -27,6 +27,7 @@ from datamodules.airline import read_series_csv
 from zoo import hub, registry
 from zoo.errors import ZooError
 from zoo.manifest import Manifest
+from zoo.models.base import Classifier
 from zoo.preprocessing import ImageFileError, image_files, image_transforms, read_image
 
 
@@ -43,6 +44,10 @@ def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.
     loaded); an error names the image classifiers."""
     if entry_name.endswith(".ckpt"):
         model, datamodule = run or hub.load_run(entry_name)
+        if not isinstance(model, Classifier):
+            sample = f"; draw samples with `zoo sample {entry_name}`" if callable(getattr(model, "sample", None)) else ""
+            raise PredictError(f"{entry_name} is a run of {type(model).__name__}, not of an image classifier, tagger "
+                               f"or forecaster: `zoo predict <run>.ckpt` takes runs of those{sample}")
         spec, names = getattr(datamodule, "input_spec", None), getattr(datamodule, "class_names", None)
         if not callable(spec) or not names:
             raise PredictError(f"{entry_name} was trained on {type(datamodule).__name__}, which records no image "
