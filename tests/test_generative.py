@@ -397,6 +397,25 @@ def test_export_ships_only_the_generator_and_load_refuses_missing_generator_keys
         hub.load("cgan_mnist")
 
 
+class PhotosWithTest(TwoClassPhotos):
+    def test_dataloader(self):
+        return rgb_batches(size=32)
+
+
+@pytest.mark.parametrize("cls", [MLPGAN, VAE])
+def test_sample_quality_of_samples_the_classifier_cannot_read_is_left_out_with_a_note(cls, capsys):
+    """A run on 3x32x32 photos: lenet_mnist reads 1x28x28, so zoo evaluate and zoo export record the metrics that
+    can be measured and say why the Fréchet distance is missing, instead of a convolution traceback."""
+    model = tiny(cls, in_channels=3, image_size=32)
+    metrics = evaluation.model_metrics(model, PhotosWithTest())
+    assert not any(key.startswith(("test/fd_", "test/class_share", "test/label_acc")) for key in metrics)
+    assert ("test/loss" in metrics) == (cls is VAE)
+    note = capsys.readouterr().err
+    assert "lenet_mnist" in note and "(1, 28, 28)" in note and "(3, 32, 32)" in note and "left out" in note
+    with pytest.raises(evaluation.SampleShapeError, match=r"reads images of shape \(1, 28, 28\).* draws \(3, 32, 32\)"):
+        sample_quality(model, PhotosWithTest(), "lenet_mnist")
+
+
 def test_classifier_features_are_the_penultimate_layer():
     lenet = LeNet().eval()
     features = ClassifierFeatures(lenet, mean=0.5, std=0.25)
