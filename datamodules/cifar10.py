@@ -17,7 +17,7 @@ operations over the whole batch (one random crop offset and one flip bit per ima
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from datamodules._splits import SplitLoaders
 from datamodules.mnist import ImageTensorDataset
 
 Augment = Literal["none", "book", "standard", "airbench"]
-Normalization = Literal["cifar10", "half"]
+Normalization = Literal["cifar10", "half", "none"]
 
 #: per-channel mean and std of the 50,000 CIFAR-10 training images (pixels in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -191,7 +191,8 @@ def flip_where(images: Tensor, flip: Tensor) -> Tensor:
 class CIFAR10DataModule(SplitLoaders):
     """CIFAR-10 from ``<root>/cifar-10-batches-py`` with a seeded train/val split and batch-wise augmentation.
 
-    Batches reaching the model are ``(x, y)``: ``x`` float ``(N, 3, 32, 32)`` normalized, ``y`` long ``(N,)``.
+    Batches reaching the model are ``(x, y)``: ``x`` float ``(N, 3, 32, 32)`` normalized (in [0, 1] with
+    ``normalize: none``), ``y`` long ``(N,)``.
 
     Args:
         root: data directory (default ``$ZOO_DATA_DIR``, else ``./data``).
@@ -202,8 +203,10 @@ class CIFAR10DataModule(SplitLoaders):
         seed: seed of the split, of the alternating-flip bits, and (mixed with ``--seed_everything``) of the
             shuffling (a function of the epoch) and of the augmentation's draws (a function of epoch and step).
         augment: ``"none"``, ``"book"``, ``"standard"`` or ``"airbench"`` (module docstring).
-        normalize: ``"cifar10"`` (the training set's per-channel mean and std) or ``"half"`` (the book's
-            ``Normalize(0.5, 0.5)``); default: ``"half"`` with ``augment="book"``, else ``"cifar10"``.
+        normalize: ``"cifar10"`` (the training set's per-channel mean and std), ``"half"`` (the book's
+            ``Normalize(0.5, 0.5)``) or ``"none"``/``false`` (pixels stay in [0, 1], as the generative models read
+            them; MNISTDataModule's ``normalize: false``); default: ``"half"`` with ``augment="book"``, else
+            ``"cifar10"``.
         drop_last: drop the last incomplete training batch (the fast recipes do).
     """
 
@@ -219,15 +222,15 @@ class CIFAR10DataModule(SplitLoaders):
         val_size: int = 5000,
         seed: int = 0,
         augment: Augment = "standard",
-        normalize: Optional[Normalization] = None,
+        normalize: Union[Normalization, bool, None] = None,
         drop_last: bool = False,
     ) -> None:
         super().__init__()
         check_batch_size(batch_size)
         if augment not in ("none", "book", "standard", "airbench"):
             raise ValueError(f"augment must be 'none', 'book', 'standard' or 'airbench', got {augment!r}")
-        if normalize not in (None, "cifar10", "half"):
-            raise ValueError(f"normalize must be 'cifar10' or 'half', got {normalize!r}")
+        if normalize not in (None, True, False, "cifar10", "half", "none"):
+            raise ValueError(f"normalize must be 'cifar10', 'half' or 'none' (false: pixels in [0, 1]), got {normalize!r}")
         if not 0 <= val_size < 50000:
             raise ValueError(f"val_size must be in [0, 50000), got {val_size}")
         self.save_hyperparameters()
@@ -243,9 +246,18 @@ class CIFAR10DataModule(SplitLoaders):
         return resolve_root(self.hparams.root)
 
     @property
+    def normalized(self) -> bool:
+        """Whether batches are normalized (``normalize`` is not ``"none"``/``false``: pixels then stay in [0, 1])."""
+        return self.hparams.normalize not in ("none", False)
+
+    @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """(mean, std) per channel used to normalize the pixels in [0, 1]."""
-        kind = self.hparams.normalize or ("half" if self.hparams.augment == "book" else "cifar10")
+        """(mean, std) per channel used to normalize the pixels in [0, 1] (0 and 1 when not normalized)."""
+        kind = self.hparams.normalize
+        if kind in (None, True):
+            kind = "half" if self.hparams.augment == "book" else "cifar10"
+        if kind in ("none", False):
+            return (0.0,) * 3, (1.0,) * 3
         return ((0.5,) * 3, (0.5,) * 3) if kind == "half" else (CIFAR10_MEAN, CIFAR10_STD)
 
     def _missing_error(self) -> FileNotFoundError:
@@ -302,30 +314,33 @@ class CIFAR10DataModule(SplitLoaders):
 
     # ------------------------------------------------------------------ batch-wise transforms
     def normalize(self, images: Tensor) -> Tensor:
-        """Float images in [0, 1] ``(N, 3, H, W)`` -> normalized, on the same device."""
+        """Float images in [0, 1] ``(N, 3, H, W)`` -> normalized, on the same device (as they are without)."""
+        if not self.normalized:
+            return images
         mean, std = (torch.tensor(v, device=images.device).view(1, 3, 1, 1) for v in self.normalization)
         return (images - mean) / std
 
     def augment(self, images: Tensor, indices: Tensor, epoch: int, generator: torch.Generator) -> Tensor:
-        """Augment a batch of uint8 images ``(N, 3, 32, 32)`` (``indices``: their training-set rows); returns uint8.
+        """Augment a batch of uint8 images ``(N, 3, S, S)`` (``indices``: their training-set rows); returns uint8.
 
         Crops, flips and the book's resize work on the uint8 pixels, as torchvision's v2 transforms do on uint8
         image tensors; the caller converts to float and normalizes afterwards.
         """
-        kind, n = self.hparams.augment, len(images)
+        kind, n, size = self.hparams.augment, len(images), images.shape[-1]
         if kind == "none":
             return images
         if kind == "airbench":
             flip = self._flip_bits.to(images.device)[indices] ^ bool(epoch % 2)
             padded = F.pad(images, (2, 2, 2, 2), mode="reflect")
-            return flip_where(random_crop(padded, 32, generator), flip)
+            return flip_where(random_crop(padded, size, generator), flip)
         flip = torch.rand(n, generator=generator, device=images.device) < 0.5
         if kind == "book":
             channels_last = images.contiguous(memory_format=torch.channels_last)  # the fast uint8 resize kernel
-            resized = F.interpolate(channels_last, size=(40, 40), mode="bilinear", antialias=True).contiguous()
-            return random_crop(flip_where(resized, flip), 32, generator)
+            larger = size * 5 // 4  # the book's 40 for 32
+            resized = F.interpolate(channels_last, size=(larger, larger), mode="bilinear", antialias=True).contiguous()
+            return random_crop(flip_where(resized, flip), size, generator)
         padded = F.pad(images, (4, 4, 4, 4))  # zero padding: black pixels, as RandomCrop(32, padding=4)
-        return flip_where(random_crop(padded, 32, generator), flip)
+        return flip_where(random_crop(padded, size, generator), flip)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if len(batch) == 3:  # a training batch: (uint8 images, labels, indices)
@@ -342,10 +357,11 @@ class CIFAR10DataModule(SplitLoaders):
 
     def input_spec(self) -> dict:
         """What a single image must become to be fed like the test images (see :mod:`zoo.preprocessing`):
-        32x32 RGB (the central square of a larger photo), pixels / 255, normalized per channel."""
-        mean, std = self.normalization
-        return {"input_size": [32, 32], "channels": 3, "value_range": [0.0, 1.0], "mean": list(mean),
-                "std": list(std), "polarity": None, "resize": "center-crop"}
+        ``image_size`` square RGB (the central square of a larger photo), pixels / 255, normalized per channel
+        (unless ``normalize`` is ``"none"``)."""
+        mean, std = (list(v) if self.normalized else None for v in self.normalization)
+        return {"input_size": [self.image_size] * 2, "channels": 3, "value_range": [0.0, 1.0], "mean": mean,
+                "std": std, "polarity": None, "resize": "center-crop"}
 
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""

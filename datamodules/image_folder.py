@@ -8,20 +8,20 @@ Layout (torchvision's ``ImageFolder`` one, per split)::
 
 The class names are the folder names under ``train/``, sorted (label 0 is the first). Every image is decoded once
 by torchvision (:func:`datamodules.images.read_image`: a damaged or unsupported file is named in the error), its
-central square resized to 32x32 RGB and held as uint8, so batches, shuffling, augmentation and exact resume work
+central square resized to ``image_size`` (32: CIFAR-10's) square RGB and held as uint8, so batches, shuffling, augmentation and exact resume work
 as for :class:`~datamodules.CIFAR10DataModule`, and the preprocessing is the shipped CIFAR-10 weights' one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from datamodules._paths import class_folders, missing_files_error
+from datamodules._paths import DatasetNotFoundError, class_folders, missing_files_error
 from datamodules.cifar10 import Augment, BatchedImageDataset, CIFAR10DataModule, Normalization
 from datamodules.images import IMAGE_SUFFIXES, CapAspect, CenterSquare, MatchChannels, read_image
 
@@ -29,32 +29,44 @@ SPLIT_FOLDERS = ("train", "val", "test")
 
 
 class ImageFolderDataModule(CIFAR10DataModule):
-    """Labelled photos in ``root/{train,val,test}/<class>/`` as 32x32 RGB batches ``(x, y)`` (see the module).
+    """Labelled photos in ``root/{train,val,test}/<class>/`` as square RGB batches ``(x, y)`` (see the module).
 
     Args:
         root: the folder holding ``train/`` (and optionally ``val/`` and ``test/``).
         val_fraction: share of each training class held out for validation when there is no ``val/`` folder.
+        min_classes: the fewest class folders under ``train/`` accepted: 2 for a classifier; 1 lets an unconditional
+            generative model (gan_mnist, vae_mnist, ...) train on one folder of images.
+        image_size: side of the square images (32, the shipped CIFAR-10 weights' size; a generative model trained
+            on the folder takes ``--model.init_args.image_size`` of the same value and ``in_channels`` 3).
         batch_size, num_workers, seed, augment, normalize, drop_last: as for
             :class:`~datamodules.CIFAR10DataModule` (the defaults normalize with CIFAR-10's mean and std, as the
-            shipped CIFAR-10 weights expect).
+            shipped CIFAR-10 weights expect; ``normalize: none`` keeps the pixels in [0, 1], as the generative
+            models read them).
     """
 
     def __init__(
         self,
         root: str,
         val_fraction: float = 0.1,
+        min_classes: int = 2,
+        image_size: int = 32,
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
         augment: Augment = "standard",
-        normalize: Optional[Normalization] = None,
+        normalize: Union[Normalization, bool, None] = None,
         drop_last: bool = False,
     ) -> None:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if min_classes < 1:
+            raise ValueError(f"min_classes must be at least 1, got {min_classes}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be at least 8, got {image_size}")
         super().__init__(root=root, batch_size=batch_size, num_workers=num_workers, val_size=0, seed=seed,
                          augment=augment, normalize=normalize, drop_last=drop_last)
         self.classes = ()
+        self.image_size = image_size
         self.prepare = v2.Compose([MatchChannels(3), CapAspect(), CenterSquare(),
                                    v2.Resize([self.image_size, self.image_size], antialias=True)])
 
@@ -94,10 +106,20 @@ class ImageFolderDataModule(CIFAR10DataModule):
             return
         train = self.class_folders("train")
         empty = [name for name, files in train.items() if not files]
-        if len(train) < 2 or empty:
+        needed = self.hparams.min_classes
+        if not empty and 0 < len(train) < needed:
+            raise DatasetNotFoundError(
+                f"found {len(train)} class folder{'s' if len(train) > 1 else ''} under {self.root / 'train'}: "
+                + ", ".join(f"'{name}' ({len(files)} images)" for name, files in train.items())
+                + f"; {'a classifier needs at least two classes' if needed == 2 else f'min_classes is {needed}'}: "
+                f"put each class's images in its own folder under train/"
+                + (". To train an unconditional generative model on one folder of images, pass "
+                   "--data.init_args.min_classes 1" if len(train) == 1 else ""))
+        if not train or empty:
             raise missing_files_error(
                 "an image folder dataset", self.root, ["train/<class A>/*.jpg", "train/<class B>/*.jpg"],
-                f"put each class's PNG/JPEG images in its own folder under train/ (at least two classes"
+                f"put each class's PNG/JPEG images in its own folder under train/ (at least "
+                f"{self.hparams.min_classes} class{'es' if self.hparams.min_classes > 1 else ''}"
                 f"{'; empty: ' + ', '.join(empty) if empty else ''})")
         self.classes = tuple(train)
         files, labels = self._labelled(train, "train")

@@ -52,6 +52,19 @@ def test_book_augmentation_uses_the_books_normalization(cifar_root):
         CIFAR10DataModule(augment="autoaugment")
 
 
+@pytest.mark.parametrize("off", ["none", False])
+def test_normalize_none_keeps_the_pixels_in_0_1_that_generative_models_read(cifar_root, off):
+    dm = CIFAR10DataModule(root=str(cifar_root), val_size=20, batch_size=16, normalize=off)
+    dm.setup("fit")
+    x, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert 0 <= x.min() and x.max() <= 1
+    x, _ = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    assert torch.equal(x, dm.val_set.images[:16].float() / 255)
+    assert dm.input_spec()["mean"] is None and dm.input_spec()["std"] is None
+    with pytest.raises(ValueError, match="normalize must be .*'none'"):
+        CIFAR10DataModule(normalize="unit")
+
+
 @pytest.mark.parametrize("augment", ["book", "standard", "airbench"])
 def test_augmented_batches_are_crops_and_flips_of_the_images(cifar_root, augment):
     dm = CIFAR10DataModule(root=str(cifar_root), val_size=20, batch_size=32, augment=augment, normalize="cifar10")

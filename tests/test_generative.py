@@ -89,6 +89,53 @@ def test_autoencoders_encode_decode_shapes(cls):
         model.encode(x[:, 0])
 
 
+def rgb_batches(n: int = 4, size: int = 32, low: float = 0.0, high: float = 1.0, batches: int = 2):
+    """A loader of ``(images, labels)`` of 3 x size x size pixels in [low, high] (someone's own photos)."""
+    images = low + (high - low) * torch.rand(n * batches, 3, size, size, generator=torch.Generator().manual_seed(0))
+    dataset = torch.utils.data.TensorDataset(images, torch.arange(n * batches) % 2)
+    return torch.utils.data.DataLoader(dataset, batch_size=n)
+
+
+@pytest.mark.parametrize("cls", [MLPGAN, DCGAN, ConditionalGAN])
+def test_a_gan_refuses_images_of_another_shape_in_one_line(cls):
+    """Fitting a 1x28x28 GAN on 3x32x32 photos names both shapes (as the autoencoders do), in training and in
+    validation, instead of a matrix-size error from deep inside the discriminator."""
+    expected = r"images of shape \(N, 1, 28, 28\), got \(4, 3, 32, 32\); check the datamodule or the model's size"
+    with pytest.raises(ValueError, match=expected):
+        quiet_trainer(max_epochs=1, limit_val_batches=0).fit(tiny(cls), rgb_batches())
+    with pytest.raises(ValueError, match=expected):
+        tiny(cls).validation_step((torch.rand(4, 3, 32, 32), torch.arange(4) % 2), 0)
+
+
+@pytest.mark.parametrize("cls", [MLPGAN, VAE])
+def test_a_generative_model_refuses_normalized_training_pixels_naming_the_option(cls):
+    """CIFAR-10-normalized photos (-1.99..2.11) would train silently on the wrong range: refused in one line."""
+    model = tiny(cls, in_channels=3, image_size=32)
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\].* -1\.\d\d\.\.2\.\d\d.*--data\.init_args\.normalize false"):
+        quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches(low=-1.99, high=2.11))
+    quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches())
+
+
+class TwoClassPhotos(L.LightningDataModule):
+    """A datamodule of two named classes (someone's own folder)."""
+
+    class_names = ["cats", "dogs"]
+
+    def train_dataloader(self):
+        return rgb_batches(size=28)
+
+
+def test_a_conditional_gan_refuses_a_datamodule_with_another_number_of_classes():
+    """As a classifier does: labels 2..9 of a 10-class model would never be trained, yet `zoo sample --labels 5`
+    would accept them."""
+    model = tiny(ConditionalGAN, in_channels=3)
+    with pytest.raises(ValueError, match=r"ConditionalGAN has num_classes=10 but the datamodule has 2 classes "
+                                         r"\(cats, dogs\); set --model.init_args.num_classes 2"):
+        quiet_trainer(max_epochs=1).fit(model, datamodule=TwoClassPhotos())
+    quiet_trainer(max_epochs=1).fit(tiny(ConditionalGAN, in_channels=3, num_classes=2), datamodule=TwoClassPhotos())
+    quiet_trainer(max_epochs=1).fit(tiny(MLPGAN, in_channels=3), datamodule=TwoClassPhotos())  # labels unused
+
+
 def test_book_sizes():
     ae = MLPAutoencoder()
     assert [m.out_features for m in ae.encoder if isinstance(m, nn.Linear)] == [128, 64, 12, 3]
@@ -348,6 +395,25 @@ def test_export_ships_only_the_generator_and_load_refuses_missing_generator_keys
     (tmp_path / "cgan_mnist.json").write_text(json.dumps(written))
     with pytest.raises(hub.CheckpointError, match="discriminator"):
         hub.load("cgan_mnist")
+
+
+class PhotosWithTest(TwoClassPhotos):
+    def test_dataloader(self):
+        return rgb_batches(size=32)
+
+
+@pytest.mark.parametrize("cls", [MLPGAN, VAE])
+def test_sample_quality_of_samples_the_classifier_cannot_read_is_left_out_with_a_note(cls, capsys):
+    """A run on 3x32x32 photos: lenet_mnist reads 1x28x28, so zoo evaluate and zoo export record the metrics that
+    can be measured and say why the Fréchet distance is missing, instead of a convolution traceback."""
+    model = tiny(cls, in_channels=3, image_size=32)
+    metrics = evaluation.model_metrics(model, PhotosWithTest())
+    assert not any(key.startswith(("test/fd_", "test/class_share", "test/label_acc")) for key in metrics)
+    assert ("test/loss" in metrics) == (cls is VAE)
+    note = capsys.readouterr().err
+    assert "lenet_mnist" in note and "(1, 28, 28)" in note and "(3, 32, 32)" in note and "left out" in note
+    with pytest.raises(evaluation.SampleShapeError, match=r"reads images of shape \(1, 28, 28\).* draws \(3, 32, 32\)"):
+        sample_quality(model, PhotosWithTest(), "lenet_mnist")
 
 
 def test_classifier_features_are_the_penultimate_layer():

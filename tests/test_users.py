@@ -360,6 +360,36 @@ def test_image_folder_datamodule_splits_by_seed_and_names_classes(tmp_path):
         ImageFolderDataModule(str(tmp_path)).setup("fit")
 
 
+def test_image_folder_size_is_chosen_and_its_pixels_can_stay_in_0_1(tmp_path):
+    write_class_folders(tmp_path)
+    dm = ImageFolderDataModule(str(tmp_path), image_size=28, normalize="none", batch_size=4)
+    dm.setup("fit")
+    assert dm.train_set.images.shape[1:] == (3, 28, 28) and dm.input_spec()["input_size"] == [28, 28]
+    for augment in ("book", "standard", "airbench"):
+        dm.hparams.augment = augment
+        x, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+        assert x.shape == (4, 3, 28, 28) and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="image_size must be at least 8"):
+        ImageFolderDataModule(str(tmp_path), image_size=4)
+
+
+def test_a_gan_trains_on_your_own_folder_once_the_pixels_stay_in_0_1(tmp_path):
+    """gan_mnist on a folder of RGB photos, the model's sizes set to the folder's images: the entry's
+    ``normalize: false`` now carries over to the folder datamodule, so it trains; normalized pixels are refused in
+    one line naming the option."""
+    write_class_folders(tmp_path / "photos", per_class=4)
+    fit = ("fit", "-c", "gan_mnist", "--data", "datamodules.ImageFolderDataModule", "--data.root",
+           str(tmp_path / "photos"), "--data.batch_size", "4", "--trainer.max_epochs", "1",
+           "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+           "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.enable_progress_bar", "false",
+           "--model.init_args.in_channels", "3", "--model.init_args.image_size", "24", "--data.image_size", "24")
+    refused = run_zoo(*fit, "--data.init_args.normalize", "cifar10")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "pixels in [0, 1]" in refused.stderr and "--data.init_args.normalize false" in refused.stderr
+    ok(run_zoo(*fit))
+    assert list((tmp_path / "runs").rglob("last.ckpt"))
+
+
 def test_image_folder_refuses_a_single_class(tmp_path):
     (tmp_path / "train" / "only").mkdir(parents=True)
     write_png(torch.zeros(3, 8, 8, dtype=torch.uint8), str(tmp_path / "train" / "only" / "0.png"))
@@ -367,6 +397,25 @@ def test_image_folder_refuses_a_single_class(tmp_path):
     with pytest.raises(FileNotFoundError, match="at least two classes") as refused:
         ImageFolderDataModule(str(tmp_path)).setup("fit")
     assert ".ipynb_checkpoints" not in str(refused.value)
+
+
+def test_a_one_class_folder_says_what_was_found_and_trains_an_unconditional_model_when_asked(tmp_path):
+    """train/faces/ with 20 PNGs is no missing dataset: the refusal names the class found and what is needed; with
+    min_classes 1 it is the training set of an unconditional generative model."""
+    (tmp_path / "train" / "faces").mkdir(parents=True)
+    for i in range(20):
+        write_png(torch.full((3, 8, 8), 10 * i, dtype=torch.uint8), str(tmp_path / "train" / "faces" / f"{i}.png"))
+    with pytest.raises(FileNotFoundError) as refused:
+        ImageFolderDataModule(str(tmp_path)).setup("fit")
+    message = str(refused.value)
+    assert "not found" not in message and "missing" not in message
+    assert "found 1 class folder" in message and "'faces' (20 images)" in message and "at least two" in message
+    assert "--data.init_args.min_classes 1" in message
+    dm = ImageFolderDataModule(str(tmp_path), min_classes=1, normalize="none", batch_size=4)
+    dm.setup("fit")
+    assert dm.class_names == ["faces"] and len(dm.train_set) + len(dm.val_set) == 20
+    with pytest.raises(ValueError, match="min_classes must be at least 1"):
+        ImageFolderDataModule(str(tmp_path), min_classes=0)
 
 
 @pytest.mark.slow
@@ -467,6 +516,26 @@ def test_sample_draws_from_the_checkpoint_of_a_run(tmp_path):
     assert torch.equal(read_image(str(out), 1)[:, 2:30, 2:30], (expected[0] * 255 + 0.5).clamp(0, 255).byte())
     with pytest.raises(predict.PredictError, match="not a generative entry.*or the .ckpt of a `zoo fit` run of one"):
         predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), run=(zoo.models.LeNet(), None))
+
+
+def test_sample_of_a_run_refuses_labels_its_datamodule_never_had(tmp_path):
+    """A conditional run trained (before the class-count check) on a 2-class folder with num_classes 10: --labels 5
+    names a class the run never saw."""
+    folders = type("Folders", (), {"class_names": ["cats", "dogs"]})()
+    run = (zoo.models.ConditionalGAN(d_hidden=(8,), g_hidden=(8,), latent_dim=4).eval(), folders)
+    with pytest.raises(predict.PredictError, match=r"2 classes \(cats, dogs\).*--labels takes 0 to 1, got 5"):
+        predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), labels=[5], run=run)
+    assert predict.sample_grid("mine.ckpt", 4, str(tmp_path / "grid.png"), labels=[1], run=run).is_file()
+
+
+@pytest.mark.parametrize("model", [zoo.models.MLPGAN(d_hidden=(8,), g_hidden=(8,)), zoo.models.VAE(hidden=8)])
+def test_predict_refuses_the_run_of_a_generative_model_and_points_to_sample(model):
+    """Its datamodule records preprocessing and class names, but the model does not classify: refused as the entry
+    name is, instead of a missing-forward traceback (GAN) or an indexing error (VAE)."""
+    folders = type("Folders", (), {"class_names": ["a", "b"], "input_spec": lambda self: {"channels": 1}})()
+    with pytest.raises(predict.PredictError, match=rf"mine.ckpt is a run of {type(model).__name__}, not of an image "
+                                                   r"classifier.*draw samples with `zoo sample mine.ckpt`"):
+        predict.image_classifier("mine.ckpt", run=(model, folders))
 
 
 def test_fast_dev_run_writes_nothing_into_the_working_directory(tmp_path):

@@ -8,6 +8,7 @@ extractor; Heusel et al., 2017, eq. 6), beside a floor (real training images) an
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 import lightning as L
@@ -16,7 +17,12 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from zoo import hub, registry
+from zoo.errors import ZooError
 from zoo.models.generative import GenerativeModel
+
+
+class SampleShapeError(ZooError, ValueError):
+    """A generative model draws images of another shape than its ``quality_classifier`` reads."""
 
 
 def test_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
@@ -31,10 +37,14 @@ def test_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) ->
 
 def model_metrics(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
     """``trainer.test`` metrics plus, for a generative model, its sample quality (:func:`sample_quality` in the
-    features of its ``quality_classifier``)."""
+    features of its ``quality_classifier``; left out, with a note on stderr, when the classifier cannot read the
+    samples: a run on images of another shape still evaluates and exports the metrics that can be measured)."""
     metrics = test_metrics(model, datamodule)
     if isinstance(model, GenerativeModel):
-        metrics.update(sample_quality(model, datamodule, model.hparams.quality_classifier))
+        try:
+            metrics.update(sample_quality(model, datamodule, model.hparams.quality_classifier))
+        except SampleShapeError as err:
+            print(f"zoo: note: {err}; they are left out", file=sys.stderr)
     return metrics
 
 
@@ -74,6 +84,8 @@ class ClassifierFeatures(nn.Module):
         self.body = network[:-1]
         self.head = network[-1]
         self.num_features = network[-1].in_features
+        #: the image shape ``(C, H, W)`` the classifier reads (``None``: not known).
+        self.image_shape = tuple(classifier.input_shape()[1:]) if hasattr(classifier, "input_shape") else None
         self.mean, self.std = mean, std
 
     def forward(self, images: Tensor) -> Tensor:
@@ -113,10 +125,16 @@ def sample_quality(model: GenerativeModel, datamodule: L.LightningDataModule, cl
     ``lenet_mnist``): ``test/fd_<c>``, ``test/fd_<c>_train_floor``, ``test/fd_<c>_noise``; unconditional
     models: ``test/class_share_<k>`` (share of samples the classifier puts in class k), ``test/class_share_min``,
     ``test/class_share_max``; conditional models (``num_samples / num_classes`` per label):
-    ``test/label_acc`` and ``test/label_acc_<k>``.
+    ``test/label_acc`` and ``test/label_acc_<k>``. :class:`SampleShapeError` when the classifier reads images of
+    another shape than the model draws.
     """
     features = load_feature_classifier(classifier_entry).to(model.device)
     tag = classifier_entry.split("_")[0]
+    if features.image_shape is not None and tuple(model.image_shape) != features.image_shape:
+        raise SampleShapeError(
+            f"the sample-quality metrics (test/fd_{tag}, ...) measure samples in the features of {classifier_entry}, "
+            f"which reads images of shape {features.image_shape}; {type(model).__name__} draws "
+            f"{tuple(model.image_shape)}, so they cannot be measured")
     fd = FrechetInceptionDistance(feature=features, reset_real_features=False).to(model.device)
     test_images = real_images(datamodule, "test")
     for chunk in test_images.split(batch_size):

@@ -27,6 +27,7 @@ from datamodules.airline import read_series_csv
 from zoo import hub, registry
 from zoo.errors import ZooError
 from zoo.manifest import Manifest
+from zoo.models.base import Classifier
 from zoo.preprocessing import ImageFileError, image_files, image_transforms, read_image
 
 
@@ -43,6 +44,10 @@ def image_classifier(entry_name: str, run: Optional[Run] = None) -> tuple[torch.
     loaded); an error names the image classifiers."""
     if entry_name.endswith(".ckpt"):
         model, datamodule = run or hub.load_run(entry_name)
+        if not isinstance(model, Classifier):
+            sample = f"; draw samples with `zoo sample {entry_name}`" if callable(getattr(model, "sample", None)) else ""
+            raise PredictError(f"{entry_name} is a run of {type(model).__name__}, not of an image classifier, tagger "
+                               f"or forecaster: `zoo predict <run>.ckpt` takes runs of those{sample}")
         spec, names = getattr(datamodule, "input_spec", None), getattr(datamodule, "class_names", None)
         if not callable(spec) or not names:
             raise PredictError(f"{entry_name} was trained on {type(datamodule).__name__}, which records no image "
@@ -296,7 +301,9 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
     when already loaded) into the PNG grid ``out`` (written atomically)."""
     if n < 1 or n > 10_000:
         raise PredictError(f"-n must be between 1 and 10,000, got {n}")
-    model = (run or hub.load_run(entry_name))[0] if entry_name.endswith(".ckpt") else hub.load(entry_name)
+    if entry_name.endswith(".ckpt"):
+        run = run or hub.load_run(entry_name)
+    model = run[0] if run is not None else hub.load(entry_name)
     if not callable(getattr(model, "sample", None)):
         raise PredictError(f"{entry_name!r} is not a generative entry; `zoo sample` takes one of: "
                            f"{', '.join(name for name in registry.list_models(shipped=True) if _has(name, 'sample'))}"
@@ -306,6 +313,11 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
         labels = list(range(model.hparams.num_classes))
     if labels and not conditional:
         raise PredictError(f"{entry_name} is unconditional: drop --labels")
+    names = getattr(run[1], "class_names", None) if run is not None else None
+    if labels and names and not all(0 <= label < len(names) for label in labels):
+        raise PredictError(f"{entry_name} was trained on {len(names)} classes ({', '.join(map(str, names[:10]))}"
+                           f"{', ...' if len(names) > 10 else ''}): --labels takes 0 to {len(names) - 1}, got "
+                           f"{' '.join(map(str, labels))}")
     label_tensor = torch.tensor((labels * n)[:n]) if labels else None
     images = model.sample(n, labels=label_tensor, generator=torch.Generator().manual_seed(seed))
     return save_png(images, out, nrow=max(1, round(n ** 0.5)) if not labels else len(set(labels)))

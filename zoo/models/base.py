@@ -31,6 +31,16 @@ def datamodule_of(module: L.LightningModule) -> Optional[Any]:
     return getattr(trainer, "datamodule", None) if trainer is not None else None
 
 
+def check_class_count(module: L.LightningModule) -> None:
+    """Refuse a datamodule whose ``class_names`` are not the module's ``num_classes`` names, naming the option to set
+    (the labels would not fit a classifier's logits, or a conditional generator's one-hot labels)."""
+    names = getattr(datamodule_of(module), "class_names", None)
+    if names is not None and len(names) != module.hparams.num_classes:
+        shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
+        raise ValueError(f"{type(module).__name__} has num_classes={module.hparams.num_classes} but the datamodule "
+                         f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
+
+
 class ZooModule(L.LightningModule):
     """Base of all zoo models: optimizer from plain hyperparameters, input-shape checks.
 
@@ -228,11 +238,7 @@ class Classifier(ZooModule):
     def setup(self, stage: str) -> None:
         """Refuse a datamodule whose ``class_names`` are not ``num_classes`` names: its labels would not fit the
         logits (``zoo fit`` on a folder of three classes with a two-class model, say)."""
-        names = getattr(datamodule_of(self), "class_names", None)
-        if names is not None and len(names) != self.hparams.num_classes:
-            shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
-            raise ValueError(f"{type(self).__name__} has num_classes={self.hparams.num_classes} but the datamodule "
-                             f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
+        check_class_count(self)
 
     def build_network(self) -> nn.Module:
         """Return the network mapping a batch of inputs to logits of shape ``(N, num_classes)``.

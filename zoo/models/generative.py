@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
-from zoo.models.base import ZooModule
+from zoo.models.base import ZooModule, check_class_count
 
 
 def to_tanh_range(images: Tensor) -> Tensor:
@@ -62,10 +62,32 @@ class GenerativeModel(ZooModule):
     ) -> None:
         super().__init__(**kwargs)
 
+    def setup(self, stage: str) -> None:
+        """A conditional model refuses a datamodule with another number of classes (as a classifier does)."""
+        if self.hparams.conditional:
+            check_class_count(self)
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         hp = self.hparams
         return (hp.in_channels, hp.image_size, hp.image_size)
+
+    def check_images(self, x: Tensor) -> None:
+        """Refuse images ``x`` that are not ``(N, *image_shape)``, naming both shapes (one line)."""
+        self.check_input(x, (None, *self.image_shape), name="images")
+
+    def check_pixel_range(self, x: Tensor) -> None:
+        """Refuse images outside [0, 1] (normalized pixels): the models would learn, and sample, another range."""
+        low, high = torch.aminmax(x.detach())
+        low, high = float(low), float(high)
+        if low < 0 or high > 1:
+            raise ValueError(f"{type(self).__name__} reads pixels in [0, 1], but a training batch holds values "
+                             f"{low:.2f}..{high:.2f}: the datamodule normalizes them; pass "
+                             f"--data.init_args.normalize false")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Check every training batch's pixel range (one min/max; shapes are checked where the images are read)."""
+        self.check_pixel_range(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
     def check_labels(self, labels: Optional[Tensor], n: int) -> Optional[Tensor]:
         """``labels`` on the model's device if the model is conditional (``None`` otherwise), after checks."""
@@ -138,9 +160,6 @@ class Autoencoder(GenerativeModel):
 
     def build_decoder(self) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_decoder()")
-
-    def check_images(self, x: Tensor) -> None:
-        self.check_input(x, (None, *self.image_shape), name="images")
 
     def encode(self, x: Tensor) -> Tensor:
         """Codes ``(N, latent_dim)`` of images ``x`` ``(N, C, H, W)`` in [0, 1]."""
@@ -345,6 +364,7 @@ class GAN(GenerativeModel):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
+        self.check_images(x)
         real = to_tanh_range(x)
         labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
         d_optimizer, g_optimizer = self.optimizers()
@@ -368,6 +388,7 @@ class GAN(GenerativeModel):
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> None:
         x, y = batch
+        self.check_images(x)
         labels = self.check_labels(y, len(x)) if self.hparams.conditional else None
         noise = self.latent_noise(len(x), torch.Generator().manual_seed(batch_idx))
         d_loss, g_loss = self.batch_losses(to_tanh_range(x), labels, noise)
