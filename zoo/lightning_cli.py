@@ -78,6 +78,24 @@ def warn_if_cpu_bfloat16_is_emulated(trainer: L.Trainer) -> None:
             "(python -m scripts.benchmarks.benchmark_precision measures both on this machine).")
 
 
+class ReleaseRunDirectoryOnFailure(L.Callback):
+    """Remove the run directory ``zoo fit`` claimed (:func:`zoo.resume.claim_run_directory`) when the fit fails
+    before its first training step (a datamodule that finds no data, a batch of the wrong shape), so the next run
+    takes that version instead of leaving a folder with nothing in it: it may hold only the TensorBoard event file
+    that the logger opens before the datamodule's ``setup``. A run that trained a step keeps everything."""
+
+    def __init__(self, run_directory: Path) -> None:
+        self.run_directory = run_directory
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        files = [path for path in self.run_directory.rglob("*") if not path.is_dir()]
+        if trainer.global_step > 0 or not all(path.name.startswith("events.out.tfevents.") for path in files):
+            return
+        for path in files:
+            path.unlink()
+        resume.release_run_directory(self.run_directory)
+
+
 class ZooCLI(RefuseUntrustedCkptPath, lightning_compat.CLIHooks):
     """LightningCLI with the zoo's checkpoint callback always on (``--checkpoint.*`` configures it).
 
@@ -139,6 +157,8 @@ class ZooCLI(RefuseUntrustedCkptPath, lightning_compat.CLIHooks):
             StopOnNonFiniteLoss()]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             added.append(ZooProgressBar())
+        if self._claimed_run_directory is not None:
+            added.append(ReleaseRunDirectoryOnFailure(self._claimed_run_directory))
         kwargs.setdefault("callbacks", [*callbacks, *added])
         if self._claimed_run_directory is not None:  # config.yaml keeps the logger as configured (see below)
             self.config["fit"].trainer.logger = self._logger_as_configured

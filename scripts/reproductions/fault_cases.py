@@ -336,6 +336,10 @@ CASES = [
     Case("unknown-entry", lambda f: ["fit", "-c", "no_such_entry"], "no_such_entry", fast=False,
          max_stderr_lines=BAD_VALUE),
     # runs that must not be lost or mixed
+    Case("fit-without-data-leaves-no-run-folder", lambda f: ["fit", "-c", "lenet_mnist_mini", "--data",
+                                                           "MNISTDataModule", "--data.root", str(f / "nowhere"),
+                                                           "--trainer.max_epochs", "1"],
+         "MNIST not found", absent=("lightning_logs/*",)),
     Case("diverged-lr-1e30", lambda f: ["fit", "-c", "lenet_mnist_mini", *SHORT_RUN, "--trainer.limit_train_batches",
                                         "5", "--model.init_args.lr", "1e30"], "loss became nan or infinite at step",
          fast=False, absent=("**/best*.ckpt", "**/results.json")),
