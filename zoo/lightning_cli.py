@@ -20,7 +20,10 @@ for runs without an entry too (``zoo fit --model ... --data ...``).
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -57,8 +60,45 @@ class ZooArgumentParser(LightningArgumentParser):
         if not self.exit_on_error or errors.debug_enabled():
             super().error(message, ex)
         prog = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "")
+        message = condensed_class_error(message)
         sys.stderr.write(f"{prog}: error: {message.rstrip()}\n(`{prog} --help` lists the accepted options)\n")
         sys.exit(2)
+
+
+#: jsonargparse's report of a ``model``/``data`` value that its class refused, around the class's own error.
+_CLASS_ERROR = re.compile(r'Parser key "(?P<key>[^"]+)":\s*Does not validate against any of the Union subtypes.*?'
+                          r"- Problem with given class_path '(?P<cls>[^']+)':\s*(?P<inner>.*?)\n\s*- Expected a "
+                          r"<class 'NoneType'>", re.DOTALL)
+
+
+def condensed_class_error(message: str) -> str:
+    """jsonargparse's ten lines for a bad ``--model``/``--data`` argument (a misspelled key, a wrong type, in a
+    config file or on the command line), as the class's own error on one line, with the closest accepted names for
+    an unknown one; any other message unchanged."""
+    found = _CLASS_ERROR.search(message)
+    if found is None:
+        return message
+    inner = " ".join(line.strip() for line in found["inner"].splitlines())
+    inner = re.sub(r'^Parser key "([^"]+)": ', rf"--{found['key']}.init_args.\1: ", inner)
+    unknown = re.search(r"Option '([^']+)' is not accepted", inner)
+    if unknown:
+        inner = f"--{found['key']}.init_args.{unknown[1]}: {found['cls']} takes no argument {unknown[1]!r}"
+        module, _, name = found["cls"].rpartition(".")
+        cls = getattr(sys.modules.get(module), name, None)
+        close = difflib.get_close_matches(unknown[1], init_arguments(cls), n=3, cutoff=0.6) if cls else []
+        inner += f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return inner if inner.startswith("--") else f"--{found['key']} ({found['cls']}): {inner}"
+
+
+def init_arguments(cls: type) -> list[str]:
+    """The named ``__init__`` arguments of ``cls`` and its bases (a zoo class forwards ``**kwargs`` to its base)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names += [name for name, parameter in inspect.signature(init).parameters.items() if name != "self"
+                      and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    return list(dict.fromkeys(names))
 
 
 def cpu_has_bfloat16_units() -> bool:

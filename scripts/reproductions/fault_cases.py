@@ -333,6 +333,15 @@ CASES = [
     Case("max-epochs-negative", lenet("--trainer.max_epochs", "-5"), "max_epochs", max_stderr_lines=BAD_VALUE),
     Case("devices-0", lenet("--trainer.devices", "0"), "devices", fast=False, max_stderr_lines=BAD_VALUE),
     Case("unknown-option", lenet("--trainer.max_epochz", "3"), "max_epochz", fast=False, max_stderr_lines=BAD_VALUE),
+    Case("model-option-misspelled", lenet("--model.init_args.lrr", "3"),
+         "--model.init_args.lrr: zoo.models.LeNet takes no argument 'lrr'; did you mean 'lr'?",
+         max_stderr_lines=BAD_VALUE),
+    Case("config-file-key-misspelled", lambda f: (f / "my.yaml").write_text("data:\n  init_args:\n    batch_sise: 8\n")
+         and ["fit", "-c", "lenet_mnist_mini", "-c", str(f / "my.yaml"), *FAST_RUN],
+         "--data.init_args.batch_sise: datamodules.EmbeddedMNISTDataModule takes no argument 'batch_sise'; did you "
+         "mean 'batch_size'?", max_stderr_lines=BAD_VALUE),
+    Case("data-option-wrong-type", lenet("--data.init_args.batch_size", "many"),
+         "--data.init_args.batch_size: Expected a <class 'int'>. Got value: many", max_stderr_lines=BAD_VALUE),
     Case("unknown-entry", lambda f: ["fit", "-c", "no_such_entry"], "no_such_entry", fast=False,
          max_stderr_lines=BAD_VALUE),
     # runs that must not be lost or mixed
