@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets.utils import download_url
 
 from datamodules._batched import check_batch_size, sample_loader
-from datamodules._paths import download_failed_error, missing_files_error, resolve_root
+from datamodules._paths import TEXT_ENCODING, download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
@@ -77,9 +77,10 @@ def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> list[TaggedS
 
 
 def read_conllu(path: Path) -> list[TaggedSentence]:
-    """The sentences of a CoNLL-U file; an error names the file when it is not UTF-8 or holds no sentence."""
+    """The sentences of a CoNLL-U file (UTF-8, a leading byte-order mark dropped); an error names the file when it is
+    not UTF-8 or holds no sentence."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             sentences = parse_conllu(f, str(path))
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); CoNLL-U files are UTF-8: "

@@ -321,6 +321,27 @@ def test_conllu_errors_name_the_line():
         parse_conllu(["1\tdog\tdog\tNN\tNN\t_\t0\troot\t_\t_\n"])
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_line_of_a_users_file(tmp_path, capsys):
+    """Windows editors and Excel's "CSV UTF-8" start a UTF-8 file with a byte-order mark (U+FEFF): it is no part of
+    the first comment, word or field of a CoNLL-U file, a text to tag, a text to learn or a CSV series."""
+    for name, conllu in (("comment.conllu", CONLLU), ("words.conllu", CONLLU.split("\n", 3)[3])):
+        path = tmp_path / name
+        path.write_text("\ufeff" + conllu, encoding="utf-8")
+        assert read_conllu(path) == parse_conllu(CONLLU.splitlines())
+    text = tmp_path / "bom.txt"
+    text.write_text("\ufeffThe dog barks .\n", encoding="utf-8")
+    assert predict.predict_files("pos_tagger_ud_ewt", [str(text)], as_json=True) == 0
+    assert json.loads(capsys.readouterr().out)["words"] == ["The", "dog", "barks", "."]
+    sonnets = tmp_path / "sonnets.txt"
+    sonnets.write_text("\ufeff" + THREE_SONNETS.split("\n", 2)[2], encoding="utf-8")  # starts at heading "I"
+    dm = ShakespeareTrigramDataModule(text_path=str(sonnets), val_sonnets=1, test_sonnets=1, min_count=1,
+                                      tokenizer="whitespace")
+    assert len(dm.sonnets) == 3 and not any("\ufeff" in word for word in dm.vocab.itos)
+    series = tmp_path / "series.csv"
+    series.write_text("\ufeffMonth,Passengers\n1949-01,112\n1949-02,118\n", encoding="utf-8")
+    assert predict.read_series(str(series))[0] == ["1949-01", "1949-02"]
+
+
 def test_most_frequent_tag_baseline():
     train = parse_conllu(CONLLU.splitlines())
     test = parse_conllu(["1\tI\tI\tPRON\t_\t_\t0\troot\t_\t_", "2\tleft\t_\tADJ\t_\t_\t1\tamod\t_\t_",

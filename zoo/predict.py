@@ -23,6 +23,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.utils import save_image
 
+from datamodules._paths import TEXT_ENCODING
 from datamodules.airline import read_series_csv
 from zoo import hub, registry
 from zoo.errors import ZooError
@@ -95,7 +96,7 @@ def tag_text_files(tagger: tuple[torch.nn.Module, list[str], Callable[..., Any]]
     sentences, failed = [], 0
     for name in paths:
         try:
-            text = Path(name).read_text(encoding="utf-8")
+            text = Path(name).read_text(encoding=TEXT_ENCODING)
         except (OSError, UnicodeDecodeError) as err:
             print(f"zoo predict: skipped: cannot read {name} ({type(err).__name__}: {err}); give UTF-8 text files, "
                   f"one sentence per line", file=sys.stderr)
@@ -161,7 +162,7 @@ def forecast_csv_files(model: torch.nn.Module, paths: list[str], steps: int, as_
 def read_series(name: str) -> tuple[list[str], torch.Tensor]:
     """The labels and values of the CSV series ``name``; ``PredictError`` naming the file and the fix otherwise."""
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        text = Path(name).read_text(encoding=TEXT_ENCODING)
     except (OSError, UnicodeDecodeError) as err:
         raise PredictError(f"cannot read {name} ({type(err).__name__}: {err}); give UTF-8 CSV files") from err
     try:
