@@ -372,6 +372,26 @@ def test_missing_treebank_names_files_and_urls(tmp_path):
         UDPosDataModule(root=str(tmp_path)).setup()
 
 
+def test_missing_files_of_your_own_treebank_name_it_and_offer_no_download_that_cannot_work(tmp_path):
+    write_ud_treebank(tmp_path, treebank="my")
+    (tmp_path / "my-ud-test.conllu").unlink()
+    with pytest.raises(DatasetNotFoundError) as caught:
+        UDPosDataModule(root=str(tmp_path), treebank="my").setup()
+    message = str(caught.value)
+    assert message.startswith(f"CoNLL-U treebank 'my' not found in {tmp_path.resolve()}")
+    assert "my-ud-test.conllu   (missing)" in message and "my-ud-train.conllu\n" in message
+    assert "UD_English-EWT" not in message and "githubusercontent" not in message
+    assert "pass --data.init_args.download true" not in message  # EWT's release has no my-ud-*.conllu
+    assert "also pass its repository (--data.init_args.repository" in message  # another UD treebank downloads
+    dm = UDPosDataModule(root=str(tmp_path), treebank="my", download=True)
+    dm.prepare_data()  # nothing to fetch from UD_English-EWT: setup names the missing file
+    with pytest.raises(DatasetNotFoundError, match="CoNLL-U treebank 'my' not found"):
+        dm.setup()
+    other = UDPosDataModule(root=str(tmp_path), treebank="fr_gsd", repository="UD_French-GSD")
+    with pytest.raises(DatasetNotFoundError, match=r"(.|\n)*download true(.|\n)*UD_French-GSD/r2.16/fr_gsd-ud-test"):
+        other.setup()
+
+
 def test_padding_does_not_change_a_sentences_predictions():
     torch.manual_seed(0)
     net = LSTMTaggerNet(num_words=30, num_tags=5, char_features=CharLSTMWordFeatures(num_chars=20)).eval()
