@@ -461,6 +461,42 @@ def test_the_encoder_gives_the_training_batches_ids_and_unk_for_unseen_symbols(u
         UDPosDataModule(root="/nowhere").sentence_encoder()
 
 
+def test_a_runs_checkpoint_tests_validates_and_predicts_other_conllu_files_with_its_own_vocabularies(ud_root, tmp_path):
+    """``zoo test/validate/predict --ckpt_path <run>.ckpt`` on a treebank of your own: the vocabularies built from the
+    other files' training split (smaller here) give way to the checkpoint's, restored after setup; unseen words are
+    ``<unk>``."""
+    model, dm, trainer = trained_tagger(ud_root)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    other = tmp_path / "ud2"
+    other.mkdir()
+    bush = CONLLU.split("\n\n")[1] + "\n\n"  # "Bush left early" only: 5 words, 13 characters
+    unseen = "1\tBush\tBush\tPROPN\t_\t_\t2\tnsubj\t_\t_\n2\tleft\tleave\tVERB\t_\t_\t0\troot\t_\t_\n" \
+             "3\tyesterday\tyesterday\tNOUN\t_\t_\t2\tobl\t_\t_\n\n"
+    for split in ("train", "dev", "test"):
+        (other / f"my-ud-{split}.conllu").write_text(bush * 2 + (unseen if split == "test" else ""), encoding="utf-8")
+    run_args = dict(num_words=model.hparams.num_words, num_chars=model.hparams.num_chars, word_dim=16, char_hidden=8,
+                    hidden_size=16)
+    for method in ("test", "validate", "predict"):
+        mine = UDPosDataModule(root=str(other), treebank="my", batch_size=2, min_word_count=1)
+        results = getattr(quiet_trainer(), method)(LSTMTagger(**run_args), datamodule=mine,
+                                                   ckpt_path=str(tmp_path / "run.ckpt"))
+        assert mine.vocabularies == dm.vocabularies
+        if method == "test":  # the accuracy of the run's model on the test sentences encoded by the run's datamodule
+            test = read_conllu(other / "my-ud-test.conllu")
+            tagged = model(dm.sentence_encoder()([s.words for s in test])).argmax(dim=1)
+            right = [dm.class_names[i] == tag for s, ids in zip(test, tagged.tolist()) for i, tag in zip(ids, s.tags)]
+            assert results[0]["test/acc"] == pytest.approx(sum(right) / len(right))
+        elif method == "predict":
+            assert results[0][0, :3].tolist() == [dm.class_names.index(t) for t in ("PROPN", "VERB", "ADV")]
+    without = torch.load(tmp_path / "run.ckpt", weights_only=False)
+    del without["UDPosDataModule"]  # a checkpoint that holds no vocabularies: the tagger's sizes still must fit
+    torch.save(without, tmp_path / "no_vocabularies.ckpt")
+    mine = UDPosDataModule(root=str(other), treebank="my", min_word_count=1)
+    with pytest.raises(ValueError, match=r"no_vocabularies.ckpt holds no vocabularies(.|\n)*the checkpoint's "
+                                         r"tagger was trained with num_words=10, num_chars=21.*test it on"):
+        quiet_trainer().test(LSTMTagger(**run_args), datamodule=mine, ckpt_path=str(tmp_path / "no_vocabularies.ckpt"))
+
+
 def test_an_exported_tagger_tags_your_text_files_without_the_treebank(ud_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path / "shipped"))
     model, dm, trainer = trained_tagger(ud_root)
