@@ -313,16 +313,24 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
 
 
 def save_png(images: torch.Tensor, out: str, nrow: int) -> Path:
-    """Images ``(N, C, H, W)`` in [0, 1] as one PNG grid of ``nrow`` columns at ``out``, written atomically."""
+    """Images ``(N, C, H, W)`` in [0, 1] as one PNG grid of ``nrow`` columns at ``out``, written atomically; missing
+    folders are created (as ``zoo export --out_dir`` does), and one that cannot be, or cannot be written, is named."""
     path = Path(out)
     if path.suffix.lower() != ".png":
         raise PredictError(f"--out must name a .png file, got {out}")
     partial = path.with_name(f".{path.name}.partial.png")
+    doing = f"create the folder {path.parent}"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doing = f"write {path}"
         save_image(images, partial, nrow=nrow, padding=2)
         os.replace(partial, path)
+    except OSError as err:
+        raise PredictError(f"--out {out}: cannot {doing} ({type(err).__name__}: {err.strerror or err}); pass --out "
+                           f"in a folder you can write") from None
     finally:
-        partial.unlink(missing_ok=True)
+        if path.parent.is_dir():
+            partial.unlink(missing_ok=True)
     return path
 
 
