@@ -15,6 +15,9 @@ from typing import Optional
 
 
 DATA_DIR_ENV = "ZOO_DATA_DIR"
+#: How the zoo reads users' text files (CoNLL-U, plain text, CSV series): UTF-8, dropping the byte-order mark (U+FEFF)
+#: that Windows editors and Excel's "CSV UTF-8" put first, which would otherwise join the first line's first word.
+TEXT_ENCODING = "utf-8-sig"
 
 
 def data_dir() -> Path:
@@ -62,9 +65,10 @@ def class_folders(folder: Path) -> list[Path]:
 
 
 def read_utf8(path: Path, fix: str) -> str:
-    """The text of ``path``; a file that is not UTF-8 raises ``ValueError`` naming it, the byte and ``fix``."""
+    """The text of ``path`` (:data:`TEXT_ENCODING`); a file that is not UTF-8 raises ``ValueError`` naming it, the
+    byte and ``fix``."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding=TEXT_ENCODING)
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}). {fix}") from None
 

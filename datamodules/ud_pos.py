@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets.utils import download_url
 
 from datamodules._batched import check_batch_size, sample_loader
-from datamodules._paths import download_failed_error, missing_files_error, resolve_root
+from datamodules._paths import TEXT_ENCODING, download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
@@ -36,6 +36,7 @@ PAD_TAG = -100  # F.cross_entropy's default ignore_index
 PAD, UNK = "<pad>", "<unk>"
 SPLITS = {"train": "train", "val": "dev", "test": "test"}
 DEFAULT_SUBDIR = Path("ud") / "UD_English-EWT"
+DEFAULT_TREEBANK, DEFAULT_REPOSITORY = "en_ewt", "UD_English-EWT"
 RELEASE_URL = "https://raw.githubusercontent.com/UniversalDependencies/{repo}/{tag}/{file}"
 
 
@@ -77,9 +78,10 @@ def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> list[TaggedS
 
 
 def read_conllu(path: Path) -> list[TaggedSentence]:
-    """The sentences of a CoNLL-U file; an error names the file when it is not UTF-8 or holds no sentence."""
+    """The sentences of a CoNLL-U file (UTF-8, a leading byte-order mark dropped); an error names the file when it is
+    not UTF-8 or holds no sentence."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             sentences = parse_conllu(f, str(path))
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); CoNLL-U files are UTF-8: "
@@ -207,8 +209,8 @@ class UDPosDataModule(SplitLoaders):
     def __init__(
         self,
         root: Optional[str] = None,
-        treebank: str = "en_ewt",
-        repository: str = "UD_English-EWT",
+        treebank: str = DEFAULT_TREEBANK,
+        repository: str = DEFAULT_REPOSITORY,
         release: str = "r2.16",
         download: bool = False,
         lowercase_words: bool = True,
@@ -247,15 +249,30 @@ class UDPosDataModule(SplitLoaders):
         hp = self.hparams
         return [RELEASE_URL.format(repo=hp.repository, tag=hp.release, file=self.file_name(s)) for s in SPLITS]
 
+    @property
+    def downloadable(self) -> bool:
+        """Whether ``download`` can fetch the files: not for a treebank of your own (another ``treebank`` than
+        ``en_ewt`` with the default ``repository``, whose release holds only ``en_ewt`` files)."""
+        hp = self.hparams
+        return hp.repository != DEFAULT_REPOSITORY or hp.treebank == DEFAULT_TREEBANK
+
     def _missing_error(self) -> FileNotFoundError:
+        files = [self.file_name(s) for s in SPLITS]
+        if not self.downloadable:
+            return missing_files_error(
+                f"CoNLL-U treebank {self.hparams.treebank!r}", self.root, files,
+                f"put your treebank's files, named as above, into {self.root} (or name their folder with "
+                f"--data.init_args.root); for a Universal Dependencies release, also pass its repository "
+                f"(--data.init_args.repository UD_<Language>-<Name>) with --data.init_args.download true.",
+            )
         return missing_files_error(
-            f"Universal Dependencies {self.hparams.repository}", self.root, [self.file_name(s) for s in SPLITS],
+            f"Universal Dependencies {self.hparams.repository}", self.root, files,
             "pass --data.init_args.download true (needs internet), or download\n    " + "\n    ".join(self.urls())
             + f"\n  into {self.root}.",
         )
 
     def prepare_data(self) -> None:
-        if not self.hparams.download:
+        if not self.hparams.download or not self.downloadable:  # setup names the files of your own it misses
             return
         try:
             for split, url in zip(SPLITS, self.urls()):

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from tests.helpers import REPO, ok, run_zoo
+from zoo.cli import main
 from zoo.models import LeNet
 
 
@@ -94,6 +95,15 @@ def test_light_subcommands_start_without_torch_or_lightning(argv):
     )
     proc = ok(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60))
     assert "heavy modules: []" in proc.stdout
+
+
+def test_zoo_help_and_zoo_predict_help_name_predicting_on_your_own_files(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "zoo predict ENTRY|RUN.ckpt PATH ..." in capsys.readouterr().out
+    lightning_help = " ".join(ok(run_zoo("predict", "--help")).stdout.split())  # LightningCLI's (-c, --ckpt_path)
+    assert "--ckpt_path" in lightning_help and "zoo predict ENTRY|RUN.ckpt PATH ..." in lightning_help
+    assert "usage: zoo predict [-h]" in ok(run_zoo("predict", "lenet_mnist", "--help")).stdout  # the mode named
 
 
 def test_models_lists_entries():

@@ -321,6 +321,27 @@ def test_conllu_errors_name_the_line():
         parse_conllu(["1\tdog\tdog\tNN\tNN\t_\t0\troot\t_\t_\n"])
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_line_of_a_users_file(tmp_path, capsys):
+    """Windows editors and Excel's "CSV UTF-8" start a UTF-8 file with a byte-order mark (U+FEFF): it is no part of
+    the first comment, word or field of a CoNLL-U file, a text to tag, a text to learn or a CSV series."""
+    for name, conllu in (("comment.conllu", CONLLU), ("words.conllu", CONLLU.split("\n", 3)[3])):
+        path = tmp_path / name
+        path.write_text("\ufeff" + conllu, encoding="utf-8")
+        assert read_conllu(path) == parse_conllu(CONLLU.splitlines())
+    text = tmp_path / "bom.txt"
+    text.write_text("\ufeffThe dog barks .\n", encoding="utf-8")
+    assert predict.predict_files("pos_tagger_ud_ewt", [str(text)], as_json=True) == 0
+    assert json.loads(capsys.readouterr().out)["words"] == ["The", "dog", "barks", "."]
+    sonnets = tmp_path / "sonnets.txt"
+    sonnets.write_text("\ufeff" + THREE_SONNETS.split("\n", 2)[2], encoding="utf-8")  # starts at heading "I"
+    dm = ShakespeareTrigramDataModule(text_path=str(sonnets), val_sonnets=1, test_sonnets=1, min_count=1,
+                                      tokenizer="whitespace")
+    assert len(dm.sonnets) == 3 and not any("\ufeff" in word for word in dm.vocab.itos)
+    series = tmp_path / "series.csv"
+    series.write_text("\ufeffMonth,Passengers\n1949-01,112\n1949-02,118\n", encoding="utf-8")
+    assert predict.read_series(str(series))[0] == ["1949-01", "1949-02"]
+
+
 def test_most_frequent_tag_baseline():
     train = parse_conllu(CONLLU.splitlines())
     test = parse_conllu(["1\tI\tI\tPRON\t_\t_\t0\troot\t_\t_", "2\tleft\t_\tADJ\t_\t_\t1\tamod\t_\t_",
@@ -349,6 +370,26 @@ def test_ud_batches_are_padded(ud_root):
 def test_missing_treebank_names_files_and_urls(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"en_ewt-ud-train.conllu(.|\n)*raw.githubusercontent.com"):
         UDPosDataModule(root=str(tmp_path)).setup()
+
+
+def test_missing_files_of_your_own_treebank_name_it_and_offer_no_download_that_cannot_work(tmp_path):
+    write_ud_treebank(tmp_path, treebank="my")
+    (tmp_path / "my-ud-test.conllu").unlink()
+    with pytest.raises(DatasetNotFoundError) as caught:
+        UDPosDataModule(root=str(tmp_path), treebank="my").setup()
+    message = str(caught.value)
+    assert message.startswith(f"CoNLL-U treebank 'my' not found in {tmp_path.resolve()}")
+    assert "my-ud-test.conllu   (missing)" in message and "my-ud-train.conllu\n" in message
+    assert "UD_English-EWT" not in message and "githubusercontent" not in message
+    assert "pass --data.init_args.download true" not in message  # EWT's release has no my-ud-*.conllu
+    assert "also pass its repository (--data.init_args.repository" in message  # another UD treebank downloads
+    dm = UDPosDataModule(root=str(tmp_path), treebank="my", download=True)
+    dm.prepare_data()  # nothing to fetch from UD_English-EWT: setup names the missing file
+    with pytest.raises(DatasetNotFoundError, match="CoNLL-U treebank 'my' not found"):
+        dm.setup()
+    other = UDPosDataModule(root=str(tmp_path), treebank="fr_gsd", repository="UD_French-GSD")
+    with pytest.raises(DatasetNotFoundError, match=r"(.|\n)*download true(.|\n)*UD_French-GSD/r2.16/fr_gsd-ud-test"):
+        other.setup()
 
 
 def test_padding_does_not_change_a_sentences_predictions():
@@ -418,6 +459,42 @@ def test_the_encoder_gives_the_training_batches_ids_and_unk_for_unseen_symbols(u
         restored.sentence_encoder()(["I know", "  "])
     with pytest.raises(RuntimeError, match="no vocabularies yet: call setup"):
         UDPosDataModule(root="/nowhere").sentence_encoder()
+
+
+def test_a_runs_checkpoint_tests_validates_and_predicts_other_conllu_files_with_its_own_vocabularies(ud_root, tmp_path):
+    """``zoo test/validate/predict --ckpt_path <run>.ckpt`` on a treebank of your own: the vocabularies built from the
+    other files' training split (smaller here) give way to the checkpoint's, restored after setup; unseen words are
+    ``<unk>``."""
+    model, dm, trainer = trained_tagger(ud_root)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    other = tmp_path / "ud2"
+    other.mkdir()
+    bush = CONLLU.split("\n\n")[1] + "\n\n"  # "Bush left early" only: 5 words, 13 characters
+    unseen = "1\tBush\tBush\tPROPN\t_\t_\t2\tnsubj\t_\t_\n2\tleft\tleave\tVERB\t_\t_\t0\troot\t_\t_\n" \
+             "3\tyesterday\tyesterday\tNOUN\t_\t_\t2\tobl\t_\t_\n\n"
+    for split in ("train", "dev", "test"):
+        (other / f"my-ud-{split}.conllu").write_text(bush * 2 + (unseen if split == "test" else ""), encoding="utf-8")
+    run_args = dict(num_words=model.hparams.num_words, num_chars=model.hparams.num_chars, word_dim=16, char_hidden=8,
+                    hidden_size=16)
+    for method in ("test", "validate", "predict"):
+        mine = UDPosDataModule(root=str(other), treebank="my", batch_size=2, min_word_count=1)
+        results = getattr(quiet_trainer(), method)(LSTMTagger(**run_args), datamodule=mine,
+                                                   ckpt_path=str(tmp_path / "run.ckpt"))
+        assert mine.vocabularies == dm.vocabularies
+        if method == "test":  # the accuracy of the run's model on the test sentences encoded by the run's datamodule
+            test = read_conllu(other / "my-ud-test.conllu")
+            tagged = model(dm.sentence_encoder()([s.words for s in test])).argmax(dim=1)
+            right = [dm.class_names[i] == tag for s, ids in zip(test, tagged.tolist()) for i, tag in zip(ids, s.tags)]
+            assert results[0]["test/acc"] == pytest.approx(sum(right) / len(right))
+        elif method == "predict":
+            assert results[0][0, :3].tolist() == [dm.class_names.index(t) for t in ("PROPN", "VERB", "ADV")]
+    without = torch.load(tmp_path / "run.ckpt", weights_only=False)
+    del without["UDPosDataModule"]  # a checkpoint that holds no vocabularies: the tagger's sizes still must fit
+    torch.save(without, tmp_path / "no_vocabularies.ckpt")
+    mine = UDPosDataModule(root=str(other), treebank="my", min_word_count=1)
+    with pytest.raises(ValueError, match=r"no_vocabularies.ckpt holds no vocabularies(.|\n)*the checkpoint's "
+                                         r"tagger was trained with num_words=10, num_chars=21.*test it on"):
+        quiet_trainer().test(LSTMTagger(**run_args), datamodule=mine, ckpt_path=str(tmp_path / "no_vocabularies.ckpt"))
 
 
 def test_an_exported_tagger_tags_your_text_files_without_the_treebank(ud_root, tmp_path, monkeypatch, capsys):

@@ -538,6 +538,26 @@ def test_predict_refuses_the_run_of_a_generative_model_and_points_to_sample(mode
         predict.image_classifier("mine.ckpt", run=(model, folders))
 
 
+def test_sample_out_in_a_new_folder_creates_it_and_an_unwritable_one_is_one_line(tmp_path, monkeypatch):
+    """``--out`` creates its missing folders, as ``zoo export --out_dir`` and the run folders do; a folder that cannot
+    be created is named in one line, not a traceback about the hidden partial file."""
+    model = zoo.models.VAE().eval()
+    out = predict.sample_grid("mine.ckpt", 4, str(tmp_path / "new" / "deeper" / "g.png"), run=(model, None))
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["g.png"]
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(predict.PredictError, match=r"^--out .*a_file/g.png: cannot create the folder .*a_file "
+                                                   r"\(FileExistsError.*\); pass --out in a folder you can write$"):
+        predict.sample_grid("mine.ckpt", 4, str(tmp_path / "a_file" / "g.png"), run=(model, None))
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(predict, "save_image", refused)  # a folder this user may not write (tests run as root)
+    with pytest.raises(predict.PredictError, match=r"cannot write .*g.png \(PermissionError: Permission denied\)"):
+        predict.sample_grid("mine.ckpt", 4, str(out), run=(model, None))
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["g.png"]  # the grid written before stays
+
+
 def test_fast_dev_run_writes_nothing_into_the_working_directory(tmp_path):
     ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.fast_dev_run", "true", cwd=tmp_path))
     assert list(tmp_path.iterdir()) == []

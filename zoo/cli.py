@@ -28,6 +28,9 @@ from zoo import __version__, errors, registry
 from zoo.manifest import ManifestError, headline
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: the other `zoo predict`, named in `zoo --help` and in LightningCLI's `zoo predict --help` (zoo.lightning_cli).
+FILE_PREDICTION_HELP = ("`zoo predict ENTRY|RUN.ckpt PATH ...` runs shipped weights or a run's checkpoint on your own "
+                        "files (images, text, CSV series, frames; `zoo predict ENTRY --help` lists its options)")
 
 
 def format_metric(value: Any) -> str:
@@ -60,7 +63,8 @@ def zoo_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand",
                                 metavar="{fit,validate,test,predict,models,evaluate,export,sample}")
     for name in LIGHTNING_SUBCOMMANDS:
-        sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)")
+        sub.add_parser(name, help=f"LightningCLI `{name}` (zoo {name} --help for its options)" +
+                       (f"; {FILE_PREDICTION_HELP}" if name == "predict" else ""))
     p = sub.add_parser("models", help="list the zoo's entries (with a pattern: those matching it)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*mnist*' (default: all)")
     p.add_argument("--shipped", action="store_true", help="only the entries that ship weights")

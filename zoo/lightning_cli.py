@@ -40,6 +40,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 import datamodules  # noqa: F401  (registers the datamodules for --data <Name>)
 import zoo.models  # noqa: F401  (registers the models for --model <Name>)
 from zoo import errors, hub, lightning_compat, registry, resume
+from zoo.cli import FILE_PREDICTION_HELP
 from zoo.checkpoint_trust import RefuseUntrustedCkptPath, check_subcommand_checkpoint, read_checkpoint
 from zoo.callbacks import StopOnNonFiniteLoss, ZooCheckpoint, ZooProgressBar
 
@@ -331,7 +332,9 @@ def cli_main(args: Optional[list[str]] = None) -> ZooCLI:
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_class=ZooArgumentParser,
-            parser_kwargs={"prog": "zoo", "description": "lightning-zoo: train and evaluate zoo models"},
+            parser_kwargs={"prog": "zoo", "description": "lightning-zoo: train and evaluate zoo models",
+                           "predict": {"description": "LightningCLI's predict: the model's predictions on the "
+                                                      f"datamodule's predict split. Also: {FILE_PREDICTION_HELP}."}},
             save_config_kwargs={"overwrite": True},
         )
     finally:

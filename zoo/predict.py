@@ -23,6 +23,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.utils import save_image
 
+from datamodules._paths import TEXT_ENCODING
 from datamodules.airline import read_series_csv
 from zoo import hub, registry
 from zoo.errors import ZooError
@@ -100,7 +101,7 @@ def tag_text_files(tagger: tuple[torch.nn.Module, list[str], Callable[..., Any]]
     sentences, failed = [], 0
     for name in paths:
         try:
-            text = Path(name).read_text(encoding="utf-8")
+            text = Path(name).read_text(encoding=TEXT_ENCODING)
         except (OSError, UnicodeDecodeError) as err:
             print(f"zoo predict: skipped: cannot read {name} ({type(err).__name__}: {err}); give UTF-8 text files, "
                   f"one sentence per line", file=sys.stderr)
@@ -166,7 +167,7 @@ def forecast_csv_files(model: torch.nn.Module, paths: list[str], steps: int, as_
 def read_series(name: str) -> tuple[list[str], torch.Tensor]:
     """The labels and values of the CSV series ``name``; ``PredictError`` naming the file and the fix otherwise."""
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        text = Path(name).read_text(encoding=TEXT_ENCODING)
     except (OSError, UnicodeDecodeError) as err:
         raise PredictError(f"cannot read {name} ({type(err).__name__}: {err}); give UTF-8 CSV files") from err
     try:
@@ -324,16 +325,24 @@ def sample_grid(entry_name: str, n: int, out: str, labels: Optional[list[int]] =
 
 
 def save_png(images: torch.Tensor, out: str, nrow: int) -> Path:
-    """Images ``(N, C, H, W)`` in [0, 1] as one PNG grid of ``nrow`` columns at ``out``, written atomically."""
+    """Images ``(N, C, H, W)`` in [0, 1] as one PNG grid of ``nrow`` columns at ``out``, written atomically; missing
+    folders are created (as ``zoo export --out_dir`` does), and one that cannot be, or cannot be written, is named."""
     path = Path(out)
     if path.suffix.lower() != ".png":
         raise PredictError(f"--out must name a .png file, got {out}")
     partial = path.with_name(f".{path.name}.partial.png")
+    doing = f"create the folder {path.parent}"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doing = f"write {path}"
         save_image(images, partial, nrow=nrow, padding=2)
         os.replace(partial, path)
+    except OSError as err:
+        raise PredictError(f"--out {out}: cannot {doing} ({type(err).__name__}: {err.strerror or err}); pass --out "
+                           f"in a folder you can write") from None
     finally:
-        partial.unlink(missing_ok=True)
+        if path.parent.is_dir():
+            partial.unlink(missing_ok=True)
     return path
 
 

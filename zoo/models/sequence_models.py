@@ -265,18 +265,46 @@ class LSTMTagger(LogsDataBaselines, Classifier):
                              hidden_size=hp.hidden_size, bidirectional=hp.bidirectional, dropout=hp.dropout,
                              num_layers=hp.num_layers, word_dropout=hp.word_dropout)
 
+    # Training checks the sizes at setup, before anything runs. Validating, testing and predicting with a checkpoint
+    # (``--ckpt_path``) restore its datamodule state after setup: a run's checkpoint keeps the vocabularies it trained
+    # with, which replace those built from other CoNLL-U files, so these stages check when they start.
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        if stage == "fit":
+            self.check_vocabularies()
+
+    def on_validation_start(self) -> None:
+        super().on_validation_start()
+        self.check_vocabularies(self.trainer.ckpt_path)
+
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        self.check_vocabularies(self.trainer.ckpt_path)
+
+    def on_predict_start(self) -> None:
+        super().on_predict_start()
+        self.check_vocabularies(self.trainer.ckpt_path)
+
+    def check_vocabularies(self, checkpoint: Optional[str] = None) -> None:
+        """Refuse a datamodule whose vocabulary sizes are not the model's ``num_words``, ``num_chars``, naming the
+        fix: the model's sizes, or, after restoring ``checkpoint`` (which then held no vocabularies), other data."""
         datamodule = datamodule_of(self)
         if getattr(datamodule, "words", None) is None:  # not a set-up UDPosDataModule
             return
         expected = dict(zip(("num_words", "num_chars"), datamodule.vocab_sizes))
         wrong = {name: size for name, size in expected.items() if self.hparams[name] != size}
-        if wrong:
-            got = ", ".join(f"{name}={self.hparams[name]}" for name in wrong)
-            fix = ", ".join(f"model.init_args.{name}: {size}" for name, size in wrong.items())
-            raise ValueError(f"{type(self).__name__} was built with {got}, which does not fit the datamodule's "
-                             f"vocabularies; set {fix}")
+        if not wrong:
+            return
+        got = ", ".join(f"{name}={self.hparams[name]}" for name in wrong)
+        if checkpoint:  # its hyperparameters (the sizes) and its weights come with it: no option changes them
+            raise ValueError(f"{checkpoint} holds no vocabularies of {type(datamodule).__name__} to restore, and "
+                             f"the checkpoint's tagger was trained with {got}, which does not fit the vocabularies "
+                             f"built from the datamodule's training file ({', '.join(map(str, wrong.values()))}): "
+                             f"test it on the data it was trained on, or pass the checkpoint of a `zoo fit` run with "
+                             f"{type(datamodule).__name__} (it keeps its vocabularies)")
+        fix = ", ".join(f"model.init_args.{name}: {size}" for name, size in wrong.items())
+        raise ValueError(f"{type(self).__name__} was built with {got}, which does not fit the datamodule's "
+                         f"vocabularies; set {fix}")
 
     def forward(self, inputs: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         word_ids, char_ids, lengths = inputs
