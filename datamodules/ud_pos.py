@@ -351,7 +351,9 @@ class UDPosDataModule(SplitLoaders):
 
     def describe(self) -> dict:
         """Dataset facts for a checkpoint manifest (call after ``setup``)."""
-        facts: dict = {"dataset": f"Universal Dependencies {self.hparams.repository} (UPOS)"}
+        hp = self.hparams
+        name = f"Universal Dependencies {hp.repository}" if self.downloadable else f"CoNLL-U treebank {hp.treebank!r}"
+        facts: dict = {"dataset": f"{name} (UPOS)"}
         for split, sentences in self.sentences.items():
             facts[f"{split}_size"] = len(sentences)
             facts[f"{split}_tokens"] = sum(len(s.words) for s in sentences)

@@ -390,6 +390,10 @@ def test_missing_files_of_your_own_treebank_name_it_and_offer_no_download_that_c
     other = UDPosDataModule(root=str(tmp_path), treebank="fr_gsd", repository="UD_French-GSD")
     with pytest.raises(DatasetNotFoundError, match=r"(.|\n)*download true(.|\n)*UD_French-GSD/r2.16/fr_gsd-ud-test"):
         other.setup()
+    write_ud_treebank(tmp_path, treebank="my")
+    mine = UDPosDataModule(root=str(tmp_path), treebank="my")
+    mine.setup()
+    assert mine.describe()["dataset"] == "CoNLL-U treebank 'my' (UPOS)"  # what an exported manifest records
 
 
 def test_padding_does_not_change_a_sentences_predictions():
