@@ -125,6 +125,25 @@ class TwoClassPhotos(L.LightningDataModule):
         return rgb_batches(size=28)
 
 
+class Photos32(TwoClassPhotos):
+    """Someone's photos at 32x32, the side ImageFolderDataModule makes by default."""
+
+    image_size = 32
+
+    def train_dataloader(self):
+        return rgb_batches(size=32)
+
+
+@pytest.mark.parametrize("make", [lambda: tiny(MLPGAN, in_channels=3), lambda: LeNet(num_classes=2, in_channels=3)])
+def test_a_model_refuses_a_datamodule_of_another_image_size_naming_both_options(make):
+    """Before the first batch: Lightning would stop merging the two sets of hyperparameters (both hold image_size)
+    with a traceback, or the first batch with a matrix-size error."""
+    model = make()
+    with pytest.raises(ValueError, match=rf"{type(model).__name__} takes 28x28 images but Photos32 makes 32x32 ones; "
+                                         r"set --model.init_args.image_size 32"):
+        quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, datamodule=Photos32())
+
+
 def test_a_conditional_gan_refuses_a_datamodule_with_another_number_of_classes():
     """As a classifier does: labels 2..9 of a 10-class model would never be trained, yet `zoo sample --labels 5`
     would accept them."""

@@ -41,6 +41,19 @@ def check_class_count(module: L.LightningModule) -> None:
                          f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
 
 
+def check_image_size(module: L.LightningModule) -> None:
+    """Refuse a datamodule whose images have another side than the module's ``image_size`` (when both declare one),
+    naming both options; Lightning would otherwise stop with a traceback about merging the two sets of
+    hyperparameters, or the first batch with one about matrix sizes."""
+    datamodule = datamodule_of(module)
+    model_size, data_size = module.hparams.get("image_size"), getattr(datamodule, "image_size", None)
+    if model_size is None or data_size is None or model_size == data_size:
+        return
+    raise ValueError(f"{type(module).__name__} takes {model_size}x{model_size} images but {type(datamodule).__name__} "
+                     f"makes {data_size}x{data_size} ones; set --model.init_args.image_size {data_size} (or "
+                     f"--data.init_args.image_size {model_size} where the datamodule takes one)")
+
+
 class ZooModule(L.LightningModule):
     """Base of all zoo models: optimizer from plain hyperparameters, input-shape checks.
 
@@ -93,6 +106,10 @@ class ZooModule(L.LightningModule):
         self._epoch_metrics: dict[str, dict[str, tuple[Metric, bool]]] = {}
         self._train_sums: dict[str, tuple[Tensor, int, bool]] = {}
         self._next_step_log: dict[str, float] = {}
+
+    def setup(self, stage: str) -> None:
+        """Refuse a datamodule whose images are not this model's ``image_size`` (:func:`check_image_size`)."""
+        check_image_size(self)
 
     # ------------------------------------------------------------------ cheap logging
     # Lightning's ``self.log`` costs about 0.4 ms a call on a CPU (it moves its stored result to the device on
@@ -238,6 +255,7 @@ class Classifier(ZooModule):
     def setup(self, stage: str) -> None:
         """Refuse a datamodule whose ``class_names`` are not ``num_classes`` names: its labels would not fit the
         logits (``zoo fit`` on a folder of three classes with a two-class model, say)."""
+        super().setup(stage)
         check_class_count(self)
 
     def build_network(self) -> nn.Module:

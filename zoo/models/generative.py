@@ -64,6 +64,7 @@ class GenerativeModel(ZooModule):
 
     def setup(self, stage: str) -> None:
         """A conditional model refuses a datamodule with another number of classes (as a classifier does)."""
+        super().setup(stage)
         if self.hparams.conditional:
             check_class_count(self)
 
