@@ -81,3 +81,48 @@ def test_the_zoo_progress_bar_redraws_at_most_every_interval_and_at_the_last_bat
     assert [slow._should_update(n, 100) for n in (1, 2, 50, 99, 100)] == [True, False, False, False, True]
     every = ZooProgressBar(min_interval=0.0)
     assert all(every._should_update(n, 100) for n in (1, 2, 50, 99, 100))
+
+
+class ReadTrainLoss(RecordLosses):
+    """What a callback reading ``trainer.callback_metrics`` at every step sees, beside each step's loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[object, object]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        metrics = trainer.callback_metrics
+        self.seen.append((metrics.get("train/loss"), metrics.get("train/loss_step")))
+
+
+@pytest.mark.parametrize("how", ["monitor", "flag"])
+def test_a_callback_monitoring_a_training_metric_reads_every_steps_value(how, tmp_path):
+    """``ModelCheckpoint(monitor="train/loss", every_n_train_steps=2)`` compared stale values (the throttled step
+    logging of ZooModule.log_train_step): the zoo now logs every step when a callback monitors a train/ metric, or
+    when the model's ``log_every_train_step`` is set; each step's checkpoint is then saved with that step's loss."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from zoo.models import LeNet
+
+    torch.manual_seed(0)
+    model = LeNet()
+    x, y = torch.randn(48, 1, 28, 28), torch.randint(0, 10, (48,))
+    read = ReadTrainLoss()
+    callbacks = [read]
+    if how == "monitor":
+        callbacks.append(ModelCheckpoint(dirpath=tmp_path, monitor="train/loss", every_n_train_steps=2, save_top_k=-1,
+                                         filename="{step}-{train/loss:.6f}", auto_insert_metric_name=False))
+    else:
+        model.log_every_train_step = True
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=how == "monitor",
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=callbacks)
+    trainer.fit(model, DataLoader(TensorDataset(x, y), batch_size=16))
+    losses = [loss for _, loss, _ in read.losses]
+    assert len(losses) == 6
+    for loss, (as_loss, as_step) in zip(losses, read.seen):
+        assert float(as_loss) == pytest.approx(loss, rel=1e-6) and float(as_step) == pytest.approx(loss, rel=1e-6)
+    if how == "monitor":
+        saved = sorted(path.stem for path in tmp_path.glob("*.ckpt"))
+        assert saved == sorted(f"{s}-{losses[s - 1]:.6f}" for s in (2, 4, 6))

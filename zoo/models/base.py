@@ -117,6 +117,18 @@ class ZooModule(L.LightningModule):
 
     #: seconds between the progress bar's step values of ``log_train_step`` (the logger's steps always get theirs).
     step_log_interval: float = 0.25
+    #: log the training metrics of :meth:`log_train_step` through ``self.log`` at every step (slower), for callbacks
+    #: that read ``trainer.callback_metrics`` during an epoch; set on its own when a callback monitors ``train/...``.
+    log_every_train_step: bool = False
+
+    def logs_every_train_step(self, trainer: L.Trainer) -> bool:
+        """Whether :meth:`log_train_step` logs every step in this fit: :attr:`log_every_train_step`, or a callback
+        (``ModelCheckpoint``, ``EarlyStopping``, ...) whose ``monitor`` is a ``train/`` metric (read once a fit)."""
+        if getattr(self, "_every_step_for", None) != id(trainer):
+            monitors = [str(getattr(callback, "monitor", None) or "") for callback in trainer.callbacks]
+            self._every_step = self.log_every_train_step or any(m.startswith("train/") for m in monitors)
+            self._every_step_for = id(trainer)
+        return self._every_step
 
     def log_train_step(self, name: str, value: Tensor, batch_size: int, prog_bar: bool = True) -> None:
         """In a training step, what ``self.log(name, value, on_step=True, on_epoch=True, prog_bar=...)`` logs.
@@ -126,9 +138,14 @@ class ZooModule(L.LightningModule):
         through ``self.log`` only on the steps where someone sees it: those whose step metrics Lightning writes to
         the logger (every ``trainer.log_every_n_steps``; every step under ``fast_dev_run``), and for the progress
         bar at most every ``step_log_interval`` seconds.
+
+        A callback that reads a training metric at every step (a ``ModelCheckpoint`` or ``EarlyStopping`` whose
+        ``monitor`` is a ``train/`` metric, or any callback when :attr:`log_every_train_step` is set) gets what
+        ``self.log`` gives it: ``<name>`` and ``<name>_step`` are then logged at every step.
         """
         trainer = self.trainer
-        if not self.automatic_optimization:  # manual optimization counts steps per optimizer: log as Lightning does
+        if not self.automatic_optimization or self.logs_every_train_step(trainer):
+            # manual optimization counts steps per optimizer, and a monitor needs every step: log as Lightning does
             self.log(name, value, on_step=True, on_epoch=True, prog_bar=prog_bar, batch_size=batch_size)
             return
         value = value.detach()
