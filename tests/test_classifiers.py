@@ -113,3 +113,34 @@ def test_subclass_overrides_one_method():
     model = WideLeNet(width=64)
     assert model.network[-1].in_features == 64
     assert model.hparams.width == 64 and "lr" in model.hparams
+
+
+def test_a_subclass_that_changes_a_base_argument_on_the_way_up_or_skips_super_is_refused():
+    """save_hyperparameters keeps the subclass's value; the network would be built from the changed one, and a
+    checkpoint would rebuild another model. Passing arguments up unchanged (or with a new default) is fine."""
+    class WithBackground(LeNet):
+        def __init__(self, num_classes: int = 10, **kwargs):
+            super().__init__(num_classes=num_classes + 1, **kwargs)
+
+    class DoubleLr(LeNet):
+        def __init__(self, lr: float = 0.01, **kwargs):
+            super().__init__(lr=lr * 2, **kwargs)
+
+    class Direct(LeNet):
+        def __init__(self, width: int = 3, **kwargs):
+            LeNet.__init__(self, **kwargs)
+
+    class Elevenfold(LeNet):
+        def __init__(self, num_classes: int = 11, dropout: float = 0.1, **kwargs):
+            super().__init__(num_classes=num_classes, **kwargs)
+
+    with pytest.raises(ValueError, match=r"WithBackground was given num_classes=10 but passes num_classes=11 on to "
+                                         r"Classifier.*Give WithBackground's num_classes the default you want"):
+        WithBackground()
+    with pytest.raises(ValueError, match=r"DoubleLr was given lr=0.01 but passes lr=0.02 on to ZooModule"):
+        DoubleLr()
+    with pytest.raises(ValueError, match=r"Direct.__init__ calls its base class without the zero-argument super\(\)"):
+        Direct()
+    model = Elevenfold()
+    assert model.hparams.num_classes == 11 and model.hparams.dropout == 0.1
+    assert model.network[-1].out_features == 11

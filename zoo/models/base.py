@@ -9,6 +9,8 @@ method: ``build_network``, ``loss`` or ``configure_optimizers``.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
@@ -39,6 +41,45 @@ def check_class_count(module: L.LightningModule) -> None:
         shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
         raise ValueError(f"{type(module).__name__} has num_classes={module.hparams.num_classes} but the datamodule "
                          f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
+
+
+def check_saved_arguments(module: L.LightningModule) -> None:
+    """Refuse a subclass whose saved hyperparameters would not rebuild it (call after ``save_hyperparameters``).
+
+    ``save_hyperparameters`` collects the ``__init__`` arguments of every class on the way from the subclass to
+    :class:`ZooModule`, the subclass's value winning. A subclass that passes a base argument up *changed*
+    (``super().__init__(num_classes=num_classes + 1)``) builds its network from the changed value but saves its own,
+    and an ``__init__`` that calls its base without ``super()`` is not seen at all: either way a checkpoint would
+    rebuild another model. Both are refused here, naming the argument and the fix.
+    """
+    frame, levels = inspect.currentframe(), []
+    while frame is not None:
+        local = frame.f_locals
+        if frame.f_code.co_name == "__init__" and local.get("self") is module and "__class__" in local:
+            parameters = inspect.signature(local["__class__"].__init__).parameters.values()
+            levels.append((local["__class__"], {p.name: local[p.name] for p in parameters if p.name in local and
+                                                 p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}))
+        frame = frame.f_back
+    for (outer, given), (inner, passed) in itertools.product(levels[::-1], levels):
+        for name in given.keys() & passed.keys():
+            if issubclass(outer, inner) and outer is not inner and not _same_value(given[name], passed[name]):
+                raise ValueError(
+                    f"{outer.__name__} was given {name}={given[name]!r} but passes {name}={passed[name]!r} on to "
+                    f"{inner.__name__}: the network is built from {passed[name]!r} while the saved hyperparameters, "
+                    f"which rebuild the model from a checkpoint, keep {given[name]!r}. Give {outer.__name__}'s "
+                    f"{name} the default you want and pass it up unchanged.")
+    seen = {cls for cls, _ in levels}
+    for cls in type(module).__mro__:
+        if "__init__" in cls.__dict__ and issubclass(cls, ZooModule) and cls not in seen:
+            raise ValueError(f"{cls.__name__}.__init__ calls its base class without the zero-argument super(), so its "
+                             f"arguments are not saved and a checkpoint would not rebuild it: call super().__init__(...)")
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # tensors and the like: values the zoo's arguments never are
+        return True
 
 
 def check_image_size(module: L.LightningModule) -> None:
@@ -103,6 +144,7 @@ class ZooModule(L.LightningModule):
         if not 0 < warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be between 0 and 1, got {warmup_fraction}")
         self.save_hyperparameters()
+        check_saved_arguments(self)
         self._epoch_metrics: dict[str, dict[str, tuple[Metric, bool]]] = {}
         self._train_sums: dict[str, tuple[Tensor, int, bool]] = {}
         self._next_step_log: dict[str, float] = {}
