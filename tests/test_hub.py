@@ -130,3 +130,19 @@ def test_evaluate_refuses_a_missing_checkpoint_or_one_of_another_model(exported,
     with pytest.raises(CheckpointError,
                        match=r"does not rebuild zoo.models.MLP \(entry .mlp_mnist.\): Error\(s\) in loading"):
         evaluation.evaluate("mlp_mnist", str(tmp_path / "model.ckpt"))
+
+
+def test_a_checkpoint_of_a_python_trainer_that_names_no_class_says_the_entrys_class_was_assumed(tmp_path):
+    """Only LightningCLI writes the model's class into a checkpoint; a subclass trained by a Trainer of your own
+    does not rebuild as the entry's class, and the message says why instead of blaming the subclass's argument."""
+    from tests.helpers.custom_models import WideLeNet
+
+    path = tmp_path / "wide.ckpt"
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.strategy.connect(WideLeNet(width=32))
+    trainer.save_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"does not rebuild zoo.models.LeNet \(entry 'lenet_mnist'\) \(the "
+                                              r"checkpoint names no model class: it was saved by a Trainer of your "
+                                              r"own, not `zoo fit`, .*load_from_checkpoint.*width"):
+        hub.load_checkpoint("lenet_mnist", str(path))

@@ -160,8 +160,12 @@ def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = 
     if not issubclass(model_cls, entry_cls):
         raise CheckpointError(f"{ckpt_path} is not a checkpoint of {entry.model_class} (entry {entry_name!r}) or a "
                               f"subclass of it but of {recorded}; pass the .ckpt a `zoo fit -c {entry_name}` run wrote")
+    named = "_class_path" in checkpoint.get("hyper_parameters", {})
     model = rebuild_from_checkpoint(model_cls, ckpt_path, f"{ckpt_path} does not rebuild {recorded} (entry "
-                                                          f"{entry_name!r})")
+                                    f"{entry_name!r})" + ("" if named else
+                                    " (the checkpoint names no model class: it was saved by a Trainer of your own, "
+                                    "not `zoo fit`, so the entry's class was assumed; reload a subclass's checkpoint "
+                                    "with YourClass.load_from_checkpoint in Python)"))
     stored = plain_hparams(checkpoint.get("datamodule_hyper_parameters", {}))
     dm_cls = import_trusted(checkpoint.get("datamodule_hyper_parameters", {}).get(
         "_class_path", entry.datamodule_class), L.LightningDataModule)
