@@ -106,6 +106,9 @@ class MatchChannels(nn.Module):
         self.channels = channels
 
     def forward(self, image: Tensor) -> Tensor:
+        if not isinstance(image, Tensor):
+            raise TypeError(f"expected an image (a PIL image, a numpy array or a tensor (C, H, W)), got "
+                            f"{type(image).__name__}")
         if image.ndim < 3 or image.shape[-3] not in (1, 3, 4):
             raise ValueError(f"expected image tensors (..., C, H, W) with 1, 3 or 4 channels, got "
                              f"{tuple(image.shape)}")

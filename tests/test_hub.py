@@ -128,7 +128,8 @@ def test_evaluate_refuses_a_missing_checkpoint_or_one_of_another_model(exported,
     with pytest.raises(CheckpointError, match="no checkpoint at .*nope.ckpt; pass the .ckpt"):
         evaluation.evaluate("lenet_mnist5k", str(tmp_path / "nope.ckpt"))
     with pytest.raises(CheckpointError,
-                       match=r"does not rebuild zoo.models.MLP \(entry .mlp_mnist.\): Error\(s\) in loading"):
+                       match=r"does not rebuild zoo.models.MLP \(entry .mlp_mnist.\) \(the checkpoint names no model "
+                             r"class: .*\): Error\(s\) in loading"):
         evaluation.evaluate("mlp_mnist", str(tmp_path / "model.ckpt"))
 
 

@@ -190,6 +190,21 @@ def test_list_models_transforms_and_class_names():
         zoo.transforms("lstm_airline")
 
 
+def test_transforms_take_pil_images_numpy_arrays_and_grey_tensors_as_torchvision_weights_transforms_do():
+    from PIL import Image
+
+    grey = (torch.rand(1, 40, 30, generator=torch.Generator().manual_seed(0)) * 255).byte()
+    transform = zoo.transforms("lenet_mnist")
+    x = transform(grey)
+    for same in (Image.fromarray(grey[0].numpy()), grey[0].numpy(), grey[0]):
+        y = transform(same)
+        assert type(y) is torch.Tensor and torch.equal(y, x)
+    rgb = zoo.transforms("airbench_cifar10")(Image.new("RGB", (50, 40), (200, 10, 10)))
+    assert type(rgb) is torch.Tensor and rgb.shape == (3, 32, 32)
+    with pytest.raises(TypeError, match="expected an image .*PIL image.*got str"):
+        transform("my_digit.png")
+
+
 def test_checkpoint_dir_prefers_the_environment_then_the_installed_package(tmp_path, monkeypatch):
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
     assert registry.checkpoint_dir() == tmp_path

@@ -54,11 +54,12 @@ def check_spec(spec: Any, source: str = "preprocessing") -> dict[str, Any]:
 
 
 def image_transforms(spec: dict[str, Any]) -> v2.Compose:
-    """The transform from a uint8 image tensor ``(C, H, W)`` of any size to the model's normalized float input
-    ``(channels, H, W)``, for a manifest's ``preprocessing``."""
+    """The transform from an image of any size to the model's normalized float input ``(channels, H, W)``, for a
+    manifest's ``preprocessing``: a uint8 tensor ``(C, H, W)`` or ``(H, W)`` (a batch ``(N, C, H, W)`` too), a PIL
+    image or a ``(H, W[, C])`` numpy array, as torchvision's ``Weights.transforms()`` take them."""
     check_spec(spec)
     height, width = spec["input_size"]
-    steps: list[nn.Module] = [MatchChannels(spec["channels"])]
+    steps: list[nn.Module] = [v2.ToImage(), MatchChannels(spec["channels"])]
     if spec.get("polarity") == "light-on-dark":
         steps.append(LightOnDark())
     steps.append(CapAspect())
@@ -73,4 +74,4 @@ def image_transforms(spec: dict[str, Any]) -> v2.Compose:
         steps.append(Binarize())
     if spec.get("mean") is not None:
         steps.append(v2.Normalize(list(spec["mean"]), list(spec["std"])))
-    return v2.Compose(steps)
+    return v2.Compose([*steps, v2.ToPureTensor()])
