@@ -239,6 +239,21 @@ def test_class_condition_changes_the_likelihood_and_is_required():
         tiny_model(image_size=4).sample(2, labels=torch.tensor([0, 1]))
 
 
+def test_sampling_checks_n_and_labels_as_the_other_generative_models_do():
+    model = tiny_model(image_size=4)
+    with pytest.raises(ValueError, match=r"whole number of samples n >= 0, got -1"):
+        model.sample(-1)
+    assert model.sample(0).shape == (0, 1, 4, 4)
+    conditional = tiny_model(image_size=4, conditional=True)
+    assert conditional.sample(0, labels=[]).shape == (0, 1, 4, 4)
+    torch.testing.assert_close(conditional.sample(2, labels=[3, 7], generator=torch.Generator().manual_seed(0)),
+                               conditional.sample(2, torch.tensor([3, 7]), torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"integer class labels, got dtype torch\.float32"):
+        conditional.sample(2, labels=torch.tensor([3.5, 7.0]))
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        conditional.sample(2, labels=[3, 10])
+
+
 def test_model_rejects_images_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\), got \(2, 3, 28, 28\)"):
         tiny_model()(torch.zeros(2, 3, 28, 28))
