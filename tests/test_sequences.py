@@ -465,6 +465,30 @@ def test_the_encoder_gives_the_training_batches_ids_and_unk_for_unseen_symbols(u
         UDPosDataModule(root="/nowhere").sentence_encoder()
 
 
+def test_the_encoder_asks_for_a_list_of_sentences_when_given_one_string_or_non_string_words(ud_root):
+    dm = UDPosDataModule(root=str(ud_root), min_word_count=1)
+    dm.setup()
+    with pytest.raises(ValueError, match=r"takes a list of sentences .* got one string: pass \['I know'\]"):
+        dm.sentence_encoder()("I know")
+    with pytest.raises(ValueError, match="sentence 1 holds a word that is not a string"):
+        dm.sentence_encoder()(["I know", [3, 4]])
+
+
+def test_the_tagger_names_what_forward_takes():
+    model = LSTMTagger(num_words=30, num_chars=20, word_dim=8, char_hidden=4, hidden_size=8).eval()
+    word_ids, char_ids = torch.randint(1, 30, (2, 3)), torch.randint(1, 20, (2, 3, 4))
+    with pytest.raises(ValueError, match=r"takes the tuple of tensors \(word_ids, char_ids, lengths\).*"
+                                         r"got a tensor of shape \(2, 3\)"):
+        model(word_ids)
+    with pytest.raises(ValueError, match=r"got a tuple of 2"):
+        model((word_ids, char_ids))
+    with pytest.raises(ValueError, match=r"lengths \(the words of each sentence\) in 1\.\.3.*got 2\.\.5"):
+        model((word_ids, char_ids, torch.tensor([5, 2])))
+    with pytest.raises(ValueError, match=r"in 1\.\.3.*got 0\.\.3"):
+        model((word_ids, char_ids, torch.tensor([3, 0])))
+    assert model((word_ids, char_ids, torch.tensor([3, 2]))).shape == (2, 17, 3)
+
+
 def test_a_runs_checkpoint_tests_validates_and_predicts_other_conllu_files_with_its_own_vocabularies(ud_root, tmp_path):
     """``zoo test/validate/predict --ckpt_path <run>.ckpt`` on a treebank of your own: the vocabularies built from the
     other files' training split (smaller here) give way to the checkpoint's, restored after setup; unseen words are

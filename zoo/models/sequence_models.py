@@ -307,10 +307,24 @@ class LSTMTagger(LogsDataBaselines, Classifier):
                          f"vocabularies; set {fix}")
 
     def forward(self, inputs: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """Scores ``(N, num_classes, T)`` of ``inputs = (word_ids, char_ids, lengths)``, what the datamodule's
+        ``sentence_encoder()`` (``zoo.transforms`` of a tagger entry) returns for a list of sentences."""
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 3 and all(isinstance(t, Tensor) for t in inputs)):
+            if isinstance(inputs, Tensor):
+                got = f"a tensor of shape {tuple(inputs.shape)}"
+            else:
+                got = f"a {type(inputs).__name__}" + (f" of {len(inputs)}" if isinstance(inputs, (tuple, list)) else "")
+            raise ValueError(f"{type(self).__name__} takes the tuple of tensors (word_ids, char_ids, lengths) that its "
+                             f"sentence encoder returns (zoo.transforms(<tagger entry>)(list of sentences)), got {got}")
         word_ids, char_ids, lengths = inputs
         self.check_input(word_ids, (None, None), "word_ids")
         self.check_input(char_ids, (word_ids.shape[0], word_ids.shape[1], None), "char_ids")
         self.check_input(lengths, (word_ids.shape[0],), "lengths")
+        longest = word_ids.shape[1]
+        if lengths.numel() and (lengths.min() < 1 or lengths.max() > longest):
+            raise ValueError(f"{type(self).__name__} expects lengths (the words of each sentence) in 1..{longest}, "
+                             f"the padded length T of word_ids {tuple(word_ids.shape)}, got "
+                             f"{lengths.min()}..{lengths.max()}")
         return self.network(word_ids, char_ids, lengths).transpose(1, 2)
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
