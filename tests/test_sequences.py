@@ -117,6 +117,21 @@ def test_a_forecast_feeds_each_forecast_back_as_the_last_month():
         model.forecast(series[:2], 1)
 
 
+def test_a_forecast_takes_a_list_of_numbers_and_refuses_negative_steps():
+    torch.manual_seed(0)
+    model = LSTMForecaster(look_back=3).eval()
+    values = [100.0, 120.0, 90.0, 130.0]
+    torch.testing.assert_close(model.forecast(values, 2), model.forecast(torch.tensor(values), 2))
+    assert model.forecast(values, 0).shape == (0,)  # as sample(0): an empty result
+    with pytest.raises(ValueError, match=r"forecast\(series, steps\) takes a whole number of values to forecast, "
+                                         r"steps >= 0, got -2"):
+        model.forecast(values, -2)
+    with pytest.raises(ValueError, match=r"got 1\.5"):
+        model.forecast(values, 1.5)
+    with pytest.raises(ValueError, match=r"series as a tensor \(T,\) or a list of numbers, got str"):
+        model.forecast("100 120 90", 1)
+
+
 def test_forecast_labels_continue_months_or_count_steps():
     assert predict.following_labels("1960-11", 3) == ["1960-12", "1961-01", "1961-02"]
     assert predict.following_labels("week 7", 2) == ["+1", "+2"]

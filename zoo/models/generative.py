@@ -16,7 +16,6 @@ Pixel range: every generative model reads and returns images in [0, 1] (configur
 
 from __future__ import annotations
 
-import operator
 from typing import Any, Optional, Sequence, Union
 
 import torch
@@ -26,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
 from zoo.models.base import ZooModule, check_class_count
+from zoo.models.checks import check_count
 
 
 def to_tanh_range(images: Tensor) -> Tensor:
@@ -40,17 +40,6 @@ def from_tanh_range(images: Tensor) -> Tensor:
 
 #: what ``sample`` and the label checks take as labels: a tensor or a sequence of ints (``zoo sample --labels 3 7``).
 Labels = Union[Tensor, Sequence[int]]
-
-
-def check_sample_count(model: nn.Module, n: Any) -> int:
-    """The number of samples ``n`` as an int >= 0 (0 gives an empty batch); ``ValueError`` naming it otherwise."""
-    try:
-        count = operator.index(n) if not isinstance(n, bool) else None
-    except TypeError:
-        count = None
-    if count is None or count < 0:
-        raise ValueError(f"{type(model).__name__}.sample(n) takes a whole number of samples n >= 0, got {n!r}")
-    return count
 
 
 def check_class_labels(model: nn.Module, labels: Optional[Labels], n: int, num_classes: int) -> Tensor:
@@ -157,7 +146,7 @@ class GenerativeModel(ZooModule):
         Runs in eval mode (batch norm uses its running statistics) and restores the mode; the same generator
         state gives the same images.
         """
-        n = check_sample_count(self, n)
+        n = check_count(self, n, "sample(n)", "samples n")
         labels = self.check_labels(labels, n)
         was_training = self.training
         self.eval()

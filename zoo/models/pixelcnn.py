@@ -24,7 +24,8 @@ from torch.nn.utils import parametrize
 
 from zoo.layers.pixelcnn import PixelCNNNetwork
 from zoo.models.base import ZooModule
-from zoo.models.generative import Labels, check_class_labels, check_sample_count
+from zoo.models.checks import check_count
+from zoo.models.generative import Labels, check_class_labels
 
 
 class PixelCNN(ZooModule):
@@ -119,7 +120,7 @@ class PixelCNN(ZooModule):
         """
         if labels is not None and not self.hparams.conditional:
             raise ValueError("this PixelCNN is unconditional (conditional=False): sample without labels")
-        n = check_sample_count(self, n)
+        n = check_count(self, n, "sample(n)", "samples n")
         size = self.hparams.image_size
         h = self.condition(labels, n)
         was_training = self.training

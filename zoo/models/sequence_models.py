@@ -13,7 +13,8 @@ trigram perplexity, most-frequent-tag accuracy) beside its own test metrics.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet
 from zoo.models.base import Classifier, Regressor, datamodule_of
+from zoo.models.checks import check_count
 
 #: the tag of padding positions, which the loss and the accuracy skip: ``F.cross_entropy``'s default
 #: ``ignore_index``, the value :class:`datamodules.UDPosDataModule` pads tag sequences with.
@@ -92,12 +94,20 @@ class LSTMForecaster(LogsDataBaselines, Regressor):
         return values * self.scale
 
     @torch.no_grad()
-    def forecast(self, series: Tensor, steps: int) -> Tensor:
-        """The ``steps`` values after ``series`` ``(T,)``, both in the series' own unit (``T >= look_back``).
+    def forecast(self, series: Union[Tensor, Sequence[float]], steps: int) -> Tensor:
+        """The ``steps`` values after ``series`` ``(T,)`` (a tensor or a list of numbers), both in the series' own
+        unit (``T >= look_back``; ``steps = 0``: an empty tensor).
 
         Recursive multi-step forecasting: each one-step forecast becomes the last month of the next window, so
         errors compound with the horizon.
         """
+        steps = check_count(self, steps, "forecast(series, steps)", "values to forecast, steps")
+        if not isinstance(series, Tensor):
+            try:
+                series = torch.as_tensor(series, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(f"{type(self).__name__}.forecast takes the series as a tensor (T,) or a list of "
+                                 f"numbers, got {type(series).__name__}") from None
         look_back = self.hparams.look_back
         if series.ndim != 1 or len(series) < look_back:
             raise ValueError(f"a forecast needs the last {look_back} values (look_back) of a series of shape (T,), "
