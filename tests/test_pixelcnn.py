@@ -146,6 +146,16 @@ def test_gated_block_errors_name_expected_and_received():
         GatedResidualBlock(4)(x, a=a)
 
 
+def test_network_names_images_of_other_channels_than_in_channels():
+    net = PixelCNNNetwork(channels=4, num_blocks=1)
+    with pytest.raises(ValueError, match=r"images x of shape \(N, 1, H, W\), got \(2, 3, 8, 8\); check the images, or "
+                                         r"the network's in_channels=1"):
+        net(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"got \(8, 8\)"):
+        net(torch.rand(8, 8))
+    assert PixelCNNNetwork(in_channels=3, channels=4, num_blocks=1)(torch.rand(2, 3, 8, 8)).shape == (2, 1, 8, 8)
+
+
 # ---------------------------------------------------------------- network causality
 @pytest.mark.parametrize("condition_dim", [0, 4])
 def test_network_output_at_each_pixel_ignores_that_pixel_and_later_ones(condition_dim):
