@@ -176,7 +176,14 @@ class SentenceEncoder:
         return self.words.index(word_form(w, self.lowercase_words) for w in words), [self.chars.index(w) for w in words]
 
     def __call__(self, sentences: Sequence[Sequence[str] | str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if isinstance(sentences, str):
+            raise ValueError(f"the tagger's encoder takes a list of sentences (each a string of words separated by "
+                             f"spaces, or a list of words), got one string: pass [{sentences[:40]!r}]")
         split = [sentence.split() if isinstance(sentence, str) else list(sentence) for sentence in sentences]
+        words_not_strings = [i for i, words in enumerate(split) if not all(isinstance(w, str) for w in words)]
+        if words_not_strings:
+            raise ValueError(f"sentence {words_not_strings[0]} holds a word that is not a string: give each sentence "
+                             f"as a list of words (strings) or a string of words separated by spaces")
         empty = [i for i, words in enumerate(split) if not words or not all(words)]
         if not split or empty:
             raise ValueError(f"sentence {empty[0] if empty else 0} is empty or holds an empty word: give each "

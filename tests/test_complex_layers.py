@@ -4,6 +4,7 @@ complex arithmetic, batch norm whitening, activations, dropout and Rayleigh init
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -184,6 +185,50 @@ def test_layers_reject_real_input_and_wrong_channels():
         ComplexLinear(6, 2, method="fast")
     with pytest.raises(ValueError, match="real image"):
         LearnedImaginaryInput(1)(crandn(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("layer, z", [(lambda: ComplexLinear(4, 3), lambda: crandn(2, 4)),
+                                      (lambda: ComplexConv2d(3, 2, 3), lambda: crandn(2, 3, 8, 8))])
+def test_complex128_input_names_the_dtype_and_the_conversion_that_works(layer, z):
+    z128 = z().to(torch.complex128)
+    with pytest.raises(TypeError, match=r"complex64 weights and got a torch.complex128 input; convert the input "
+                                        r"with .to\(torch.complex64\), or the layer with .to\(torch.complex128\)"):
+        layer()(z128)
+    with pytest.raises(TypeError, match=r"complex64 weights and got a torch.complex128"):
+        layer().double()(z128)  # .double() leaves complex parameters as they are
+    with warnings.catch_warnings():  # PyTorch's own, about the lost imaginary parts (warned once per process)
+        warnings.simplefilter("ignore")
+        real = layer().to(torch.float64)
+    with pytest.raises(TypeError, match=r"holds torch.float64 weights: .*dropped their imaginary parts"):
+        real(z128)
+    torch.manual_seed(0)
+    net = layer()
+    expected = net(z128.to(torch.complex64))
+    with warnings.catch_warnings():  # PyTorch's "Complex modules are a new feature" (warned once per process)
+        warnings.simplefilter("ignore")
+        net = net.to(torch.complex128)
+    torch.testing.assert_close(net(z128), expected.to(torch.complex128), rtol=1e-4, atol=1e-5)
+
+
+def test_modrelu_names_a_missing_batch_dimension():
+    with pytest.raises(ValueError, match=r"expects 4 channels/features in dimension 1 of a batch, got shape \(4,\); "
+                                         r"for one sample, add the batch dimension"):
+        ModReLU(4)(crandn(4))
+    with pytest.raises(ValueError, match=r"dimension -1 of a batch, got shape \(\)"):
+        ComplexLinear(4, 3)(crandn(4)[0])
+
+
+def test_batch_norm_momentum_none_keeps_the_cumulative_average_as_nn_batchnorm_does():
+    bn = ComplexBatchNorm2d(2, affine=False, momentum=None)
+    batches = [correlated_complex(16, 2, 3, 3, seed=seed) for seed in range(3)]
+    for batch in batches:
+        bn(batch)
+    n = batches[0].numel() // 2
+    means, covariances = zip(*(channel_moments(batch) for batch in batches))
+    expected_mean = torch.view_as_complex(torch.stack(means).mean(0).contiguous())
+    torch.testing.assert_close(bn.running_mean, expected_mean, atol=1e-5, rtol=1e-5)
+    expected_cov = torch.stack(covariances).mean(0) * n / (n - 1)
+    torch.testing.assert_close(bn.running_covar, expected_cov.flatten(1)[:, [0, 1, 3]], atol=1e-4, rtol=1e-4)
 
 
 def test_bf16_autocast_computes_the_products_in_bfloat16_and_returns_complex64():

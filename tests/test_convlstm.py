@@ -179,6 +179,20 @@ def test_bad_input_gives_clear_errors():
         ConvLSTM(1, [2, 2], num_layers=3)
 
 
+def test_per_position_peepholes_name_their_frame_size_and_an_empty_sequence_is_refused():
+    cell = ConvLSTMCell(3, 8, peephole=True, peephole_size=(16, 16))
+    with pytest.raises(ValueError, match=r"peephole_size=\(16, 16\).*got x of shape \(2, 3, 8, 8\); build it with "
+                                         r"peephole_size=\(8, 8\), or None"):
+        cell(torch.randn(2, 3, 8, 8))
+    assert cell(torch.randn(2, 3, 16, 16))[0].shape == (2, 8, 16, 16)
+    with pytest.raises(ValueError, match=r"peephole_size=\(16, 16\)"):
+        ConvLSTM(3, 8, peephole=True, peephole_size=(16, 16))(torch.randn(2, 1, 3, 8, 8))
+    assert ConvLSTMCell(3, 8, peephole_size=(16, 16))(torch.randn(2, 3, 8, 8))[0].shape == (2, 8, 8, 8)  # no peephole
+    for batch_first, x in ((False, torch.randn(0, 2, 3, 8, 8)), (True, torch.randn(2, 0, 3, 8, 8))):
+        with pytest.raises(ValueError, match=r"at least one time step, got T=0"):
+            ConvLSTM(3, 4, batch_first=batch_first)(x)
+
+
 def test_encoder_forecaster_shapes_and_gradients():
     torch.manual_seed(0)
     net = ConvLSTMEncoderForecaster(1, [4, 6], [3, 5], patch_size=4, frames_out=3)

@@ -196,6 +196,36 @@ def test_label_errors_name_the_problem():
         tiny(ConditionalGAN).sample(2, labels=torch.tensor([0, 10]))
 
 
+@pytest.mark.parametrize("n", [-1, 2.0, True, "2"])
+def test_sample_refuses_a_count_that_is_not_a_whole_number_at_least_0(n):
+    for model in (tiny(VAE), tiny(MLPGAN)):
+        with pytest.raises(ValueError, match=r"whole number of samples n >= 0"):
+            model.sample(n)
+
+
+def test_sample_of_0_is_an_empty_batch_for_conditional_models_too():
+    assert tiny(VAE).sample(0).shape == (0, 1, 28, 28)
+    model = tiny(ConditionalGAN)
+    assert model.sample(0, labels=torch.tensor([], dtype=torch.long)).shape == (0, 1, 28, 28)
+    assert model.sample(0, labels=[]).shape == (0, 1, 28, 28)
+
+
+def test_sample_takes_labels_as_a_list_of_ints_as_zoo_sample_does():
+    model = tiny(ConditionalGAN)
+    for labels in ([3, 7], (3, 7), torch.tensor([3, 7], dtype=torch.int32)):
+        torch.testing.assert_close(model.sample(2, labels=labels, generator=torch.Generator().manual_seed(0)),
+                                   model.sample(2, torch.tensor([3, 7]), torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("labels", [torch.tensor([3.5, 7.0]), torch.tensor([3.0, 7.0]), [3.5, 7],
+                                    torch.tensor([True, False])])
+def test_sample_refuses_labels_that_are_not_integers(labels):
+    with pytest.raises(ValueError, match=r"integer class labels, got dtype torch\.(float|bool)"):
+        tiny(ConditionalGAN).sample(2, labels=labels)
+    with pytest.raises(ValueError, match="tensor or a list of ints"):
+        tiny(ConditionalGAN).sample(2, labels=["a", "b"])
+
+
 def test_conditional_samples_depend_on_the_label():
     model = tiny(ConditionalGAN)
     a = model.sample(2, labels=torch.tensor([0, 0]), generator=torch.Generator().manual_seed(0))

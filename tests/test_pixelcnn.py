@@ -146,6 +146,16 @@ def test_gated_block_errors_name_expected_and_received():
         GatedResidualBlock(4)(x, a=a)
 
 
+def test_network_names_images_of_other_channels_than_in_channels():
+    net = PixelCNNNetwork(channels=4, num_blocks=1)
+    with pytest.raises(ValueError, match=r"images x of shape \(N, 1, H, W\), got \(2, 3, 8, 8\); check the images, or "
+                                         r"the network's in_channels=1"):
+        net(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"got \(8, 8\)"):
+        net(torch.rand(8, 8))
+    assert PixelCNNNetwork(in_channels=3, channels=4, num_blocks=1)(torch.rand(2, 3, 8, 8)).shape == (2, 1, 8, 8)
+
+
 # ---------------------------------------------------------------- network causality
 @pytest.mark.parametrize("condition_dim", [0, 4])
 def test_network_output_at_each_pixel_ignores_that_pixel_and_later_ones(condition_dim):
@@ -237,6 +247,21 @@ def test_class_condition_changes_the_likelihood_and_is_required():
         model.nll(x, torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="unconditional"):
         tiny_model(image_size=4).sample(2, labels=torch.tensor([0, 1]))
+
+
+def test_sampling_checks_n_and_labels_as_the_other_generative_models_do():
+    model = tiny_model(image_size=4)
+    with pytest.raises(ValueError, match=r"whole number of samples n >= 0, got -1"):
+        model.sample(-1)
+    assert model.sample(0).shape == (0, 1, 4, 4)
+    conditional = tiny_model(image_size=4, conditional=True)
+    assert conditional.sample(0, labels=[]).shape == (0, 1, 4, 4)
+    torch.testing.assert_close(conditional.sample(2, labels=[3, 7], generator=torch.Generator().manual_seed(0)),
+                               conditional.sample(2, torch.tensor([3, 7]), torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"integer class labels, got dtype torch\.float32"):
+        conditional.sample(2, labels=torch.tensor([3.5, 7.0]))
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        conditional.sample(2, labels=[3, 10])
 
 
 def test_model_rejects_images_of_the_wrong_shape():

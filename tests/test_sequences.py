@@ -117,6 +117,21 @@ def test_a_forecast_feeds_each_forecast_back_as_the_last_month():
         model.forecast(series[:2], 1)
 
 
+def test_a_forecast_takes_a_list_of_numbers_and_refuses_negative_steps():
+    torch.manual_seed(0)
+    model = LSTMForecaster(look_back=3).eval()
+    values = [100.0, 120.0, 90.0, 130.0]
+    torch.testing.assert_close(model.forecast(values, 2), model.forecast(torch.tensor(values), 2))
+    assert model.forecast(values, 0).shape == (0,)  # as sample(0): an empty result
+    with pytest.raises(ValueError, match=r"forecast\(series, steps\) takes a whole number of values to forecast, "
+                                         r"steps >= 0, got -2"):
+        model.forecast(values, -2)
+    with pytest.raises(ValueError, match=r"got 1\.5"):
+        model.forecast(values, 1.5)
+    with pytest.raises(ValueError, match=r"series as a tensor \(T,\) or a list of numbers, got str"):
+        model.forecast("100 120 90", 1)
+
+
 def test_forecast_labels_continue_months_or_count_steps():
     assert predict.following_labels("1960-11", 3) == ["1960-12", "1961-01", "1961-02"]
     assert predict.following_labels("week 7", 2) == ["+1", "+2"]
@@ -463,6 +478,30 @@ def test_the_encoder_gives_the_training_batches_ids_and_unk_for_unseen_symbols(u
         restored.sentence_encoder()(["I know", "  "])
     with pytest.raises(RuntimeError, match="no vocabularies yet: call setup"):
         UDPosDataModule(root="/nowhere").sentence_encoder()
+
+
+def test_the_encoder_asks_for_a_list_of_sentences_when_given_one_string_or_non_string_words(ud_root):
+    dm = UDPosDataModule(root=str(ud_root), min_word_count=1)
+    dm.setup()
+    with pytest.raises(ValueError, match=r"takes a list of sentences .* got one string: pass \['I know'\]"):
+        dm.sentence_encoder()("I know")
+    with pytest.raises(ValueError, match="sentence 1 holds a word that is not a string"):
+        dm.sentence_encoder()(["I know", [3, 4]])
+
+
+def test_the_tagger_names_what_forward_takes():
+    model = LSTMTagger(num_words=30, num_chars=20, word_dim=8, char_hidden=4, hidden_size=8).eval()
+    word_ids, char_ids = torch.randint(1, 30, (2, 3)), torch.randint(1, 20, (2, 3, 4))
+    with pytest.raises(ValueError, match=r"takes the tuple of tensors \(word_ids, char_ids, lengths\).*"
+                                         r"got a tensor of shape \(2, 3\)"):
+        model(word_ids)
+    with pytest.raises(ValueError, match=r"got a tuple of 2"):
+        model((word_ids, char_ids))
+    with pytest.raises(ValueError, match=r"lengths \(the words of each sentence\) in 1\.\.3.*got 2\.\.5"):
+        model((word_ids, char_ids, torch.tensor([5, 2])))
+    with pytest.raises(ValueError, match=r"in 1\.\.3.*got 0\.\.3"):
+        model((word_ids, char_ids, torch.tensor([3, 0])))
+    assert model((word_ids, char_ids, torch.tensor([3, 2]))).shape == (2, 17, 3)
 
 
 def test_a_runs_checkpoint_tests_validates_and_predicts_other_conllu_files_with_its_own_vocabularies(ud_root, tmp_path):

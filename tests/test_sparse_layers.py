@@ -255,6 +255,15 @@ def test_boost_strength_decays_and_state_is_in_buffers():
     assert {"duty_cycles", "boost_strength", "samples_seen"} <= set(layer.state_dict())
 
 
+@pytest.mark.parametrize("factor", [-1, 1.5])
+def test_boost_strength_factor_is_a_decay_factor_in_0_1(factor):
+    for layer in (lambda: KWinners(10, 3, boost_strength_factor=factor),
+                  lambda: KWinners2d(channels=2, k=1, boost_strength_factor=factor)):
+        with pytest.raises(ValueError, match=rf"boost_strength_factor must be in \[0, 1\].*got {factor}"):
+            layer()
+    assert KWinners(10, 3, boost_strength_factor=0).boost_strength_factor == 0  # boosting for the first epoch only
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match=r"expects input of shape \(N, 8\), got \(2, 7\)"):
         KWinners(units=8, k=2)(torch.randn(2, 7))

@@ -205,6 +205,18 @@ def test_transforms_take_pil_images_numpy_arrays_and_grey_tensors_as_torchvision
         transform("my_digit.png")
 
 
+def test_import_zoo_stays_light_and_reaches_the_subpackages_on_first_use():
+    code = ("import sys, zoo\n"
+            "assert 'torch' not in sys.modules, 'import zoo imported torch'\n"
+            "print(zoo.models.LeNet.__name__, zoo.layers.ModReLU.__name__, zoo.callbacks.__name__, "
+            "zoo.registry.__name__)\n"
+            "try:\n    zoo.no_such_thing\nexcept AttributeError as error:\n    print(error)\n")
+    proc = ok(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True))
+    assert proc.stdout.splitlines() == ["LeNet ModReLU zoo.callbacks zoo.registry",
+                                        "module 'zoo' has no attribute 'no_such_thing'"]
+    assert {"models", "layers", "callbacks", "load"} <= set(dir(zoo))
+
+
 def test_checkpoint_dir_prefers_the_environment_then_the_installed_package(tmp_path, monkeypatch):
     monkeypatch.setenv(registry.CHECKPOINT_DIR_ENV, str(tmp_path))
     assert registry.checkpoint_dir() == tmp_path

@@ -58,7 +58,12 @@ def check_complex(z: Tensor, layer: str, ndims: Optional[tuple[int, ...]] = None
 
 
 def check_channels(z: Tensor, expected: int, layer: str, dim: int = 1) -> None:
-    """Raise ``ValueError`` if ``z.shape[dim]`` is not ``expected``."""
+    """Raise ``ValueError`` if ``z`` has no dimension ``dim`` or ``z.shape[dim]`` is not ``expected``."""
+    if z.ndim <= (dim if dim >= 0 else -dim - 1):
+        raise ValueError(
+            f"{layer} expects {expected} channels/features in dimension {dim} of a batch, got shape "
+            f"{tuple(z.shape)}; for one sample, add the batch dimension: z[None]"
+        )
     if z.shape[dim] != expected:
         raise ValueError(
             f"{layer} expects {expected} channels/features in dimension {dim}, got shape {tuple(z.shape)}; "
@@ -220,6 +225,19 @@ class _ComplexWeightLayer(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def check_input(self, z: Tensor, ndims: Optional[tuple[int, ...]], dim: int) -> None:
+        """:func:`check_complex` and :func:`check_channels` of ``z``, and ``z``'s dtype against the weight's."""
+        name, weight = type(self).__name__, self.weight
+        check_complex(z, name, ndims)
+        check_channels(z, weight.shape[1], name, dim)
+        if not weight.is_complex():
+            raise TypeError(f"{name} holds {weight.dtype} weights: converting it to a real dtype (.to(torch.float64)) "
+                            f"dropped their imaginary parts; build it again, and convert it with .to(torch.complex128)")
+        if z.dtype != weight.dtype:
+            raise TypeError(f"{name} holds {weight.dtype} weights and got a {z.dtype} input; convert the input with "
+                            f".to({weight.dtype}), or the layer with .to({z.dtype}) (.double() and .to(torch.float64) "
+                            f"do not make complex weights complex128)")
+
 
 class ComplexLinear(_ComplexWeightLayer):
     """Complex fully connected layer ``y = W z + b``: ``(N, *, in_features) -> (N, *, out_features)``, complex.
@@ -249,8 +267,7 @@ class ComplexLinear(_ComplexWeightLayer):
         super().__init__((out_features, in_features), bias, init, method)
 
     def forward(self, z: Tensor) -> Tensor:
-        check_complex(z, type(self).__name__)
-        check_channels(z, self.in_features, type(self).__name__, dim=-1)
+        self.check_input(z, None, dim=-1)
         method = self.product_method(z)
         if method == "native":
             return F.linear(z, self.weight, self.bias)
@@ -293,8 +310,7 @@ class ComplexConv2d(_ComplexWeightLayer):
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
 
     def forward(self, z: Tensor) -> Tensor:
-        check_complex(z, type(self).__name__, ndims=(4,))
-        check_channels(z, self.in_channels, type(self).__name__)
+        self.check_input(z, (4,), dim=1)
         if z.device.type == "cpu":  # oneDNN's channels-last kernels: 1.2x faster for ComplexNet's conv2 on this CPU
             z = z.contiguous(memory_format=torch.channels_last)  # and the block product's input is a view of z
         out = complex_product(self.real_conv, z, self.weight, self.bias, dim=1, method=self.product_method(z))
@@ -349,7 +365,8 @@ class _ComplexBatchNorm(nn.Module):
     Args:
         num_features: channels ``C``.
         eps: added to the covariance's diagonal.
-        momentum: weight of the new batch in the running statistics.
+        momentum: weight of the new batch in the running statistics; ``None``: their cumulative average over
+            all batches (weight ``1 / num_batches_tracked``), as in ``nn.BatchNorm2d``.
         affine: learn ``gamma`` and ``beta``.
         track_running_stats: keep running statistics (else batch statistics are used in eval mode too).
     """
@@ -357,7 +374,7 @@ class _ComplexBatchNorm(nn.Module):
     input_ndims: tuple[int, ...] = ()
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+        self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
@@ -389,9 +406,10 @@ class _ComplexBatchNorm(nn.Module):
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 unbiased = count / (count - 1)
-                self.running_mean.lerp_(torch.complex(mean_r, mean_i), self.momentum)
+                weight = self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked)
+                self.running_mean.lerp_(torch.complex(mean_r, mean_i), weight)
                 covar = torch.stack([v_rr, v_ri, v_ii], dim=1).detach() * unbiased
-                self.running_covar.lerp_(covar, self.momentum)
+                self.running_covar.lerp_(covar, weight)
         return mean_r, mean_i, v_rr, v_ri, v_ii
 
     @staticmethod

@@ -66,6 +66,8 @@ class ConvLSTMCell(nn.Module):
         self.input_channels = input_channels
         self.hidden_channels = hidden_channels
         self.kernel_size = kernel_size
+        #: the frame size ``(H, W)`` of per-position peephole weights, ``None`` when any size works.
+        self.peephole_size = tuple(peephole_size) if peephole and peephole_size is not None else None
         self.gates = nn.Conv2d(
             input_channels + hidden_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2, bias=bias
         )
@@ -87,6 +89,12 @@ class ConvLSTMCell(nn.Module):
             raise ValueError(
                 f"ConvLSTMCell expects x of shape (N, {self.input_channels}, H, W), got {tuple(x.shape)}; "
                 f"check input_channels"
+            )
+        if self.peephole_size is not None and tuple(x.shape[2:]) != self.peephole_size:
+            raise ValueError(
+                f"ConvLSTMCell was built with peephole_size={self.peephole_size} (a peephole weight per position), "
+                f"so its frames are {self.peephole_size}, got x of shape {tuple(x.shape)}; build it with "
+                f"peephole_size={tuple(x.shape[2:])}, or None to share one peephole weight over all positions"
             )
         if state is not None:
             expected = (x.shape[0], self.hidden_channels, *x.shape[2:])
@@ -217,6 +225,9 @@ class ConvLSTM(nn.Module):
                 f"ConvLSTM expects input {layout} with C={self.input_channels}, got {tuple(x.shape)}; "
                 f"check batch_first={self.batch_first} and input_channels"
             )
+        if x.shape[1 if self.batch_first else 0] == 0:
+            raise ValueError(f"ConvLSTM needs at least one time step, got T=0 in input {tuple(x.shape)} "
+                             f"(batch_first={self.batch_first})")
         layer_states = self._unstack(x, state) if self.stacked_state else self._check_per_layer(state)
         steps = x.unbind(1 if self.batch_first else 0)
         states: list[LayerState] = []

@@ -209,7 +209,8 @@ class PixelCNNNetwork(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        padded_in = in_channels + 1
+        self.in_channels = in_channels
+        padded_in = in_channels + 1  # the images and a channel of ones, which marks the zero padding
         self.up_in = DownShiftedConv2d(padded_in, channels, (2, 3))
         self.up_left_in_above = DownShiftedConv2d(padded_in, channels, (1, 3))
         self.up_left_in_left = DownRightShiftedConv2d(padded_in, channels, (2, 1))
@@ -225,6 +226,9 @@ class PixelCNNNetwork(nn.Module):
         self.head = weight_norm_conv2d(2 * channels, out_channels, 1)
 
     def forward(self, x: Tensor, h: Optional[Tensor] = None) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"PixelCNNNetwork expects images x of shape (N, {self.in_channels}, H, W), got "
+                             f"{tuple(x.shape)}; check the images, or the network's in_channels={self.in_channels}")
         x = torch.cat([2 * x - 1, torch.ones_like(x[:, :1])], dim=1)
         u = down_shift(self.up_in(x))
         ul = down_shift(self.up_left_in_above(x)) + right_shift(self.up_left_in_left(x))

@@ -262,6 +262,9 @@ class KWinnersBase(nn.Module):
             raise ValueError(f"k must be a positive number of winners, got {k}")
         if boost_strength < 0:
             raise ValueError(f"boost_strength must be >= 0 (0 disables boosting), got {boost_strength}")
+        if not 0 <= boost_strength_factor <= 1:
+            raise ValueError(f"boost_strength_factor must be in [0, 1]: it multiplies the boost strength after each "
+                             f"epoch (1 keeps it, the paper's 0.85 decays it), got {boost_strength_factor}")
         if k_inference_factor <= 0 or duty_cycle_period < 1:
             raise ValueError(
                 f"k_inference_factor must be > 0 and duty_cycle_period >= 1, got {k_inference_factor} and "

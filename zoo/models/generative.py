@@ -16,7 +16,7 @@ Pixel range: every generative model reads and returns images in [0, 1] (configur
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
 from zoo.models.base import ZooModule, check_class_count
+from zoo.models.checks import check_count
 
 
 def to_tanh_range(images: Tensor) -> Tensor:
@@ -35,6 +36,32 @@ def to_tanh_range(images: Tensor) -> Tensor:
 def from_tanh_range(images: Tensor) -> Tensor:
     """Images in [-1, 1] to [0, 1]."""
     return (images + 1) / 2
+
+
+#: what ``sample`` and the label checks take as labels: a tensor or a sequence of ints (``zoo sample --labels 3 7``).
+Labels = Union[Tensor, Sequence[int]]
+
+
+def check_class_labels(model: nn.Module, labels: Optional[Labels], n: int, num_classes: int) -> Tensor:
+    """Class labels ``(n,)`` long in ``[0, num_classes)`` of a conditional model, from a tensor or a sequence of
+    ints; one ``ValueError`` naming the problem otherwise (missing, not integers, wrong shape, out of range)."""
+    name = type(model).__name__
+    if labels is None:
+        raise ValueError(f"{name} is class-conditional: pass labels of shape ({n},) in [0, {num_classes})")
+    if not isinstance(labels, Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name} takes labels as a tensor or a list of ints, got {labels!r}") from None
+        labels = labels if labels.numel() else labels.long()  # [] converts to float32
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"{name} takes integer class labels, got dtype {labels.dtype}; pass a long tensor or a "
+                         f"list of ints in [0, {num_classes}) (.long() would truncate values such as 3.5)")
+    if labels.shape != (n,):
+        raise ValueError(f"{name} expects labels of shape ({n},), got {tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got values {labels.min()}..{labels.max()}")
+    return labels.long()
 
 
 class GenerativeModel(ZooModule):
@@ -90,21 +117,15 @@ class GenerativeModel(ZooModule):
         """Check every training batch's pixel range (one min/max; shapes are checked where the images are read)."""
         self.check_pixel_range(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
-    def check_labels(self, labels: Optional[Tensor], n: int) -> Optional[Tensor]:
-        """``labels`` on the model's device if the model is conditional (``None`` otherwise), after checks."""
+    def check_labels(self, labels: Optional[Labels], n: int) -> Optional[Tensor]:
+        """``labels`` (a tensor or a list of ints) on the model's device if the model is conditional (``None``
+        otherwise), after :func:`check_class_labels`."""
         hp = self.hparams
         if not hp.conditional:
             if labels is not None:
                 raise ValueError(f"{type(self).__name__} is unconditional (conditional=False): pass no labels")
             return None
-        if labels is None:
-            raise ValueError(f"{type(self).__name__} is class-conditional: pass labels of shape ({n},) in "
-                             f"[0, {hp.num_classes})")
-        if labels.shape != (n,):
-            raise ValueError(f"{type(self).__name__} expects labels of shape ({n},), got {tuple(labels.shape)}")
-        if labels.min() < 0 or labels.max() >= hp.num_classes:
-            raise ValueError(f"labels must lie in [0, {hp.num_classes}), got values {labels.min()}..{labels.max()}")
-        return labels.long().to(self.device)
+        return check_class_labels(self, labels, n, hp.num_classes).to(self.device)
 
     def one_hot(self, labels: Tensor) -> Tensor:
         return F.one_hot(labels, self.hparams.num_classes).to(self.dtype)
@@ -118,12 +139,14 @@ class GenerativeModel(ZooModule):
         raise NotImplementedError(f"{type(self).__name__} must implement generate()")
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
-        """``n`` images ``(n, C, H, W)`` in [0, 1]; ``labels`` ``(n,)`` picks their classes if conditional.
+    def sample(self, n: int, labels: Optional[Labels] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+        """``n`` images ``(n, C, H, W)`` in [0, 1] (``n = 0``: an empty batch); ``labels`` ``(n,)``, a long tensor
+        or a list of ints, picks their classes if conditional.
 
         Runs in eval mode (batch norm uses its running statistics) and restores the mode; the same generator
         state gives the same images.
         """
+        n = check_count(self, n, "sample(n)", "samples n")
         labels = self.check_labels(labels, n)
         was_training = self.training
         self.eval()

@@ -24,6 +24,8 @@ from torch.nn.utils import parametrize
 
 from zoo.layers.pixelcnn import PixelCNNNetwork
 from zoo.models.base import ZooModule
+from zoo.models.checks import check_count
+from zoo.models.generative import Labels, check_class_labels
 
 
 class PixelCNN(ZooModule):
@@ -65,16 +67,13 @@ class PixelCNN(ZooModule):
             condition_dim=hp.num_classes if hp.conditional else 0, dropout=hp.dropout,
         )
 
-    def condition(self, labels: Optional[Tensor], batch_size: int) -> Optional[Tensor]:
-        """The one-hot condition ``h`` ``(N, num_classes)`` of a conditional model, ``None`` otherwise."""
+    def condition(self, labels: Optional[Labels], batch_size: int) -> Optional[Tensor]:
+        """The one-hot condition ``h`` ``(N, num_classes)`` of a conditional model, ``None`` otherwise; ``labels``
+        (a tensor or a list of ints) pass :func:`zoo.models.generative.check_class_labels`."""
         if not self.hparams.conditional:
             return None
-        if labels is None:
-            raise ValueError("this PixelCNN is class-conditional: pass labels of shape (N,) with values in "
-                             f"[0, {self.hparams.num_classes})")
-        if labels.shape != (batch_size,):
-            raise ValueError(f"PixelCNN expects labels of shape ({batch_size},), got {tuple(labels.shape)}")
-        return F.one_hot(labels.long(), self.hparams.num_classes).to(self.dtype)
+        labels = check_class_labels(self, labels, batch_size, self.hparams.num_classes)
+        return F.one_hot(labels.to(self.device), self.hparams.num_classes).to(self.dtype)
 
     def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """Bernoulli logits ``(N, 1, H', W)`` of images ``x`` ``(N, 1, H', W)`` (``H' <= image_size`` rows)."""
@@ -111,17 +110,19 @@ class PixelCNN(ZooModule):
         self._evaluate(batch, "test")
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> Tensor:
-        """Draw ``n`` binary images ``(n, 1, image_size, image_size)`` pixel by pixel in raster order.
+    def sample(self, n: int, labels: Optional[Labels] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Draw ``n`` binary images ``(n, 1, image_size, image_size)`` pixel by pixel in raster order (``n = 0``:
+        an empty batch).
 
-        ``labels`` ``(n,)`` picks the class of each sample of a conditional model. Row ``i`` is drawn from the
-        network run on rows ``0..i`` only (its outputs there do not depend on later rows), and the weight
-        normalization is computed once for the whole loop.
+        ``labels`` ``(n,)``, a long tensor or a list of ints, picks the class of each sample of a conditional
+        model. Row ``i`` is drawn from the network run on rows ``0..i`` only (its outputs there do not depend on
+        later rows), and the weight normalization is computed once for the whole loop.
         """
         if labels is not None and not self.hparams.conditional:
             raise ValueError("this PixelCNN is unconditional (conditional=False): sample without labels")
+        n = check_count(self, n, "sample(n)", "samples n")
         size = self.hparams.image_size
-        h = self.condition(labels.to(self.device) if labels is not None else None, n)
+        h = self.condition(labels, n)
         was_training = self.training
         self.eval()
         x = torch.zeros(n, 1, size, size, device=self.device)

@@ -13,7 +13,8 @@ trigram perplexity, most-frequent-tag accuracy) beside its own test metrics.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet
 from zoo.models.base import Classifier, Regressor, datamodule_of
+from zoo.models.checks import check_count
 
 #: the tag of padding positions, which the loss and the accuracy skip: ``F.cross_entropy``'s default
 #: ``ignore_index``, the value :class:`datamodules.UDPosDataModule` pads tag sequences with.
@@ -92,12 +94,20 @@ class LSTMForecaster(LogsDataBaselines, Regressor):
         return values * self.scale
 
     @torch.no_grad()
-    def forecast(self, series: Tensor, steps: int) -> Tensor:
-        """The ``steps`` values after ``series`` ``(T,)``, both in the series' own unit (``T >= look_back``).
+    def forecast(self, series: Union[Tensor, Sequence[float]], steps: int) -> Tensor:
+        """The ``steps`` values after ``series`` ``(T,)`` (a tensor or a list of numbers), both in the series' own
+        unit (``T >= look_back``; ``steps = 0``: an empty tensor).
 
         Recursive multi-step forecasting: each one-step forecast becomes the last month of the next window, so
         errors compound with the horizon.
         """
+        steps = check_count(self, steps, "forecast(series, steps)", "values to forecast, steps")
+        if not isinstance(series, Tensor):
+            try:
+                series = torch.as_tensor(series, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(f"{type(self).__name__}.forecast takes the series as a tensor (T,) or a list of "
+                                 f"numbers, got {type(series).__name__}") from None
         look_back = self.hparams.look_back
         if series.ndim != 1 or len(series) < look_back:
             raise ValueError(f"a forecast needs the last {look_back} values (look_back) of a series of shape (T,), "
@@ -307,10 +317,24 @@ class LSTMTagger(LogsDataBaselines, Classifier):
                          f"vocabularies; set {fix}")
 
     def forward(self, inputs: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """Scores ``(N, num_classes, T)`` of ``inputs = (word_ids, char_ids, lengths)``, what the datamodule's
+        ``sentence_encoder()`` (``zoo.transforms`` of a tagger entry) returns for a list of sentences."""
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 3 and all(isinstance(t, Tensor) for t in inputs)):
+            if isinstance(inputs, Tensor):
+                got = f"a tensor of shape {tuple(inputs.shape)}"
+            else:
+                got = f"a {type(inputs).__name__}" + (f" of {len(inputs)}" if isinstance(inputs, (tuple, list)) else "")
+            raise ValueError(f"{type(self).__name__} takes the tuple of tensors (word_ids, char_ids, lengths) that its "
+                             f"sentence encoder returns (zoo.transforms(<tagger entry>)(list of sentences)), got {got}")
         word_ids, char_ids, lengths = inputs
         self.check_input(word_ids, (None, None), "word_ids")
         self.check_input(char_ids, (word_ids.shape[0], word_ids.shape[1], None), "char_ids")
         self.check_input(lengths, (word_ids.shape[0],), "lengths")
+        longest = word_ids.shape[1]
+        if lengths.numel() and (lengths.min() < 1 or lengths.max() > longest):
+            raise ValueError(f"{type(self).__name__} expects lengths (the words of each sentence) in 1..{longest}, "
+                             f"the padded length T of word_ids {tuple(word_ids.shape)}, got "
+                             f"{lengths.min()}..{lengths.max()}")
         return self.network(word_ids, char_ids, lengths).transpose(1, 2)
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
