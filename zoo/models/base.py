@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import operator
 import time
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
@@ -41,6 +42,18 @@ def check_class_count(module: L.LightningModule) -> None:
         shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
         raise ValueError(f"{type(module).__name__} has num_classes={module.hparams.num_classes} but the datamodule "
                          f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
+
+
+def check_count(model: nn.Module, value: Any, call: str, what: str) -> int:
+    """``value`` as an int >= 0 (0 asks for an empty result); else one ``ValueError`` naming ``call`` (the method
+    and its arguments, ``"sample(n)"``) and ``what`` it counts (``"samples n"``)."""
+    try:
+        count = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        count = None
+    if count is None or count < 0:
+        raise ValueError(f"{type(model).__name__}.{call} takes a whole number of {what} >= 0, got {value!r}")
+    return count
 
 
 def check_saved_arguments(module: L.LightningModule) -> None:

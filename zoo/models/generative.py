@@ -24,8 +24,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
-from zoo.models.base import ZooModule, check_class_count
-from zoo.models.checks import check_count
+from zoo.models.base import ZooModule, check_class_count, check_count
 
 
 def to_tanh_range(images: Tensor) -> Tensor:

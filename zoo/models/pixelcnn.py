@@ -23,8 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from zoo.layers.pixelcnn import PixelCNNNetwork
-from zoo.models.base import ZooModule
-from zoo.models.checks import check_count
+from zoo.models.base import ZooModule, check_count
 from zoo.models.generative import Labels, check_class_labels
 
 

@@ -22,8 +22,7 @@ from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet
-from zoo.models.base import Classifier, Regressor, datamodule_of
-from zoo.models.checks import check_count
+from zoo.models.base import Classifier, Regressor, check_count, datamodule_of
 
 #: the tag of padding positions, which the loss and the accuracy skip: ``F.cross_entropy``'s default
 #: ``ignore_index``, the value :class:`datamodules.UDPosDataModule` pads tag sequences with.
