@@ -117,7 +117,10 @@ def check_subcommand_checkpoint(config: Any, subcommand: str = "fit") -> None:
     where = (f"Pass the path of a checkpoint (`zoo fit` writes them to <root>/lightning_logs/version_N/checkpoints), "
              f"or `--ckpt_path last` to {newest} last.ckpt under --trainer.default_root_dir.")
     if not (remote or named) and Path(ckpt_path).is_dir():
-        inside = sorted(Path(ckpt_path).rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        folder = Path(ckpt_path)  # where zoo fit writes them, not a walk of the whole tree (a home folder, say)
+        inside = sorted((path for pattern in ("*.ckpt", "checkpoints/*.ckpt", "*/checkpoints/*.ckpt",
+                                              "lightning_logs/*/checkpoints/*.ckpt") for path in folder.glob(pattern)),
+                        key=lambda p: p.stat().st_mtime)
         raise ZooError(f"--ckpt_path {ckpt_path} is a folder, not a checkpoint file" + (
             f"; the newest checkpoint in it is {inside[-1]}." if inside else " and holds no .ckpt file.") + f" {where}")
     if not (remote or named or Path(ckpt_path).exists()):
