@@ -66,11 +66,11 @@ def read_checkpoint(path: Union[str, Path], how_to_fix: str) -> dict[str, Any]:
     """The checkpoint at ``path`` as ``torch.load(weights_only=True)`` reads it, its tensors memory-mapped (not read);
     a file torch cannot read (truncated, damaged, not a ``torch.save`` file) raises a :class:`ZooError` naming it,
     what is wrong and ``how_to_fix``."""
-    if is_safetensors(path):
-        raise ZooError(f"{path} is a safetensors weights file (what `zoo export` writes), not a Lightning checkpoint: "
-                       f"start a run from it with --weights {path}, or load an entry's exported weights with "
-                       f"ZOO_CHECKPOINT_DIR. {how_to_fix}")
     if not zipfile.is_zipfile(path):  # what torch.save writes since torch 1.6, and every Lightning checkpoint
+        if is_safetensors(path):  # asked only here: a checkpoint's header is read once
+            raise ZooError(f"{path} is a safetensors weights file (what `zoo export` writes), not a Lightning "
+                           f"checkpoint: start a run from it with --weights {path}, or load an entry's exported "
+                           f"weights with ZOO_CHECKPOINT_DIR. {how_to_fix}")
         reason = "not a zip archive, the format of torch.save and Lightning"
     else:
         try:

@@ -113,8 +113,12 @@ class GenerativeModel(ZooModule):
                              f"--data.init_args.normalize false")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Check every training batch's pixel range (one min/max; shapes are checked where the images are read)."""
-        self.check_pixel_range(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        """Check the pixel range of the first training batch of each fit: the datamodule's normalization is the same
+        for every batch, and a min/max read on every step would wait for the device (shapes are checked where the
+        images are read)."""
+        if getattr(self, "_pixel_range_checked_for", None) != id(self.trainer):
+            self.check_pixel_range(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            self._pixel_range_checked_for = id(self.trainer)
 
     def check_labels(self, labels: Optional[Labels], n: int) -> Optional[Tensor]:
         """``labels`` (a tensor or a list of ints) on the model's device if the model is conditional (``None``
