@@ -101,6 +101,18 @@ class EpochShuffleSampler(Sampler[int]):
         return self.num_samples
 
 
+class FileOrderSampler(EpochShuffleSampler):
+    """The same fixed ``order`` in every epoch, as a ``DataLoader`` without shuffle gives (e.g. the training file's
+    order for an epoch 0 that must not be shuffled); batched and resumed like :class:`EpochShuffleSampler`."""
+
+    def __init__(self, order: Tensor) -> None:
+        super().__init__(len(order))
+        self.order = order
+
+    def permutation(self) -> Tensor:
+        return self.order
+
+
 class EpochBatchSampler(BatchSampler):
     """Batches of an :class:`EpochShuffleSampler`'s permutation as index tensors (slices, no per-index Python).
 
@@ -119,27 +131,31 @@ class EpochBatchSampler(BatchSampler):
 
 def tensor_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0, drop_last: bool = False,
+    order: Optional[Tensor] = None,
 ) -> DataLoader:
     """The loader of a batched dataset (``__getitems__``): a resumable, epoch-seeded ``StatefulDataLoader`` when
-    ``shuffle``, else a ``DataLoader`` in order. ``seed`` is mixed with ``--seed_everything`` (:func:`run_seed`)."""
-    return sample_loader(dataset, batch_size, shuffle, already_batched, seed, num_workers, drop_last)
+    ``shuffle``, else a ``DataLoader`` in order. ``seed`` is mixed with ``--seed_everything`` (:func:`run_seed`).
+    ``order`` (with ``shuffle``): a training loader that is resumable but visits the samples in that fixed order."""
+    return sample_loader(dataset, batch_size, shuffle, already_batched, seed, num_workers, drop_last, order)
 
 
 def sample_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, collate_fn: Any, seed: int = 0, num_workers: int = 0,
-    drop_last: bool = False,
+    drop_last: bool = False, order: Optional[Tensor] = None,
 ) -> DataLoader:
     """The loader of a dataset collated by ``collate_fn`` (:func:`already_batched` for batched datasets, whose
     batches are index-tensor slices; else sample by sample: sentences, decoded images): when ``shuffle``, a
     ``StatefulDataLoader`` over an :class:`EpochShuffleSampler` permutation of ``(seed, --seed_everything,
-    epoch)``, resumable mid-epoch (torchdata fast-forwards the stateless sampler); else in order."""
+    epoch)`` (or over the fixed ``order``: :class:`FileOrderSampler`), resumable mid-epoch (torchdata
+    fast-forwards the stateless sampler); else in order."""
     options: dict[str, Any] = dict(
         collate_fn=collate_fn, num_workers=num_workers, persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
     if not shuffle:
         return DataLoader(dataset, batch_size=batch_size, **options)
-    sampler = EpochShuffleSampler(len(dataset), run_seed(seed))  # type: ignore[arg-type]
+    sampler = (EpochShuffleSampler(len(dataset), run_seed(seed))  # type: ignore[arg-type]
+               if order is None else FileOrderSampler(order))
     batches = EpochBatchSampler if collate_fn is already_batched else BatchSampler
     with warnings.catch_warnings():  # torchdata 0.11 calls the deprecated torch.set_vital in its __init__
         warnings.filterwarnings("ignore", message="'set_vital' is deprecated")

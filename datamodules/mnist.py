@@ -144,6 +144,9 @@ class MNISTDataModule(SplitLoaders):
         augment: random affine jitter (10 degrees, 10 % shift) on training images, batch-wise on the device.
         first_epoch_batch_size: a different batch size for epoch 0 only (the sparse nets use 4); needs
             ``Trainer(reload_dataloaders_every_n_epochs=1)``.
+        first_epoch_shuffle: ``False``: epoch 0 visits the training images in the file's order (as the authors'
+            sparse-net harness, whose batch-4 loader of epoch 0 does not shuffle), every later epoch is shuffled;
+            needs ``Trainer(reload_dataloaders_every_n_epochs=1)``.
     """
 
     dataset_class: type[datasets.MNIST] = datasets.MNIST
@@ -165,6 +168,7 @@ class MNISTDataModule(SplitLoaders):
         noise_split: NoiseSplit = "test",
         augment: bool = False,
         first_epoch_batch_size: Optional[int] = None,
+        first_epoch_shuffle: bool = True,
     ) -> None:
         super().__init__()
         check_batch_size(batch_size)
@@ -180,6 +184,7 @@ class MNISTDataModule(SplitLoaders):
         self.val_set: Optional[ImageTensorDataset] = None
         self.test_set: Optional[ImageTensorDataset] = None
         self.train_file_size = 0
+        self.train_file_index: Optional[Tensor] = None  # each training image's index in the training file
 
     # ------------------------------------------------------------------ files
     @property
@@ -300,6 +305,7 @@ class MNISTDataModule(SplitLoaders):
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(hp.seed))
             n_val = int(round(len(images) * hp.val_fraction))
             val_idx, train_idx = order[:n_val], order[n_val:]
+            self.train_file_index = train_idx
             self.train_set = ImageTensorDataset(self._noisy(images[train_idx], "train"), labels[train_idx])
             self.val_set = ImageTensorDataset(self._noisy(images[val_idx], "val"), labels[val_idx])
         if stage in (None, "test", "predict") and self.test_set is None:
@@ -317,19 +323,32 @@ class MNISTDataModule(SplitLoaders):
         return int.from_bytes(header[4:8], "big")
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool = False, batch_size: Optional[int] = None) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool = False, batch_size: Optional[int] = None,
+                order: Optional[Tensor] = None) -> DataLoader:
         dataset = getattr(self, f"{split}_set")
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run for the {split} split")
         return tensor_loader(dataset, batch_size or self.hparams.batch_size, shuffle, self.hparams.seed,
-                             self.hparams.num_workers)
+                             self.hparams.num_workers, order=order)
 
     def train_dataloader(self) -> DataLoader:
-        batch_size = self.hparams.batch_size
-        first = self.hparams.first_epoch_batch_size
-        if first is not None and (self.trainer is None or self.trainer.current_epoch == 0):
-            batch_size = first
-        return self._loader("train", shuffle=True, batch_size=batch_size)
+        hp = self.hparams
+        first_epoch = self.trainer is None or self.trainer.current_epoch == 0
+        first_epoch_options = [f"--data.init_args.{name} {value}" for name, value, default in (
+            ("first_epoch_batch_size", hp.first_epoch_batch_size, None),
+            ("first_epoch_shuffle", str(hp.first_epoch_shuffle).lower(), "true")) if value != default]
+        reload_every = getattr(self.trainer, "reload_dataloaders_every_n_epochs", 1)
+        if first_epoch_options and reload_every != 1:
+            raise ValueError(
+                f"{' and '.join(first_epoch_options)} change epoch 0 only, so the training loader must be rebuilt "
+                f"after it, but the Trainer rebuilds it every {reload_every} epochs (0: never), and every epoch "
+                f"would run as epoch 0. How to fix: pass --trainer.reload_dataloaders_every_n_epochs 1."
+            )
+        batch_size = hp.first_epoch_batch_size if first_epoch and hp.first_epoch_batch_size else hp.batch_size
+        file_order = None
+        if first_epoch and not hp.first_epoch_shuffle and self.train_file_index is not None:
+            file_order = torch.argsort(self.train_file_index)  # training-set positions sorted by file index
+        return self._loader("train", shuffle=True, batch_size=batch_size, order=file_order)
 
     @property
     def class_names(self) -> list[str]:

@@ -96,6 +96,39 @@ def test_first_epoch_batch_size(mnist_root):
     assert dm.train_dataloader().batch_sampler.batch_size == 4  # no trainer yet: epoch 0
 
 
+def test_first_epoch_in_file_order(mnist_root):
+    """``first_epoch_shuffle=False``: epoch 0 visits the training images in the file's order, later epochs shuffle."""
+    file_images = MNISTDataModule(root=str(mnist_root))._load(train=True)[0]
+    for val_fraction in (0.0, 0.1):
+        dm = make(mnist_root, batch_size=8, val_fraction=val_fraction, normalize=False, first_epoch_shuffle=False)
+        kept = torch.sort(dm.train_file_index).values  # the training part's file indices, in file order
+        seen = torch.cat([images for images, _ in dm.train_dataloader()])
+        assert torch.equal(seen, file_images[kept])
+        dm.trainer = type("AtEpoch", (), {"current_epoch": 1})()
+        later = torch.cat([images for images, _ in dm.train_dataloader()])
+        assert later.shape == seen.shape and not torch.equal(later, seen)
+    dm = make(mnist_root, batch_size=8, val_fraction=0.0, first_epoch_shuffle=False)
+    interrupted = iter(loader := dm.train_dataloader())
+    next(interrupted), next(interrupted)
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict(loader.state_dict())  # what a mid-epoch checkpoint restores
+    assert torch.equal(next(iter(resumed))[0], next(interrupted)[0])
+    shuffled = make(mnist_root, batch_size=8, val_fraction=0.0, normalize=False)
+    assert not torch.equal(torch.cat([images for images, _ in shuffled.train_dataloader()]), file_images)
+
+
+@pytest.mark.parametrize("options", [{"first_epoch_batch_size": 4}, {"first_epoch_shuffle": False}])
+def test_first_epoch_options_need_the_loader_rebuilt(mnist_root, options):
+    """Without ``reload_dataloaders_every_n_epochs=1`` every epoch would silently run as epoch 0."""
+    dm = make(mnist_root, **options)
+    dm.trainer = type("Trainer", (), {"current_epoch": 0, "reload_dataloaders_every_n_epochs": 0})()
+    with pytest.raises(ValueError, match="--data.init_args.first_epoch_.* change epoch 0 only.*every 0 epochs "
+                                         r"\(0: never\).*--trainer.reload_dataloaders_every_n_epochs 1"):
+        dm.train_dataloader()
+    dm.trainer.reload_dataloaders_every_n_epochs = 1
+    assert dm.train_dataloader() is not None
+
+
 def test_augment_keeps_shape_and_changes_images(mnist_root):
     dm = make(mnist_root, augment=True)
     images = dm.train_set.images[:8]
