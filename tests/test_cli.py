@@ -223,3 +223,17 @@ def test_test_after_fit_works_with_fast_dev_run(tmp_path):
     proc = ok(run_zoo("fit", "-c", "lenet_mnist_mini", "--trainer.fast_dev_run", "1",
                       "--trainer.default_root_dir", str(tmp_path)))
     assert "test/acc" in proc.stdout
+
+
+def test_zoo_commands_leave_out_lightning_adverts(caplog, tmp_path):
+    """Lightning's "💡 Tip: ... litlogger" lines are left out of the `zoo` command's output; its other lines stay."""
+    import logging
+
+    import lightning as L
+
+    import zoo.commands  # noqa: F401 (the `zoo` command's torch half installs the filter)
+
+    with caplog.at_level(logging.INFO):
+        L.Trainer(default_root_dir=tmp_path, accelerator="cpu", enable_progress_bar=False)
+    assert "GPU available" in caplog.text
+    assert "litlogger" not in caplog.text and "💡" not in caplog.text

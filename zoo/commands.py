@@ -5,12 +5,24 @@ of them runs): LightningCLI's ``fit|validate|test|predict``, ``evaluate``, ``exp
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from zoo import evaluation, hub, predict
 from zoo.cli import format_metric
 from zoo.export import export as export_entry
 from zoo.lightning_cli import cli_main
+
+#: Lightning's rank-zero messages that advertise its cloud services ("💡 Tip: ... try installing litlogger") say
+#: nothing about the run; the `zoo` command leaves them out (a script using the zoo as a library still gets them).
+LIGHTNING_ADVERT_PREFIX = "💡 Tip:"
+
+
+def is_not_lightning_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(LIGHTNING_ADVERT_PREFIX)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(is_not_lightning_advert)
 
 
 def lightning(argv: list[str]) -> None:
