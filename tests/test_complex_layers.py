@@ -231,6 +231,19 @@ def test_batch_norm_momentum_none_keeps_the_cumulative_average_as_nn_batchnorm_d
     torch.testing.assert_close(bn.running_covar, expected_cov.flatten(1)[:, [0, 1, 3]], atol=1e-4, rtol=1e-4)
 
 
+def test_batch_norm_takes_complex128_input_in_training_and_eval():
+    """A complex128 batch updates the complex64 running statistics as its complex64 copy does."""
+    batch = correlated_complex(16, 2, 3, 3, seed=0)
+    wide, narrow = ComplexBatchNorm2d(2), ComplexBatchNorm2d(2)
+    out = wide(batch.to(torch.complex128))
+    assert out.dtype == torch.complex128
+    torch.testing.assert_close(out.to(torch.complex64), narrow(batch), atol=1e-5, rtol=1e-5)
+    assert wide.running_mean.dtype == torch.complex64
+    torch.testing.assert_close(wide.running_mean, narrow.running_mean)
+    torch.testing.assert_close(wide.running_covar, narrow.running_covar)
+    assert wide.eval()(batch.to(torch.complex128)).dtype == torch.complex128
+
+
 def test_bf16_autocast_computes_the_products_in_bfloat16_and_returns_complex64():
     conv, linear = ComplexConv2d(4, 6, 3), ComplexLinear(6, 5)
     z = crandn(2, 4, 8, 8)

@@ -502,6 +502,9 @@ def test_the_tagger_names_what_forward_takes():
     with pytest.raises(ValueError, match=r"in 1\.\.3.*got 0\.\.3"):
         model((word_ids, char_ids, torch.tensor([3, 0])))
     assert model((word_ids, char_ids, torch.tensor([3, 2]))).shape == (2, 17, 3)
+    empty = (word_ids[:0], char_ids[:0], torch.tensor([], dtype=torch.long))  # no sentence: no scores
+    assert model(empty).shape == (0, 17, 3)
+    assert model.predict_step((empty, None), 0).shape == (0, 3)
 
 
 def test_a_runs_checkpoint_tests_validates_and_predicts_other_conllu_files_with_its_own_vocabularies(ud_root, tmp_path):

@@ -407,9 +407,10 @@ class _ComplexBatchNorm(nn.Module):
                 self.num_batches_tracked.add_(1)
                 unbiased = count / (count - 1)
                 weight = self.momentum if self.momentum is not None else 1.0 / int(self.num_batches_tracked)
-                self.running_mean.lerp_(torch.complex(mean_r, mean_i), weight)
+                # cast to the statistics' dtype: a complex128 input updates complex64 running statistics
+                self.running_mean.lerp_(torch.complex(mean_r, mean_i).to(self.running_mean.dtype), weight)
                 covar = torch.stack([v_rr, v_ri, v_ii], dim=1).detach() * unbiased
-                self.running_covar.lerp_(covar, weight)
+                self.running_covar.lerp_(covar.to(self.running_covar.dtype), weight)
         return mean_r, mean_i, v_rr, v_ri, v_ii
 
     @staticmethod

@@ -330,7 +330,9 @@ class LSTMTagger(LogsDataBaselines, Classifier):
         self.check_input(char_ids, (word_ids.shape[0], word_ids.shape[1], None), "char_ids")
         self.check_input(lengths, (word_ids.shape[0],), "lengths")
         longest = word_ids.shape[1]
-        if lengths.numel() and (lengths.min() < 1 or lengths.max() > longest):
+        if not len(lengths):  # no sentence: no scores (the LSTMs cannot pack an empty batch)
+            return self.network.classifier.weight.new_zeros(0, self.network.classifier.out_features, longest)
+        if lengths.min() < 1 or lengths.max() > longest:
             raise ValueError(f"{type(self).__name__} expects lengths (the words of each sentence) in 1..{longest}, "
                              f"the padded length T of word_ids {tuple(word_ids.shape)}, got "
                              f"{lengths.min()}..{lengths.max()}")
