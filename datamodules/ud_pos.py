@@ -294,6 +294,8 @@ class UDPosDataModule(SplitLoaders):
         if not all((self.root / self.file_name(s)).exists() for s in SPLITS):
             raise self._missing_error()
         self.sentences = {split: read_conllu(self.root / self.file_name(split)) for split in SPLITS}
+        if self.encoder is not None:  # given before setup (``--weights zoo:<tagger entry>``): kept
+            return
         train = self.sentences["train"]
         forms = Counter(word_form(w, self.hparams.lowercase_words) for s in train for w in s.words)
         self._set_vocabularies(Indexer(forms, self.hparams.min_word_count),

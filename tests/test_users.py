@@ -22,7 +22,7 @@ from torchvision.io import write_jpeg, write_png
 
 import zoo
 from datamodules import EmbeddedMNISTDataModule, ImageFolderDataModule
-from tests.helpers import REPO, ok, run_zoo
+from tests.helpers import REPO, ok, run_zoo, write_ud_treebank
 from zoo import hub, predict, registry
 from zoo.manifest import (DESCRIBED_KEYS, KEY_ORDER, SCHEMA_VERSION, Manifest, ManifestError, headline,
                           read_manifest)
@@ -358,6 +358,24 @@ def test_weights_into_a_model_with_another_head_loads_the_rest_and_names_the_hea
     kept, unused = hub.start_from(other, "zoo:lenet_mnist")
     assert kept == ["network.11.bias", "network.11.weight"] and unused == []
     assert torch.equal(other.network[0].weight, model.network[0].weight)
+
+
+def test_the_taggers_weights_bring_its_vocabularies_to_a_treebank_of_your_own(tmp_path):
+    """``--weights zoo:pos_tagger_ud_ewt`` on other CoNLL-U files: the datamodule takes the entry's vocabularies, so
+    every tensor loads and its embeddings read the ids they were trained with (before, the vocabularies built from
+    the other files did not fit the shipped sizes and the fit stopped)."""
+    root = write_ud_treebank(tmp_path / "mine")
+    common = ["-c", "pos_tagger_ud_ewt", "--data.init_args.root", str(root), "--weights", "zoo:pos_tagger_ud_ewt",
+              "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "runs")]
+    tested = ok(run_zoo("test", *common))
+    fitted = ok(run_zoo("fit", *common, "--trainer.max_epochs", "1", "--test_after_fit", "false"))
+    for out in (tested, fitted):
+        text = out.stdout + out.stderr
+        assert ("the datamodule reads its files with the vocabularies of zoo:pos_tagger_ud_ewt (8,867 words, 110 "
+                "chars)") in text
+        assert "loaded" in text and "kept the initialization" not in text
+    # the shipped tagger tags the fixture's everyday sentences with the ids it was trained with
+    assert float(tested.stdout.split("test/acc")[1].split()[0]) > 0.8
 
 
 # ---------------------------------------------------------------------------------------------- fine-tuning

@@ -339,6 +339,25 @@ def start_from(model: ZooModule, weights: str) -> tuple[list[str], list[str]]:
     return kept, unused
 
 
+def start_vocabularies(datamodule: Optional[L.LightningDataModule], weights: str) -> Optional[str]:
+    """Give ``datamodule`` the vocabularies of ``weights`` = ``zoo:<entry>`` when that entry's manifest records them
+    (the tagger) and ``datamodule`` is of the entry's datamodule class, so the loaded embeddings read the ids they
+    were trained with on other files too (fine-tuning on a treebank of your own); the datamodule keeps them when it
+    reads its files, and words the entry never saw are read as ``<unk>``. Returns a note of what was done, or
+    ``None`` (nothing to do)."""
+    if datamodule is None or not weights.startswith("zoo:"):
+        return None
+    manifest = registry.get(weights[4:]).manifest()
+    if manifest is None or manifest.vocabularies is None:
+        return None
+    if not isinstance(datamodule, import_trusted(manifest.datamodule_class, L.LightningDataModule)):
+        return None
+    datamodule.load_state_dict({"vocabularies": manifest.vocabularies})
+    sizes = ", ".join(f"{len(symbols):,} {name}" for name, symbols in manifest.vocabularies.items())
+    return (f"the datamodule reads its files with the vocabularies of {weights} ({sizes}); words it never saw are "
+            f"read as <unk>")
+
+
 def transforms(entry_name: str) -> Any:
     """What turns your input into the input of ``entry_name``'s shipped model (like torchvision's
     ``Weights.transforms()``): for an image entry the torchvision (v2) transform of a uint8 image tensor
@@ -373,8 +392,6 @@ def build_datamodule(entry_name: str, **overrides: Any) -> L.LightningDataModule
         raise CheckpointError(f"entry {entry_name!r} ships no weights, so it has no manifest")
     dm_cls = import_trusted(manifest.datamodule_class, L.LightningDataModule)
     return dm_cls(**{**manifest.datamodule, **overrides})
-
-
 
 
 def entry_normalization(entry_name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -178,6 +178,9 @@ class ZooCLI(RefuseUntrustedCkptPath, lightning_compat.CLIHooks):
         config = self.config[self.subcommand] if self.subcommand else self.config
         weights = config.get("weights")
         if weights:
+            vocabularies = hub.start_vocabularies(self.datamodule, weights)
+            if vocabularies:
+                rank_zero_info(f"--weights {weights}: {vocabularies}")
             kept, unused = hub.start_from(self.model, weights)
             rank_zero_info(f"--weights {weights}: loaded {len(self.model.state_dict()) - len(kept)} tensors"
                            + (f"; kept the initialization of {', '.join(kept)}" if kept else "")
