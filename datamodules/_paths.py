@@ -49,7 +49,8 @@ class CorruptDatasetError(RuntimeError):
 
 
 class DamagedImageError(CorruptDatasetError, ValueError):
-    """An image file could not be decoded; the message names the file."""
+    """An image file that cannot be read or decoded, or is too large to decode safely; the message names the file
+    and the fix."""
 
 
 class LabelOutOfRangeError(CorruptDatasetError, ValueError):

@@ -18,18 +18,17 @@ training photos. ``predict_dir`` names a folder of the user's own photos for ``z
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
 from datamodules._batched import sample_loader
-from datamodules._paths import DamagedImageError, class_folders, missing_files_error, resolve_root
+from datamodules.images import read_image
+from datamodules._paths import class_folders, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 
 CLASSES = ("cat", "dog")
@@ -37,21 +36,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")  # compared in lower case
 Layout = Literal["auto", "folders", "kaggle"]
-
-
-def read_rgb_photo(path: Path) -> Tensor:
-    """Decode a JPEG or PNG file into a uint8 RGB tensor ``(3, H, W)`` (a 16-bit PNG scaled to 8 bits); a damaged
-    file raises :class:`DamagedImageError`."""
-    try:
-        return v2.functional.to_dtype(decode_image(read_file(str(path)), mode=ImageReadMode.RGB), torch.uint8,
-                                      scale=True)
-    except RuntimeError as err:
-        # torchvision's message starts with the C++ function and source line: keep what the decoder says
-        reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err).strip().splitlines()[0])
-        raise DamagedImageError(
-            f"cannot read the photo {path} ({reason}): it is missing, truncated or not a JPEG/PNG. Replace it with "
-            f"a good copy or delete it."
-        ) from err
 
 
 class PhotoFiles(Dataset):
@@ -76,7 +60,7 @@ class PhotoFiles(Dataset):
         if self.prepared is not None and index in self.prepared:
             image = self.prepared[index]
         else:
-            image = self.prepare(read_rgb_photo(path))
+            image = self.prepare(read_image(path, 3))
             if self.prepared is not None:
                 self.prepared[index] = image
         return self.finish(image), self.labels[index], str(path)

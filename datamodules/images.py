@@ -9,6 +9,7 @@ work of a resize.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
-from datamodules._paths import CorruptDatasetError
+from datamodules._paths import DamagedImageError
 
 #: image files read from a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -25,10 +26,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 50_000_000
 #: the longest side is cropped to at most this many times the shortest before any resize.
 MAX_ASPECT = 4.0
-
-
-class ImageFileError(CorruptDatasetError, ValueError):
-    """An image file that cannot be read, or is too large to decode safely (the message names the file)."""
 
 
 #: JPEG start-of-frame markers, whose segment holds the image's height and width.
@@ -65,10 +62,10 @@ def image_size_of(path: Path) -> tuple[int, int]:
         with Image.open(path) as image:
             return image.size
     except Image.DecompressionBombError:
-        raise ImageFileError(f"{path} declares more pixels than the {MAX_PIXELS:,} the zoo decodes; downscale it "
+        raise DamagedImageError(f"{path} declares more pixels than the {MAX_PIXELS:,} the zoo decodes; downscale it "
                              f"first") from None
     except (UnidentifiedImageError, OSError) as err:
-        raise ImageFileError(f"cannot read the image {path}: {err}; give a PNG or JPEG file") from None
+        raise DamagedImageError(f"cannot read the image {path}: {err}; give a PNG or JPEG file") from None
 
 
 def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tensor:
@@ -76,24 +73,25 @@ def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tenso
     16-bit PNG scaled to 8 bits), after checking the size its header declares.
 
     Raises:
-        ImageFileError: the file is not a readable PNG/JPEG, or it declares more than ``max_pixels`` pixels.
+        DamagedImageError: the file is not a readable PNG/JPEG, or it declares more than ``max_pixels`` pixels.
     """
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as err:
-        raise ImageFileError(f"cannot read the image {path}: {err.strerror}") from None
+        raise DamagedImageError(f"cannot read the image {path}: {err.strerror}") from None
     size = declared_size(raw)
     width, height = size if size is not None else image_size_of(path)
     if width * height > max_pixels:
-        raise ImageFileError(f"{path} is {width}x{height}: more pixels than the {max_pixels:,} the zoo decodes; "
+        raise DamagedImageError(f"{path} is {width}x{height}: more pixels than the {max_pixels:,} the zoo decodes; "
                              f"downscale it first")
     try:
         data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
         image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
     except RuntimeError as err:
-        reason = str(err).strip().splitlines()[0]
-        raise ImageFileError(f"cannot decode the image {path} ({reason}): it is truncated or not a PNG/JPEG; "
+        # torchvision's message starts with the C++ function and source line: keep what the decoder says
+        reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err).strip().splitlines()[0])
+        raise DamagedImageError(f"cannot decode the image {path} ({reason}): it is truncated or not a PNG/JPEG; "
                              f"replace it") from None
     return v2.functional.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNGs decode as uint16
 
@@ -186,10 +184,10 @@ def image_files(paths: list[str]) -> list[Path]:
             inside = sorted(Path(folder, file) for folder, _, files in os.walk(path) for file in files
                             if os.path.splitext(file)[1].lower() in IMAGE_SUFFIXES)
             if not inside:
-                raise ImageFileError(f"{path} holds no PNG or JPEG file ({', '.join(IMAGE_SUFFIXES)})")
+                raise DamagedImageError(f"{path} holds no PNG or JPEG file ({', '.join(IMAGE_SUFFIXES)})")
             found += inside
         elif path.is_file():
             found.append(path)
         else:
-            raise ImageFileError(f"{path} does not exist; name image files or folders of them")
+            raise DamagedImageError(f"{path} does not exist; name image files or folders of them")
     return found

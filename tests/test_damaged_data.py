@@ -149,7 +149,7 @@ def test_an_unreadable_jpeg_is_named_without_torchvisions_source_lines(tmp_path)
     damaged = tmp_path / "train" / "cat" / "cat.1.jpg"
     damaged.write_bytes(damaged.read_bytes()[:200])
     datamodule = DogsVsCatsDataModule(root=str(tmp_path), image_size=32, batch_size=4)
-    with pytest.raises(DamagedImageError, match=r"cannot read the photo .*cat\.1\.jpg \(.+\): .*Replace it") as err:
+    with pytest.raises(DamagedImageError, match=r"cannot decode the image .*cat\.1\.jpg \(.+\): .*replace it") as err:
         list(datamodule.train_dataloader())
     assert ".cpp" not in str(err.value) and is_deliberate(err.value)  # one message from the zoo command
 

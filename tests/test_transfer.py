@@ -17,7 +17,7 @@ from torchvision.io import encode_jpeg, write_file
 
 import zoo
 from datamodules import DatasetNotFoundError, DogsVsCatsDataModule, MNISTDataModule
-from datamodules.dogs_vs_cats import DamagedImageError
+from datamodules import DamagedImageError
 from tests.helpers import ok, run_zoo
 from zoo import hub, registry
 from zoo.export import export
@@ -200,7 +200,7 @@ def test_keep_images_decodes_each_file_once(folders_root, monkeypatch):
     dm = datamodule(folders_root, augment=False, keep_images=True)
     first = torch.cat([x for x, _, _ in dm.val_dataloader()])
     calls = []
-    monkeypatch.setattr(module, "read_rgb_photo", lambda path: calls.append(path))
+    monkeypatch.setattr(module, "read_image", lambda path, channels: calls.append(path))
     second = torch.cat([x for x, _, _ in dm.val_dataloader()])
     assert not calls and torch.equal(first, second)
 

@@ -26,7 +26,7 @@ from tests.helpers import REPO, ok, run_zoo, write_ud_treebank
 from zoo import hub, predict, registry
 from zoo.manifest import (DESCRIBED_KEYS, KEY_ORDER, SCHEMA_VERSION, Manifest, ManifestError, headline,
                           read_manifest)
-from zoo.preprocessing import ImageFileError, image_transforms, read_image
+from zoo.preprocessing import DamagedImageError, image_transforms, read_image
 
 SHIPPED = registry.list_models(shipped=True)
 
@@ -312,7 +312,7 @@ def test_predict_bounds_hostile_images(tmp_path):
     data[16:24] = (60000).to_bytes(4, "big") * 2
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the IHDR chunk's checksum
     huge.write_bytes(bytes(data))
-    with pytest.raises(ImageFileError, match="huge.png.*more pixels than"):
+    with pytest.raises(DamagedImageError, match="huge.png.*more pixels than"):
         read_image(huge, 1)
 
 
@@ -401,7 +401,7 @@ def test_image_folder_datamodule_splits_by_seed_and_names_classes(tmp_path):
     again.setup("fit")
     assert torch.equal(again.val_set.images, dm.val_set.images)
     (tmp_path / "train" / "red" / "5.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(ImageFileError, match="5.png"):
+    with pytest.raises(DamagedImageError, match="5.png"):
         ImageFolderDataModule(str(tmp_path)).setup("fit")
 
 

@@ -29,7 +29,7 @@ from zoo import hub, registry
 from zoo.errors import ZooError
 from zoo.manifest import Manifest
 from zoo.models.base import Classifier
-from zoo.preprocessing import ImageFileError, image_files, image_transforms, read_image
+from zoo.preprocessing import DamagedImageError, image_files, image_transforms, read_image
 
 
 class PredictError(ZooError, ValueError):
@@ -261,7 +261,7 @@ def predict_files(entry_name: str, paths: list[str], topk: int = 1, as_json: boo
             try:
                 images.append(read_image(path, spec["channels"]))
                 batch_files.append(path)
-            except ImageFileError as err:
+            except DamagedImageError as err:
                 print(f"zoo predict: skipped: {err}", file=sys.stderr)
                 failed += 1
         if not images:

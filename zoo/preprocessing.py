@@ -26,11 +26,11 @@ from torch import nn
 from torchvision.transforms import v2
 
 from datamodules.images import (
-    Binarize, CapAspect, CenterSquare, ImageFileError, LightOnDark, MatchChannels, PadToSquare, image_files,
+    Binarize, CapAspect, CenterSquare, DamagedImageError, LightOnDark, MatchChannels, PadToSquare, image_files,
     read_image,
 )
 
-__all__ = ["ImageFileError", "check_spec", "image_files", "image_transforms", "read_image"]
+__all__ = ["DamagedImageError", "check_spec", "image_files", "image_transforms", "read_image"]
 
 RESIZE_MODES = ("pad-to-square", "center-crop", "resize-crop")
 
