@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from datamodules._batched import sample_loader
-from datamodules.images import read_image
 from datamodules._paths import class_folders, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
+from datamodules.images import read_image
 
 CLASSES = ("cat", "dog")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -62,8 +62,8 @@ def image_size_of(path: Path) -> tuple[int, int]:
         with Image.open(path) as image:
             return image.size
     except Image.DecompressionBombError:
-        raise DamagedImageError(f"{path} declares more pixels than the {MAX_PIXELS:,} the zoo decodes; downscale it "
-                             f"first") from None
+        raise DamagedImageError(f"{path} declares more pixels than the {MAX_PIXELS:,} the zoo decodes; "
+                                f"downscale it first") from None
     except (UnidentifiedImageError, OSError) as err:
         raise DamagedImageError(f"cannot read the image {path}: {err}; give a PNG or JPEG file") from None
 
@@ -83,16 +83,16 @@ def read_image(path: Path, channels: int, max_pixels: int = MAX_PIXELS) -> Tenso
     size = declared_size(raw)
     width, height = size if size is not None else image_size_of(path)
     if width * height > max_pixels:
-        raise DamagedImageError(f"{path} is {width}x{height}: more pixels than the {max_pixels:,} the zoo decodes; "
-                             f"downscale it first")
+        raise DamagedImageError(f"{path} is {width}x{height}: more pixels than the {max_pixels:,} the zoo "
+                                f"decodes; downscale it first")
     try:
         data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
         image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
     except RuntimeError as err:
         # torchvision's message starts with the C++ function and source line: keep what the decoder says
         reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err).strip().splitlines()[0])
-        raise DamagedImageError(f"cannot decode the image {path} ({reason}): it is truncated or not a PNG/JPEG; "
-                             f"replace it") from None
+        raise DamagedImageError(f"cannot decode the image {path} ({reason}): it is truncated or not a "
+                                f"PNG/JPEG; replace it") from None
     return v2.functional.to_dtype(image, torch.uint8, scale=True)  # 16-bit PNGs decode as uint16
 
 
