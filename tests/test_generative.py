@@ -562,3 +562,19 @@ def test_shipped_generative_entries_re_measure_their_sample_quality(entry, real_
     assert any(key.startswith("test/fd_") for key in measured)
     for key, value in measured.items():
         assert value == pytest.approx(recorded[key], rel=1e-3, abs=1e-4), key
+
+
+def test_real_images_of_every_image_datamodule_are_in_0_1(mnist_root, cifar_root):
+    """The sample-quality metrics' real images: the MNIST family's float images as held, CIFAR-10's (and image
+    folders') uint8 images / 255; a normalized MNIST datamodule is refused."""
+    from datamodules import CIFAR10DataModule
+
+    cifar = CIFAR10DataModule(root=str(cifar_root), val_size=10)
+    test_images = evaluation.real_images(cifar, "test")
+    assert test_images.dtype == torch.float32 and test_images.shape == (20, 3, 32, 32)
+    assert torch.equal(test_images, cifar.test_set.tensors[0].float() / 255)
+    assert 0.0 <= float(evaluation.real_images(cifar, "train").min()) <= float(test_images.max()) <= 1.0
+    mnist = MNISTDataModule(root=str(mnist_root), normalize=False)
+    assert torch.equal(evaluation.real_images(mnist, "test"), mnist.test_set.images)
+    with pytest.raises(ValueError, match="normalize=False"):
+        evaluation.real_images(MNISTDataModule(root=str(mnist_root)), "test")

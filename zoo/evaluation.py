@@ -14,6 +14,7 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.utils.data import TensorDataset
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from zoo import hub, registry
@@ -106,11 +107,22 @@ def load_feature_classifier(entry_name: str) -> ClassifierFeatures:
 
 
 def real_images(datamodule: L.LightningDataModule, split: str) -> Tensor:
-    """All images of the ``"train"`` or ``"test"`` split of an MNIST-family datamodule, in [0, 1]."""
+    """All images of the ``"train"`` or ``"test"`` split, in [0, 1]: the float images an MNIST-family datamodule
+    holds, or the uint8 images of a CIFAR-10 or image-folder datamodule (normalized per batch later) / 255."""
+    datamodule.setup("fit" if split == "train" else "test")
+    dataset = getattr(datamodule, f"{split}_set", None)
+    images = getattr(dataset, "images", None)
+    if images is None and isinstance(dataset, TensorDataset):
+        images = dataset.tensors[0]
+    if images is None:
+        raise TypeError(f"{type(datamodule).__name__} holds no tensor of its {split} images, so the sample-quality "
+                        f"metrics have no real images to compare with; use a datamodule that holds them (MNIST "
+                        f"family, CIFAR-10, image folders)")
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
     if getattr(datamodule.hparams, "normalize", False):
         raise ValueError("generative models read images in [0, 1]: build the datamodule with normalize=False")
-    datamodule.setup("fit" if split == "train" else "test")
-    return getattr(datamodule, f"{split}_set").images
+    return images
 
 
 @torch.no_grad()
