@@ -339,8 +339,9 @@ class MNISTDataModule(SplitLoaders):
             ("first_epoch_shuffle", str(hp.first_epoch_shuffle).lower(), "true")) if value != default]
         reload_every = getattr(self.trainer, "reload_dataloaders_every_n_epochs", 1)
         if first_epoch_options and reload_every != 1:
+            verb = "changes" if len(first_epoch_options) == 1 else "change"
             raise ValueError(
-                f"{' and '.join(first_epoch_options)} change epoch 0 only, so the training loader must be rebuilt "
+                f"{' and '.join(first_epoch_options)} {verb} epoch 0 only, so the training loader must be rebuilt "
                 f"after it, but the Trainer rebuilds it every {reload_every} epochs (0: never), and every epoch "
                 f"would run as epoch 0. How to fix: pass --trainer.reload_dataloaders_every_n_epochs 1."
             )

@@ -121,19 +121,27 @@ def warn_if_cpu_bfloat16_is_emulated(trainer: L.Trainer) -> None:
 
 class ReleaseRunDirectoryOnFailure(L.Callback):
     """Remove the run directory ``zoo fit`` claimed (:func:`zoo.resume.claim_run_directory`) when the fit fails
-    before its first training step (a datamodule that finds no data, a batch of the wrong shape), so the next run
-    takes that version instead of leaving a folder with nothing in it: it may hold only the TensorBoard event file
-    that the logger opens before the datamodule's ``setup``. A run that trained a step keeps everything."""
+    before its first training step (a datamodule that finds no data, a batch of the wrong shape, a training loader
+    refused after the sanity check), so the next run takes that version instead of leaving a folder with no run in
+    it: it may hold only what the fit writes before training, the TensorBoard event file and the ``config.yaml`` and
+    ``hparams.yaml`` of the run that did not start. A run that trained a step keeps everything."""
 
     def __init__(self, run_directory: Path) -> None:
         self.run_directory = run_directory
 
+    def written_before_training(self, path: Path) -> bool:
+        return path.name.startswith("events.out.tfevents.") or (
+            path.parent == self.run_directory and path.name in ("config.yaml", "hparams.yaml"))
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        files = [path for path in self.run_directory.rglob("*") if not path.is_dir()]
-        if trainer.global_step > 0 or not all(path.name.startswith("events.out.tfevents.") for path in files):
+        paths = list(self.run_directory.rglob("*"))
+        files = [path for path in paths if not path.is_dir()]
+        if trainer.global_step > 0 or not all(self.written_before_training(path) for path in files):
             return
         for path in files:
             path.unlink()
+        for folder in sorted((path for path in paths if path.is_dir()), reverse=True):  # deepest first
+            folder.rmdir()
         resume.release_run_directory(self.run_directory)
 
 

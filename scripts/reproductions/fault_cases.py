@@ -349,6 +349,9 @@ CASES = [
                                                            "MNISTDataModule", "--data.root", str(f / "nowhere"),
                                                            "--trainer.max_epochs", "1"],
          "MNIST not found", absent=("lightning_logs/*",)),
+    Case("fit-refused-after-sanity-check-leaves-no-run-folder", lambda f: [
+        "fit", "-c", "lenet_mnist_mini", "--data.init_args.first_epoch_batch_size", "4", "--trainer.max_epochs", "1"],
+         "--trainer.reload_dataloaders_every_n_epochs 1", absent=("lightning_logs/*",)),
     Case("diverged-lr-1e30", lambda f: ["fit", "-c", "lenet_mnist_mini", *SHORT_RUN, "--trainer.limit_train_batches",
                                         "5", "--model.init_args.lr", "1e30"], "loss became nan or infinite at step",
          fast=False, absent=("**/best*.ckpt", "**/results.json")),
