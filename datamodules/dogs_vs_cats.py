@@ -248,7 +248,7 @@ class DogsVsCatsDataModule(SplitLoaders):
                              num_workers=self.hparams.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
-        """The user's photos in ``predict_dir`` (labels -1), else the val split."""
+        """The user's photos in ``predict_dir`` (labels -1), else the test split."""
         if self.hparams.predict_dir is None:
             return self._loader("test")
         directory = resolve_root(self.hparams.predict_dir)

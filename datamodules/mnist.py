@@ -395,6 +395,8 @@ class EmbeddedMNISTDataModule(MNISTDataModule):
     """
 
     _extracted: Optional[Path] = None
+    #: its data comes with the package: no ``root`` chooses where it is read from
+    embedded_data = True
 
     @property
     def root(self) -> Path:

@@ -147,3 +147,19 @@ def test_a_checkpoint_of_a_python_trainer_that_names_no_class_says_the_entrys_cl
                                               r"checkpoint names no model class: it was saved by a Trainer of your "
                                               r"own, not `zoo fit`, .*load_from_checkpoint.*width"):
         hub.load_checkpoint("lenet_mnist", str(path))
+
+
+def test_a_checkpoint_names_where_its_data_is_read_from_unless_the_data_is_embedded(tmp_path, capsys):
+    """``load_checkpoint`` says which folder a checkpoint's datamodule reads; MNIST-mini comes with the package,
+    so no folder is named for it (its ``root`` chooses nothing)."""
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.strategy.connect(LeNet())
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    for dm_cls, expect_note in (("EmbeddedMNISTDataModule", False), ("MNISTDataModule", True)):
+        # what `zoo fit` records of its datamodule
+        checkpoint["datamodule_hyper_parameters"] = {"_class_path": f"datamodules.mnist.{dm_cls}",
+                                                     "root": str(tmp_path / "data")}
+        torch.save(checkpoint, tmp_path / "model.ckpt")
+        hub.load_checkpoint("lenet_mnist", str(tmp_path / "model.ckpt"))
+        assert ("reading" in capsys.readouterr().err) is expect_note, dm_cls

@@ -172,7 +172,7 @@ def load_checkpoint(entry_name: str, ckpt_path: str, data_root: Optional[str] = 
     if data_root is not None:
         stored["root"] = data_root
     datamodule = dm_cls(**stored)
-    root = getattr(datamodule, "root", None)
+    root = None if getattr(datamodule, "embedded_data", False) else getattr(datamodule, "root", None)
     if root is not None:  # the checkpoint chose where the data is read from: say so, or take the user's choice
         origin = "--data_root" if data_root is not None else "stored in the checkpoint; --data_root chooses another"
         print(f"{ckpt_path}: reading {dm_cls.__name__} data from {root} ({origin})", file=sys.stderr)
