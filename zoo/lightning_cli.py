@@ -19,6 +19,7 @@ for runs without an entry too (``zoo fit --model ... --data ...``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import inspect
@@ -134,14 +135,17 @@ class ReleaseRunDirectoryOnFailure(L.Callback):
             path.parent == self.run_directory and path.name in ("config.yaml", "hparams.yaml"))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not trainer.is_global_zero:  # one process removes it (under DDP every rank sees the exception)
+            return
         paths = list(self.run_directory.rglob("*"))
         files = [path for path in paths if not path.is_dir()]
         if trainer.global_step > 0 or not all(self.written_before_training(path) for path in files):
             return
         for path in files:
-            path.unlink()
+            path.unlink(missing_ok=True)
         for folder in sorted((path for path in paths if path.is_dir()), reverse=True):  # deepest first
-            folder.rmdir()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         resume.release_run_directory(self.run_directory)
 
 
