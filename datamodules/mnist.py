@@ -334,9 +334,9 @@ class MNISTDataModule(SplitLoaders):
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
         first_epoch = self.trainer is None or self.trainer.current_epoch == 0
-        first_epoch_options = [f"--data.init_args.{name} {value}" for name, value, default in (
-            ("first_epoch_batch_size", hp.first_epoch_batch_size, None),
-            ("first_epoch_shuffle", str(hp.first_epoch_shuffle).lower(), "true")) if value != default]
+        first_epoch_options = [option for option, given in (
+            (f"--data.init_args.first_epoch_batch_size {hp.first_epoch_batch_size}", hp.first_epoch_batch_size),
+            ("--data.init_args.first_epoch_shuffle false", not hp.first_epoch_shuffle)) if given]
         reload_every = getattr(self.trainer, "reload_dataloaders_every_n_epochs", 1)
         if first_epoch_options and reload_every != 1:
             verb = "changes" if len(first_epoch_options) == 1 else "change"

@@ -111,13 +111,11 @@ def real_images(datamodule: L.LightningDataModule, split: str) -> Tensor:
     holds, or the uint8 images of a CIFAR-10 or image-folder datamodule (normalized per batch later) / 255."""
     datamodule.setup("fit" if split == "train" else "test")
     dataset = getattr(datamodule, f"{split}_set", None)
-    images = getattr(dataset, "images", None)
-    if images is None and isinstance(dataset, TensorDataset):
-        images = dataset.tensors[0]
-    if images is None:
+    if not isinstance(dataset, TensorDataset):  # every image datamodule of the zoo holds (images, labels, ...)
         raise TypeError(f"{type(datamodule).__name__} holds no tensor of its {split} images, so the sample-quality "
                         f"metrics have no real images to compare with; use a datamodule that holds them (MNIST "
                         f"family, CIFAR-10, image folders)")
+    images = dataset.tensors[0]
     if images.dtype == torch.uint8:
         return images.float().div_(255.0)
     if getattr(datamodule.hparams, "normalize", False):
