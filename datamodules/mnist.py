@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import atexit
 import gzip
+import hashlib
 import math
+import os
 import shutil
 import tempfile
 from importlib import resources
@@ -391,7 +393,9 @@ class EmbeddedMNISTDataModule(MNISTDataModule):
 
     1,000 real MNIST training images (100 per class, taken from MNIST-5k) and the first 1,000 images of the
     real MNIST test set, in torchvision's layout. Too small for reportable figures: use it to try the zoo.
-    ``root`` is ignored; the files are unpacked to a temporary directory on first use, removed at exit.
+    ``root`` is ignored: the package's gzip files are unpacked once into the user cache
+    (``$XDG_CACHE_HOME/lightning-zoo`` or ``~/.cache/lightning-zoo``, a folder named for their content) and
+    reused by every later run; where that cache cannot be written, into a temporary folder removed at exit.
     """
 
     _extracted: Optional[Path] = None
@@ -401,17 +405,54 @@ class EmbeddedMNISTDataModule(MNISTDataModule):
     @property
     def root(self) -> Path:
         if EmbeddedMNISTDataModule._extracted is None or not EmbeddedMNISTDataModule._extracted.exists():
-            folder = Path(tempfile.mkdtemp(prefix="zoo-mnist-mini-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed when the process ends
-            target = folder / "MNIST" / "raw"
-            target.mkdir(parents=True)
-            package = resources.files("datamodules") / "embedded" / "mnist-mini"
-            for name in self._raw_files():
-                with resources.as_file(package / f"{name}.gz") as gz, gzip.open(gz, "rb") as src:
-                    with open(target / name, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-            EmbeddedMNISTDataModule._extracted = target.parent.parent
+            EmbeddedMNISTDataModule._extracted = self._unpack()
         return EmbeddedMNISTDataModule._extracted
+
+    def _unpack(self) -> Path:
+        """A folder holding ``MNIST/raw/<the four IDX files>``, unpacked from the package.
+
+        The cached folder is built under a temporary name beside it and renamed into place whole, so a killed
+        process or a concurrent one never leaves or reads a half-written folder; one whose files do not have the
+        unpacked sizes is replaced.
+        """
+        package = resources.files("datamodules") / "embedded" / "mnist-mini"
+        packed = {name: (package / f"{name}.gz").read_bytes() for name in self._raw_files()}
+        unpacked = {name: gzip.decompress(data) for name, data in packed.items()}
+        key = hashlib.sha256(b"".join(packed[name] for name in sorted(packed))).hexdigest()[:16]
+
+        def write(folder: Path) -> None:
+            raw = folder / "MNIST" / "raw"
+            raw.mkdir(parents=True)
+            for name, data in unpacked.items():
+                (raw / name).write_bytes(data)
+
+        def complete(folder: Path) -> bool:
+            raw = folder / "MNIST" / "raw"
+            return all((raw / name).is_file() and (raw / name).stat().st_size == len(data)
+                       for name, data in unpacked.items())
+
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-zoo"
+        folder = cache / f"mnist-mini-{key}"
+        try:
+            if complete(folder):
+                return folder
+            cache.mkdir(parents=True, exist_ok=True)
+            building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache))
+            try:
+                write(building)
+                if folder.exists() and not complete(folder):  # a damaged earlier copy
+                    shutil.rmtree(folder)
+                os.rename(building, folder)
+            except OSError:
+                shutil.rmtree(building, ignore_errors=True)
+                if not complete(folder):  # else another process renamed its copy into place first
+                    raise
+            return folder
+        except OSError:  # a read-only or missing home: a private copy for this process
+            folder = Path(tempfile.mkdtemp(prefix="zoo-mnist-mini-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            write(folder)
+            return folder
 
     @property
     def dataset_name(self) -> str:

@@ -183,6 +183,35 @@ def test_embedded_mnist_mini():
     assert torch.bincount(torch.cat([dm.train_set.labels, dm.val_set.labels])).tolist() == [100] * 10
 
 
+
+def test_embedded_mnist_mini_is_unpacked_once_into_the_cache(monkeypatch, tmp_path):
+    """The quick-start's files go to one content-named cache folder that later processes reuse (a killed run
+    leaves no temporary copy behind); a damaged cached file is replaced, and an unwritable cache falls back to a
+    private temporary folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(EmbeddedMNISTDataModule, "_extracted", None)
+    folder = EmbeddedMNISTDataModule().root
+    assert folder.parent == tmp_path / "cache" / "lightning-zoo" and folder.name.startswith("mnist-mini-")
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no half-built folder left beside it
+    images = folder / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    size, stamp = images.stat().st_size, images.stat().st_mtime_ns
+    monkeypatch.setattr(EmbeddedMNISTDataModule, "_extracted", None)  # a new process
+    assert EmbeddedMNISTDataModule().root == folder and images.stat().st_mtime_ns == stamp  # reused, not rewritten
+
+    images.write_bytes(images.read_bytes()[:1000])  # damaged
+    monkeypatch.setattr(EmbeddedMNISTDataModule, "_extracted", None)
+    dm = EmbeddedMNISTDataModule()
+    assert dm.root == folder and images.stat().st_size == size
+    dm.setup()
+    assert len(dm.train_set) + len(dm.val_set) == 1000
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    monkeypatch.setattr(EmbeddedMNISTDataModule, "_extracted", None)
+    private = EmbeddedMNISTDataModule().root
+    assert private.name.startswith("zoo-mnist-mini-")
+    assert (private / "MNIST" / "raw" / images.name).stat().st_size == size
+
 @pytest.mark.realdata
 def test_real_files_and_dataset_names(real_data):
     fashion = FashionMNISTDataModule(root=str(real_data))
