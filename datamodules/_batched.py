@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from zoo.errors import option
 from zoo.lightning_compat import batches_processed_this_epoch
 
 Indices = Union[Tensor, list[int]]
@@ -64,8 +65,8 @@ def check_batch_size(value: Optional[int], name: str = "batch_size", optional: b
     """Refuse a batch size below 1 (``None`` too unless ``optional``): the error names the option and the fix."""
     if (value is None and optional) or (isinstance(value, int) and value >= 1):
         return
-    raise ValueError(f"--data.init_args.{name} must be a whole number of at least 1 (samples per batch), got "
-                     f"{value!r}; pass a positive batch size, e.g. --data.init_args.{name} 32")
+    raise ValueError(f"{option('data', name)} must be a whole number of at least 1 (samples per batch), got "
+                     f"{value!r}; pass a positive batch size, e.g. {option('data', name, 32)}")
 
 
 def run_seed(seed: int) -> int:

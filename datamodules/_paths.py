@@ -3,7 +3,7 @@ damaged dataset files (one place for all of them; each names the file and the fi
 
 The errors derive from the built-in types code caught before (``FileNotFoundError``, ``RuntimeError``,
 ``ValueError``); raised here, in the datamodules package, the ``zoo`` command prints them as one message with exit
-status 2 (``zoo.errors.is_deliberate``), so this package still never imports ``zoo``.
+status 2 (``zoo.errors.is_deliberate``) without a type of the zoo's own.
 """
 
 from __future__ import annotations

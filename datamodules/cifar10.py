@@ -35,6 +35,7 @@ from datamodules._paths import (CorruptDatasetError, LabelOutOfRangeError, downl
                                 resolve_root)
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import ImageTensorDataset
+from zoo.errors import option
 
 Augment = Literal["none", "book", "standard", "airbench"]
 Normalization = Literal["cifar10", "half", "none"]
@@ -85,20 +86,21 @@ def batch_files_present(folder: Path, train: Optional[bool] = None) -> bool:
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_REPLACE = ("Replace it with the file from the official archive (cifar-10-python.tar.gz): delete it and pass "
-            "--data.init_args.download true, or copy a good one.")
+def _replace() -> str:
+    return ("Replace it with the file from the official archive (cifar-10-python.tar.gz): delete it and pass "
+            f"{option('data', 'download', True)}, or copy a good one.")
 
 
 def _unpickle(path: Path) -> Any:
     """``path`` unpickled with only the globals of numpy arrays admitted (``UnsafePickleError`` names any other)."""
     try:
-        return _safe_pickle.load(path, "a CIFAR-10 batch file", _REPLACE)
+        return _safe_pickle.load(path, "a CIFAR-10 batch file", _replace())
     except _safe_pickle.UnsafePickleError:
         raise
     except Exception as err:  # a damaged pickle fails in many ways: truncated, bad opcodes, ...
         raise CorruptDatasetError(
             f"{path} is not a readable CIFAR-10 batch file ({type(err).__name__}: {err}); it is truncated or "
-            f"damaged. {_REPLACE}"
+            f"damaged. {_replace()}"
         ) from err
 
 
@@ -110,7 +112,7 @@ def read_meta_file(path: Path) -> list[str]:
         raise CorruptDatasetError(
             f"{path} does not hold the CIFAR-10 metadata: expected a dict whose 'label_names' lists the "
             f"{len(CIFAR10_CLASSES)} class names, got {type(entry).__name__}"
-            f"{' without label_names' if isinstance(entry, dict) and names is None else ''}. {_REPLACE}"
+            f"{' without label_names' if isinstance(entry, dict) and names is None else ''}. {_replace()}"
         )
     return list(names)
 
@@ -125,28 +127,28 @@ def read_batch_file(path: Path) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise CorruptDatasetError(
             f"{path} does not hold CIFAR-10 images: expected a dict with 'data' and 'labels', got "
-            f"{type(entry).__name__}. {_REPLACE}"
+            f"{type(entry).__name__}. {_replace()}"
         )
     data, labels = np.asarray(entry.get("data")), entry.get("labels")
     if data.ndim != 2 or data.shape[1] != 3072 or not len(data) or labels is None or len(labels) != len(data):
         raise CorruptDatasetError(
             f"{path} does not hold CIFAR-10 images: expected 'data' of shape (N, 3072), N >= 1, and N 'labels', "
-            f"got data {data.shape} and {None if labels is None else len(labels)} labels. {_REPLACE}"
+            f"got data {data.shape} and {None if labels is None else len(labels)} labels. {_replace()}"
         )
     if data.dtype != np.uint8:
         raise CorruptDatasetError(
-            f"{path} does not hold CIFAR-10 images: expected uint8 pixels, got {data.dtype}. {_REPLACE}"
+            f"{path} does not hold CIFAR-10 images: expected uint8 pixels, got {data.dtype}. {_replace()}"
         )
     classes = np.asarray(labels)
     if classes.dtype.kind not in "iu":
         raise CorruptDatasetError(
-            f"{path} does not hold CIFAR-10 labels: expected integers, got {classes.dtype} values. {_REPLACE}"
+            f"{path} does not hold CIFAR-10 labels: expected integers, got {classes.dtype} values. {_replace()}"
         )
     outside = np.flatnonzero((classes < 0) | (classes >= len(CIFAR10_CLASSES)))
     if outside.size:
         raise LabelOutOfRangeError(
             f"{path} holds the label {classes[outside[0]]} (image {outside[0]}; {outside.size} labels in all) "
-            f"outside CIFAR-10's classes 0-{len(CIFAR10_CLASSES) - 1}. {_REPLACE}"
+            f"outside CIFAR-10's classes 0-{len(CIFAR10_CLASSES) - 1}. {_replace()}"
         )
     return {"data": data, "labels": classes}
 
@@ -265,8 +267,8 @@ class CIFAR10DataModule(SplitLoaders):
         expected = [name for name, _ in LocalCIFAR10.train_list + LocalCIFAR10.test_list] + ["batches.meta"]
         return missing_files_error(
             "CIFAR-10", folder, expected,
-            f"pass --data.init_args.download true (needs internet), or copy the python-version batch files "
-            f"(cifar-10-python.tar.gz, extracted) into {folder}, or point ZOO_DATA_DIR / --data.init_args.root "
+            f"pass {option('data', 'download', True)} (needs internet), or copy the python-version batch files "
+            f"(cifar-10-python.tar.gz, extracted) into {folder}, or point ZOO_DATA_DIR / {option('data', 'root')} "
             f"at a directory holding cifar-10-batches-py/.",
         )
 
@@ -294,7 +296,7 @@ class CIFAR10DataModule(SplitLoaders):
             if hp.val_size >= len(images):
                 raise ValueError(
                     f"val_size={hp.val_size} leaves no training images: the training files hold {len(images)}; "
-                    f"set --data.init_args.val_size below {len(images)}"
+                    f"set {option('data', 'val_size')} below {len(images)}"
                 )
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(hp.seed))
             val_idx, train_idx = order[: hp.val_size], order[hp.val_size :]

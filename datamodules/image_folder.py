@@ -24,6 +24,7 @@ from torchvision.transforms import v2
 from datamodules._paths import DatasetNotFoundError, class_folders, missing_files_error
 from datamodules.cifar10 import Augment, BatchedImageDataset, CIFAR10DataModule, Normalization
 from datamodules.images import IMAGE_SUFFIXES, CapAspect, CenterSquare, MatchChannels, read_image
+from zoo.errors import option
 
 SPLIT_FOLDERS = ("train", "val", "test")
 
@@ -114,7 +115,7 @@ class ImageFolderDataModule(CIFAR10DataModule):
                 + f"; {'a classifier needs at least two classes' if needed == 2 else f'min_classes is {needed}'}: "
                 f"put each class's images in its own folder under train/"
                 + (". To train an unconditional generative model on one folder of images, pass "
-                   "--data.init_args.min_classes 1" if len(train) == 1 else ""))
+                   f"{option('data', 'min_classes', 1)}" if len(train) == 1 else ""))
         if not train or empty:
             raise missing_files_error(
                 "an image folder dataset", self.root, ["train/<class A>/*.jpg", "train/<class B>/*.jpg"],

@@ -35,6 +35,7 @@ from datamodules._batched import (
 from datamodules._paths import (CorruptDatasetError, LabelOutOfRangeError, download_failed_error, missing_files_error,
                                 resolve_root)
 from datamodules._splits import SplitLoaders
+from zoo.errors import option
 
 NoiseProtocol = Literal["paper", "blog"]
 NoiseSplit = Literal["test", "val", "train", "all"]
@@ -217,8 +218,8 @@ class MNISTDataModule(SplitLoaders):
             self.dataset_class.__name__,
             raw,
             self._raw_files(),
-            f"pass --data.init_args.download true (needs internet), or copy the uncompressed IDX files "
-            f"into {raw}, or point ZOO_DATA_DIR / --data.init_args.root at a directory holding "
+            f"pass {option('data', 'download', True)} (needs internet), or copy the uncompressed IDX files "
+            f"into {raw}, or point ZOO_DATA_DIR / {option('data', 'root')} at a directory holding "
             f"{self.dataset_class.__name__}/raw/.",
         )
 
@@ -229,7 +230,7 @@ class MNISTDataModule(SplitLoaders):
 
     @property
     def _replace_fix(self) -> str:
-        return (f"How to fix: delete it and pass --data.init_args.download true (needs internet), or copy the "
+        return (f"How to fix: delete it and pass {option('data', 'download', True)} (needs internet), or copy the "
                 f"uncompressed IDX file again from a good copy of {self.dataset_class.__name__}.")
 
     def _damaged_error(self, path: Path, problem: str) -> CorruptDatasetError:
@@ -337,15 +338,15 @@ class MNISTDataModule(SplitLoaders):
         hp = self.hparams
         first_epoch = self.trainer is None or self.trainer.current_epoch == 0
         first_epoch_options = [option for option, given in (
-            (f"--data.init_args.first_epoch_batch_size {hp.first_epoch_batch_size}", hp.first_epoch_batch_size),
-            ("--data.init_args.first_epoch_shuffle false", not hp.first_epoch_shuffle)) if given]
+            (option("data", "first_epoch_batch_size", hp.first_epoch_batch_size), hp.first_epoch_batch_size),
+            (option("data", "first_epoch_shuffle", False), not hp.first_epoch_shuffle)) if given]
         reload_every = getattr(self.trainer, "reload_dataloaders_every_n_epochs", 1)
         if first_epoch_options and reload_every != 1:
             verb = "changes" if len(first_epoch_options) == 1 else "change"
             raise ValueError(
                 f"{' and '.join(first_epoch_options)} {verb} epoch 0 only, so the training loader must be rebuilt "
                 f"after it, but the Trainer rebuilds it every {reload_every} epochs (0: never), and every epoch "
-                f"would run as epoch 0. How to fix: pass --trainer.reload_dataloaders_every_n_epochs 1."
+                f"would run as epoch 0. How to fix: pass {option('trainer', 'reload_dataloaders_every_n_epochs', 1)}."
             )
         batch_size = hp.first_epoch_batch_size if first_epoch and hp.first_epoch_batch_size else hp.batch_size
         file_order = None

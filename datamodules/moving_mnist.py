@@ -36,6 +36,7 @@ from datamodules._batched import Indices, as_index, check_batch_size, tensor_loa
 from datamodules._paths import download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from zoo.errors import option
 
 DigitSource = Literal["mnist", "fashion_mnist"]
 SequenceSource = Literal["generate", "torchvision"]
@@ -241,8 +242,8 @@ class MovingMNISTDataModule(SplitLoaders):
         folder = self.root / datasets.MovingMNIST.__name__
         return missing_files_error(
             "MovingMNIST", folder, ["mnist_test_seq.npy"],
-            f"pass --data.init_args.download true (needs internet), copy mnist_test_seq.npy into {folder}, "
-            f"or use --data.init_args.source generate to draw sequences from MNIST digits.",
+            f"pass {option('data', 'download', True)} (needs internet), copy mnist_test_seq.npy into {folder}, "
+            f"or use {option('data', 'source', 'generate')} to draw sequences from MNIST digits.",
         )
 
     def _torchvision_sequences(self) -> dict[str, Tensor]:

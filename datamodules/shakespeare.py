@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from datamodules._batched import TensorBatchDataset, check_batch_size, tensor_loader
 from datamodules._paths import read_utf8, resolve_root
 from datamodules._splits import SplitLoaders
+from zoo.errors import option
 
 EMBEDDED_SONNETS = "sonnets.txt"
 UNK = "<unk>"
@@ -194,7 +195,7 @@ class ShakespeareTrigramDataModule(SplitLoaders):
         if not self.sonnets:
             raise ValueError(
                 "no sonnets found: expected Roman-numeral heading lines (I, II, ...) as in sonnets.txt; for text of "
-                "your own pass --data.init_args.split_by paragraphs" if split_by == "sonnets" else
+                f"your own pass {option('data', 'split_by', 'paragraphs')}" if split_by == "sonnets" else
                 f"no paragraphs found in {self.hparams.text_path or 'the embedded sonnets'}: the text is empty")
         self.split_sonnet_numbers = self._split()
         counts = Counter(w for n in self.split_sonnet_numbers["train"] for w in self.sonnets[n - 1])

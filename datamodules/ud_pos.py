@@ -29,6 +29,7 @@ from torchvision.datasets.utils import download_url
 from datamodules._batched import check_batch_size, sample_loader
 from datamodules._paths import TEXT_ENCODING, download_failed_error, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
+from zoo.errors import option
 
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
              "SCONJ", "SYM", "VERB", "X")
@@ -269,12 +270,12 @@ class UDPosDataModule(SplitLoaders):
             return missing_files_error(
                 f"CoNLL-U treebank {self.hparams.treebank!r}", self.root, files,
                 f"put your treebank's files, named as above, into {self.root} (or name their folder with "
-                f"--data.init_args.root); for a Universal Dependencies release, also pass its repository "
-                f"(--data.init_args.repository UD_<Language>-<Name>) with --data.init_args.download true.",
+                f"{option('data', 'root')}); for a Universal Dependencies release, also pass its repository "
+                f"({option('data', 'repository', 'UD_<Language>-<Name>')}) with {option('data', 'download', True)}.",
             )
         return missing_files_error(
             f"Universal Dependencies {self.hparams.repository}", self.root, files,
-            "pass --data.init_args.download true (needs internet), or download\n    " + "\n    ".join(self.urls())
+            f"pass {option('data', 'download', True)} (needs internet), or download\n    " + "\n    ".join(self.urls())
             + f"\n  into {self.root}.",
         )
 

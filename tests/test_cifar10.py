@@ -110,7 +110,7 @@ def test_missing_files_name_the_directory_the_files_and_the_fix(tmp_path):
         dm.setup("fit")
     message = str(info.value)
     assert str(tmp_path / "cifar-10-batches-py") in message and "data_batch_1   (missing)" in message
-    assert "download true" in message
+    assert "pass download=True (needs internet)" in message
 
 
 def test_a_validation_split_larger_than_the_data_is_refused(cifar_root):

@@ -64,7 +64,7 @@ def test_a_damaged_mnist_images_file_is_named_with_the_fix(mnist_copy, damage, s
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(CorruptDatasetError, match=f"{path} is damaged: it .*{says}") as caught:
         MNISTDataModule(root=str(mnist_copy)).setup("fit")
-    assert "--data.init_args.download true" in str(caught.value)
+    assert "download=True" in str(caught.value)
     MNISTDataModule(root=str(mnist_copy)).setup("test")  # the test files are intact: that split still loads
 
 
@@ -123,7 +123,7 @@ def test_a_damaged_cifar_batch_is_named(cifar_copy, content, says):
     path.write_bytes(content)
     with pytest.raises(CorruptDatasetError, match=f"data_batch_2 .*{says}") as caught:
         load_cifar(cifar_copy)
-    assert "--data.init_args.download true" in str(caught.value)
+    assert "download=True" in str(caught.value)
 
 
 def test_damaged_cifar_metadata_is_named(cifar_copy):

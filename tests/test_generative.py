@@ -111,7 +111,7 @@ def test_a_gan_refuses_images_of_another_shape_in_one_line(cls):
 def test_a_generative_model_refuses_normalized_training_pixels_naming_the_option(cls):
     """CIFAR-10-normalized photos (-1.99..2.11) would train silently on the wrong range: refused in one line."""
     model = tiny(cls, in_channels=3, image_size=32)
-    with pytest.raises(ValueError, match=r"pixels in \[0, 1\].* -1\.\d\d\.\.2\.\d\d.*--data\.init_args\.normalize false"):
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\].* -1\.\d\d\.\.2\.\d\d.*pass normalize=False$"):
         quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches(low=-1.99, high=2.11))
     quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, rgb_batches())
 
@@ -140,7 +140,7 @@ def test_a_model_refuses_a_datamodule_of_another_image_size_naming_both_options(
     with a traceback, or the first batch with a matrix-size error."""
     model = make()
     with pytest.raises(ValueError, match=rf"{type(model).__name__} takes 28x28 images but Photos32 makes 32x32 ones; "
-                                         r"set --model.init_args.image_size 32"):
+                                         r"set image_size=32 \(or image_size=28 where the datamodule takes one\)"):
         quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, datamodule=Photos32())
 
 
@@ -149,7 +149,7 @@ def test_a_conditional_gan_refuses_a_datamodule_with_another_number_of_classes()
     would accept them."""
     model = tiny(ConditionalGAN, in_channels=3)
     with pytest.raises(ValueError, match=r"ConditionalGAN has num_classes=10 but the datamodule has 2 classes "
-                                         r"\(cats, dogs\); set --model.init_args.num_classes 2"):
+                                         r"\(cats, dogs\); set num_classes=2$"):
         quiet_trainer(max_epochs=1).fit(model, datamodule=TwoClassPhotos())
     quiet_trainer(max_epochs=1).fit(tiny(ConditionalGAN, in_channels=3, num_classes=2), datamodule=TwoClassPhotos())
     quiet_trainer(max_epochs=1).fit(tiny(MLPGAN, in_channels=3), datamodule=TwoClassPhotos())  # labels unused

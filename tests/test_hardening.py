@@ -44,7 +44,7 @@ from datamodules.airline import read_series_csv
 from scripts.reproductions import fault_cases
 from scripts.reproductions import kill_resume_trials as trials
 from tests.helpers import REPO, ok, run_zoo, write_cifar10, write_mnist_family
-from zoo import errors, resume
+from zoo import cli, errors, resume
 from zoo.callbacks import StopOnNonFiniteLoss, TrainingDivergedError
 from zoo.checkpoint_trust import read_checkpoint
 from zoo.models import LeNet
@@ -62,7 +62,7 @@ def test_a_planted_cifar_pickle_is_refused_before_its_code_runs(tmp_path, name):
                                                 f"official archive: it names the global {SYSTEM}") as caught:
         CIFAR10DataModule(root=str(root), val_size=4).setup()
     assert not (tmp_path / fault_cases.MARKER).exists()
-    assert "--data.init_args.download true" in str(caught.value) and errors.is_deliberate(caught.value)
+    assert "download=True" in str(caught.value) and errors.is_deliberate(caught.value)
 
 
 def test_the_restricted_unpickler_reads_numpy_arrays_and_refuses_any_other_global(tmp_path):
@@ -110,7 +110,7 @@ def test_an_mnist_label_outside_the_classes_is_named_with_the_fix(mnist_raw):
     path = mnist_raw / "train-labels-idx1-ubyte"
     with pytest.raises(LabelOutOfRangeError, match=f"{re.escape(str(path))} holds the label 12 .*classes 0-9") as err:
         MNISTDataModule(root=str(mnist_raw.parent.parent)).setup("fit")
-    assert isinstance(err.value, ValueError) and "--data.init_args.download true" in str(err.value)
+    assert isinstance(err.value, ValueError) and "download=True" in str(err.value)
 
 
 def test_an_mnist_file_without_items_is_named(mnist_raw):
@@ -156,13 +156,14 @@ def test_an_airline_csv_that_is_not_utf8_is_named(tmp_path):
     lambda: PolynomialDataModule(batch_size=0),
 ], ids=["mnist", "mnist-first-epoch", "fashion", "cifar10", "airline", "moving-mnist", "shakespeare", "ud", "poly"])
 def test_every_datamodule_refuses_a_batch_size_below_1(make):
-    with pytest.raises(ValueError, match=r"--data.init_args.\w*batch_size must be a whole number of at least 1"):
+    with pytest.raises(ValueError, match=r"^(first_epoch_)?batch_size must be a whole number of at least 1 .* "
+                                         r"e\.g\. (first_epoch_)?batch_size=32$"):
         make()
 
 
 @pytest.mark.parametrize("name, value", [("lr", -1.0), ("momentum", -0.5), ("weight_decay", -1e-4), ("lr", math.nan)])
 def test_negative_optimizer_values_are_refused(name, value):
-    with pytest.raises(ValueError, match=f"--model.init_args.{name} must be 0 or more, got {value}"):
+    with pytest.raises(ValueError, match=f"^{name} must be 0 or more, got {value}"):
         LeNet(**{name: value})
     LeNet(lr=0.0, momentum=0.0, weight_decay=0.0)
 
@@ -428,3 +429,30 @@ def test_the_fault_script_reports_a_case_that_does_not_refuse(tmp_path, capsys):
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary == ("1 cases: 1 as expected, 0 without one message (tracebacks: 0), 0 ran planted code, "
                        "0 changed files")
+
+
+def test_errors_name_options_as_the_user_passes_them():
+    """The ``zoo`` command's messages name its flags; a Python caller's name the constructor keywords."""
+    try:
+        assert errors.option("data", "download", True) == "download=True"
+        assert errors.option("model", "lr") == "lr"
+        assert errors.option("trainer", "max_epochs", 3) == "Trainer(max_epochs=3)"
+        with pytest.raises(ValueError, match=r"^batch_size must .* e\.g\. batch_size=32$"):
+            MNISTDataModule(batch_size=0)
+        assert errors.name_command_line_options() is False
+        assert errors.option("data", "download", True) == "--data.init_args.download true"
+        assert errors.option("data", "split_by", "paragraphs") == "--data.init_args.split_by paragraphs"
+        assert errors.option("model", "lr") == "--model.init_args.lr"
+        assert errors.option("trainer", "max_epochs", 3) == "--trainer.max_epochs 3"
+        with pytest.raises(ValueError, match=r"^--data.init_args.batch_size must .* "
+                                             r"e\.g\. --data.init_args.batch_size 32$"):
+            MNISTDataModule(batch_size=0)
+    finally:
+        errors.name_command_line_options(False)
+    assert cli.main(["models"]) == 0 and errors.option("model", "lr") == "lr"  # the command restores the naming
+
+
+def test_the_zoo_command_names_its_flags_in_an_error(tmp_path):
+    proc = run_zoo("fit", "-c", "lenet_mnist_mini", *fault_cases.FAST_RUN, "--data.init_args.batch_size", "0",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "--data.init_args.batch_size must be a whole number of at least 1" in proc.stderr

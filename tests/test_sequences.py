@@ -232,7 +232,7 @@ def test_your_own_text_is_split_by_paragraph(tmp_path):
     assert dm.describe()["dataset"] == "mine.txt (12 paragraphs, held-out split by paragraph)"
     assert ShakespeareTrigramDataModule().describe()["dataset"] == \
         "Shakespeare's sonnets (154, held-out split by sonnet)"
-    with pytest.raises(ValueError, match="no sonnets found.*pass --data.init_args.split_by paragraphs"):
+    with pytest.raises(ValueError, match="no sonnets found.*pass split_by='paragraphs'$"):
         ShakespeareTrigramDataModule(text_path=str(text))
     with pytest.raises(ValueError, match=r"\(15 \+ 15\) must leave training paragraphs out of the 12 in the text"):
         ShakespeareTrigramDataModule(text_path=str(text), split_by="paragraphs")
@@ -302,7 +302,7 @@ def test_ngram_model_logs_perplexity_and_the_count_baseline():
 
 
 def test_ngram_vocabulary_mismatch_names_the_fix():
-    with pytest.raises(ValueError, match="num_classes: 98"):
+    with pytest.raises(ValueError, match="set num_classes=98$"):
         quiet_trainer(fast_dev_run=1).fit(NGramLanguageModel(num_classes=50), datamodule=ShakespeareTrigramDataModule(
             sonnet=2, min_count=1, tokenizer="whitespace"))
 
@@ -396,14 +396,16 @@ def test_missing_files_of_your_own_treebank_name_it_and_offer_no_download_that_c
     assert message.startswith(f"CoNLL-U treebank 'my' not found in {tmp_path.resolve()}")
     assert "my-ud-test.conllu   (missing)" in message and "my-ud-train.conllu\n" in message
     assert "UD_English-EWT" not in message and "githubusercontent" not in message
-    assert "pass --data.init_args.download true" not in message  # EWT's release has no my-ud-*.conllu
-    assert "also pass its repository (--data.init_args.repository" in message  # another UD treebank downloads
+    assert "pass download=True" not in message  # EWT's release has no my-ud-*.conllu
+    # another UD treebank downloads:
+    assert "also pass its repository (repository='UD_<Language>-<Name>') with download=True" in message
     dm = UDPosDataModule(root=str(tmp_path), treebank="my", download=True)
     dm.prepare_data()  # nothing to fetch from UD_English-EWT: setup names the missing file
     with pytest.raises(DatasetNotFoundError, match="CoNLL-U treebank 'my' not found"):
         dm.setup()
     other = UDPosDataModule(root=str(tmp_path), treebank="fr_gsd", repository="UD_French-GSD")
-    with pytest.raises(DatasetNotFoundError, match=r"(.|\n)*download true(.|\n)*UD_French-GSD/r2.16/fr_gsd-ud-test"):
+    with pytest.raises(DatasetNotFoundError,
+                       match=r"(.|\n)*pass download=True \(needs internet\)(.|\n)*UD_French-GSD/r2.16/fr_gsd-ud-test"):
         other.setup()
     write_ud_treebank(tmp_path, treebank="my")
     mine = UDPosDataModule(root=str(tmp_path), treebank="my")
@@ -429,7 +431,7 @@ def test_padding_does_not_change_a_sentences_predictions():
 
 def test_tagger_vocabulary_mismatch_names_the_fix(ud_root):
     dm = UDPosDataModule(root=str(ud_root), min_word_count=1)
-    with pytest.raises(ValueError, match=r"model.init_args.num_words: 10"):
+    with pytest.raises(ValueError, match=r"set num_words=10 and num_chars=\d+$"):
         quiet_trainer(fast_dev_run=1).fit(LSTMTagger(num_words=99, num_chars=99), datamodule=dm)
 
 

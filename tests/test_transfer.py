@@ -162,7 +162,7 @@ def test_a_model_with_another_number_of_classes_than_the_folders_is_refused(tmp_
     trainer = L.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
     with pytest.raises(ValueError, match=r"has num_classes=2 but the datamodule has 3 classes \(daisy, rose, tulip\); "
-                                         r"set --model.init_args.num_classes 3"):
+                                         r"set num_classes=3$"):
         trainer.fit(transfer(), datamodule=datamodule(root, augment=False))
 
 

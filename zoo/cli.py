@@ -160,6 +160,7 @@ def is_file_prediction(argv: list[str]) -> bool:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    naming_flags_before = errors.name_command_line_options()
     lightning_run = bool(argv) and (argv[0] in LIGHTNING_SUBCOMMANDS or (argv[0].startswith("-")
                                                                         and argv[0] not in ("-h", "--help",
                                                                                             "--version")))
@@ -186,6 +187,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"zoo{' ' + command if command else ''}: error: {err}", file=sys.stderr)
         print("(set ZOO_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
+    finally:  # a program calling main() keeps its own naming afterwards
+        errors.name_command_line_options(naming_flags_before)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,31 @@ _USER_FACING_TYPES = (ValueError, TypeError, FileNotFoundError, KeyError, Runtim
 #: the packages that define Lightning's ``MisconfigurationException`` (the unified and the standalone ones).
 _LIGHTNING_PACKAGES = ("lightning", "lightning_fabric", "pytorch_lightning")
 
+#: set by the ``zoo`` command (:func:`name_command_line_options`): :func:`option` then names its flags.
+_command_line_options = False
+_UNSET = object()
+
+
+def name_command_line_options(enabled: bool = True) -> bool:
+    """Make :func:`option` name options as the ``zoo`` command's flags (the command does while it runs); returns
+    the previous setting."""
+    global _command_line_options
+    previous, _command_line_options = _command_line_options, enabled
+    return previous
+
+
+def option(section: str, name: str, value: object = _UNSET) -> str:
+    """An option of the model, datamodule or Trainer (``section``: ``"model"``, ``"data"`` or ``"trainer"``) as the
+    user passes it, for error messages: ``--data.init_args.batch_size 32`` under the ``zoo`` command, else the
+    constructor keyword ``batch_size=32`` (``Trainer(max_epochs=3)`` for the Trainer's)."""
+    if _command_line_options:
+        flag = f"--trainer.{name}" if section == "trainer" else f"--{section}.init_args.{name}"
+        if value is _UNSET:
+            return flag
+        return f"{flag} {str(value).lower() if isinstance(value, bool) else value}"
+    keyword = name if value is _UNSET else f"{name}={value!r}"
+    return f"Trainer({keyword})" if section == "trainer" else keyword
+
 
 class ZooError(Exception):
     """Base of the zoo's own error types (missing or corrupt data, untrusted checkpoints, unknown entries, ...)."""

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from zoo import errors, lightning_compat
+from zoo.errors import option
 
 
 class TrainingDivergedError(errors.ZooError):
@@ -67,7 +68,7 @@ class StopOnNonFiniteLoss(L.Callback):
         raise TrainingDivergedError(
             f"the training loss became nan or infinite at step {step} (epoch {epoch}, batch {batch_idx}): the run "
             f"diverged and stops here, keeping only the checkpoints written before. Lower the learning rate "
-            f"(--model.init_args.lr{f', {lr:g} now' if isinstance(lr, (int, float)) else ''}) and start again."
+            f"({option('model', 'lr')}{f', {lr:g} now' if isinstance(lr, (int, float)) else ''}) and start again."
         )
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.errors import option
 from zoo.lightning_compat import attached_trainer
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -41,7 +42,7 @@ def check_class_count(module: L.LightningModule) -> None:
     if names is not None and len(names) != module.hparams.num_classes:
         shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
         raise ValueError(f"{type(module).__name__} has num_classes={module.hparams.num_classes} but the datamodule "
-                         f"has {len(names)} classes ({shown}); set --model.init_args.num_classes {len(names)}")
+                         f"has {len(names)} classes ({shown}); set {option('model', 'num_classes', len(names))}")
 
 
 def check_count(model: nn.Module, value: Any, call: str, what: str) -> int:
@@ -104,8 +105,8 @@ def check_image_size(module: L.LightningModule) -> None:
     if model_size is None or data_size is None or model_size == data_size:
         return
     raise ValueError(f"{type(module).__name__} takes {model_size}x{model_size} images but {type(datamodule).__name__} "
-                     f"makes {data_size}x{data_size} ones; set --model.init_args.image_size {data_size} (or "
-                     f"--data.init_args.image_size {model_size} where the datamodule takes one)")
+                     f"makes {data_size}x{data_size} ones; set {option('model', 'image_size', data_size)} (or "
+                     f"{option('data', 'image_size', model_size)} where the datamodule takes one)")
 
 
 class ZooModule(L.LightningModule):
@@ -145,7 +146,7 @@ class ZooModule(L.LightningModule):
             raise ValueError(f"optimizer must be one of 'sgd', 'adam', 'adamw', got {optimizer!r}")
         for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
             if not value >= 0:  # nan too
-                raise ValueError(f"--model.init_args.{name} must be 0 or more, got {value}; pass a non-negative {name}")
+                raise ValueError(f"{option('model', name)} must be 0 or more, got {value}; pass a non-negative {name}")
         if nesterov and optimizer == "sgd" and momentum <= 0:
             raise ValueError(
                 f"nesterov=True needs momentum > 0, got momentum={momentum}; set momentum (e.g. 0.9) or nesterov=False"

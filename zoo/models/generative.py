@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from zoo.errors import option
 from zoo.layers.generative_losses import gaussian_kl, least_squares_d_loss, least_squares_g_loss, r1_penalty
 from zoo.models.base import ZooModule, check_class_count, check_count
 
@@ -110,7 +111,7 @@ class GenerativeModel(ZooModule):
         if low < 0 or high > 1:
             raise ValueError(f"{type(self).__name__} reads pixels in [0, 1], but a training batch holds values "
                              f"{low:.2f}..{high:.2f}: the datamodule normalizes them; pass "
-                             f"--data.init_args.normalize false")
+                             f"{option('data', 'normalize', False)}")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Check the pixel range of the first training batch of each fit: the datamodule's normalization is the same

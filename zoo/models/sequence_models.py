@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torchmetrics.aggregation import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.errors import option
 from zoo.layers.sequence_tagging import CharLSTMWordFeatures, LSTMTaggerNet
 from zoo.models.base import Classifier, Regressor, check_count, datamodule_of
 
@@ -183,7 +184,7 @@ class NGramLanguageModel(LogsDataBaselines, Classifier):
         if vocab_size is not None and vocab_size != self.hparams.num_classes:
             raise ValueError(
                 f"{type(self).__name__} has num_classes={self.hparams.num_classes} but the datamodule's vocabulary "
-                f"has {vocab_size} words; set model.init_args.num_classes: {vocab_size}"
+                f"has {vocab_size} words; set {option('model', 'num_classes', vocab_size)}"
             )
         if stage == "fit" and self.hparams.unigram_output_bias and hasattr(datamodule, "unigram_counts"):
             counts = datamodule.unigram_counts().float() + 0.5
@@ -311,7 +312,7 @@ class LSTMTagger(LogsDataBaselines, Classifier):
                              f"built from the datamodule's training file ({', '.join(map(str, wrong.values()))}): "
                              f"test it on the data it was trained on, or pass the checkpoint of a `zoo fit` run with "
                              f"{type(datamodule).__name__} (it keeps its vocabularies)")
-        fix = ", ".join(f"model.init_args.{name}: {size}" for name, size in wrong.items())
+        fix = " and ".join(option("model", name, size) for name, size in wrong.items())
         raise ValueError(f"{type(self).__name__} was built with {got}, which does not fit the datamodule's "
                          f"vocabularies; set {fix}")
 
