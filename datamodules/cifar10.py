@@ -86,7 +86,10 @@ def batch_files_present(folder: Path, train: Optional[bool] = None) -> bool:
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def _replace() -> str:
+    """How to replace a bad CIFAR-10 file (the end of each damaged-file message)."""
     return ("Replace it with the file from the official archive (cifar-10-python.tar.gz): delete it and pass "
             f"{option('data', 'download', True)}, or copy a good one.")
 

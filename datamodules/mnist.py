@@ -337,7 +337,7 @@ class MNISTDataModule(SplitLoaders):
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
         first_epoch = self.trainer is None or self.trainer.current_epoch == 0
-        first_epoch_options = [option for option, given in (
+        first_epoch_options = [text for text, given in (
             (option("data", "first_epoch_batch_size", hp.first_epoch_batch_size), hp.first_epoch_batch_size),
             (option("data", "first_epoch_shuffle", False), not hp.first_epoch_shuffle)) if given]
         reload_every = getattr(self.trainer, "reload_dataloaders_every_n_epochs", 1)

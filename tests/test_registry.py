@@ -126,9 +126,9 @@ def test_model_runs_a_batch_of_its_datamodule(entry, data_dir, tmp_path, monkeyp
 def test_fast_dev_run_of_the_config(entry, data_dir, tmp_path):
     proc = fast_dev_run(entry, data_dir, tmp_path)
     # sizes that the data decides (a tagger's vocabularies) differ on the tiny data; the error names the arguments
-    named = re.search(r"does not fit the datamodule's \w+; set ((?:model\.init_args\.\w+: \d+(?:, )?)+)", proc.stderr)
+    named = re.search(r"does not fit the datamodule's \w+; set ((?:--model\.init_args\.\w+ \d+(?: and )?)+)", proc.stderr)
     if proc.returncode != 0 and named:
-        fixes = [f"--{name}={value}" for name, value in re.findall(r"(model\.init_args\.\w+): (\d+)", named.group(1))]
+        fixes = [f"{name}={value}" for name, value in re.findall(r"(--model\.init_args\.\w+) (\d+)", named.group(1))]
         proc = fast_dev_run(entry, data_dir, tmp_path, *fixes)
     ok(proc)
     if registry.get(entry).config.get("test_after_fit"):
