@@ -140,7 +140,8 @@ def test_a_model_refuses_a_datamodule_of_another_image_size_naming_both_options(
     with a traceback, or the first batch with a matrix-size error."""
     model = make()
     with pytest.raises(ValueError, match=rf"{type(model).__name__} takes 28x28 images but Photos32 makes 32x32 ones; "
-                                         r"set image_size=32 \(or image_size=28 where the datamodule takes one\)"):
+                                         rf"set {type(model).__name__}\(image_size=32\) \(or Photos32\(image_size=28\) "
+                                         r"where the datamodule takes one\)"):
         quiet_trainer(max_epochs=1, limit_val_batches=0).fit(model, datamodule=Photos32())
 
 

@@ -437,6 +437,7 @@ def test_errors_name_options_as_the_user_passes_them():
         assert errors.option("data", "download", True) == "download=True"
         assert errors.option("model", "lr") == "lr"
         assert errors.option("trainer", "max_epochs", 3) == "Trainer(max_epochs=3)"
+        assert errors.option("model", "image_size", 32, "LeNet") == "LeNet(image_size=32)"
         with pytest.raises(ValueError, match=r"^batch_size must .* e\.g\. batch_size=32$"):
             MNISTDataModule(batch_size=0)
         assert errors.name_command_line_options() is False
@@ -444,6 +445,7 @@ def test_errors_name_options_as_the_user_passes_them():
         assert errors.option("data", "split_by", "paragraphs") == "--data.init_args.split_by paragraphs"
         assert errors.option("model", "lr") == "--model.init_args.lr"
         assert errors.option("trainer", "max_epochs", 3) == "--trainer.max_epochs 3"
+        assert errors.option("model", "image_size", 32, "LeNet") == "--model.init_args.image_size 32"
         with pytest.raises(ValueError, match=r"^--data.init_args.batch_size must .* "
                                              r"e\.g\. --data.init_args.batch_size 32$"):
             MNISTDataModule(batch_size=0)

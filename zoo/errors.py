@@ -33,17 +33,20 @@ def name_command_line_options(enabled: bool = True) -> bool:
     return previous
 
 
-def option(section: str, name: str, value: object = _UNSET) -> str:
+def option(section: str, name: str, value: object = _UNSET, owner: Optional[str] = None) -> str:
     """An option of the model, datamodule or Trainer (``section``: ``"model"``, ``"data"`` or ``"trainer"``) as the
     user passes it, for error messages: ``--data.init_args.batch_size 32`` under the ``zoo`` command, else the
-    constructor keyword ``batch_size=32`` (``Trainer(max_epochs=3)`` for the Trainer's)."""
+    constructor keyword ``batch_size=32`` (``Trainer(max_epochs=3)`` for the Trainer's). ``owner``, the class whose
+    constructor takes it, names that class for a Python caller (``LeNet(image_size=32)``): needed where a message
+    names a keyword that both the model and the datamodule take."""
     if _command_line_options:
         flag = f"--trainer.{name}" if section == "trainer" else f"--{section}.init_args.{name}"
         if value is _UNSET:
             return flag
         return f"{flag} {str(value).lower() if isinstance(value, bool) else value}"
     keyword = name if value is _UNSET else f"{name}={value!r}"
-    return f"Trainer({keyword})" if section == "trainer" else keyword
+    owner = "Trainer" if section == "trainer" else owner
+    return f"{owner}({keyword})" if owner else keyword
 
 
 class ZooError(Exception):

@@ -104,9 +104,10 @@ def check_image_size(module: L.LightningModule) -> None:
     model_size, data_size = module.hparams.get("image_size"), getattr(datamodule, "image_size", None)
     if model_size is None or data_size is None or model_size == data_size:
         return
-    raise ValueError(f"{type(module).__name__} takes {model_size}x{model_size} images but {type(datamodule).__name__} "
-                     f"makes {data_size}x{data_size} ones; set {option('model', 'image_size', data_size)} (or "
-                     f"{option('data', 'image_size', model_size)} where the datamodule takes one)")
+    model_name, data_name = type(module).__name__, type(datamodule).__name__
+    raise ValueError(f"{model_name} takes {model_size}x{model_size} images but {data_name} makes {data_size}x"
+                     f"{data_size} ones; set {option('model', 'image_size', data_size, model_name)} (or "
+                     f"{option('data', 'image_size', model_size, data_name)} where the datamodule takes one)")
 
 
 class ZooModule(L.LightningModule):
