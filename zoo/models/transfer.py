@@ -24,6 +24,7 @@ from typing import Any, Literal, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from zoo.errors import option
 from zoo.layers.backbones import (IMAGENET_MEAN, IMAGENET_STD, Backbone, PerImage, build_backbone, looks_like_path,
                                   resolve_path)
 from zoo.layers.heads import mlp
@@ -216,10 +217,10 @@ class TransferClassifier(ImageClassifier):
     # --- Lightning steps on (x, y, path) batches ---------------------------------------------------------
 
     def on_fit_start(self) -> None:
-        datamodule_hparams = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})
-        if self.frozen and datamodule_hparams.get("augment", False):
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.frozen and getattr(datamodule, "hparams", {}).get("augment", False):
             raise ValueError("frozen backbones cache one feature per image, so the training images must not be "
-                             "augmented: set --data.augment false")
+                             f"augmented: set {option('data', 'augment', False, type(datamodule).__name__)}")
 
     def _shared_step(self, batch: Sequence[Any], stage: str, accuracy: Any) -> Tensor:
         x, y, paths = batch
