@@ -30,6 +30,7 @@ from datamodules._batched import sample_loader
 from datamodules._paths import class_folders, missing_files_error, resolve_root
 from datamodules._splits import SplitLoaders
 from datamodules.images import read_image
+from zoo.errors import option
 
 CLASSES = ("cat", "dog")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -255,7 +256,8 @@ class DogsVsCatsDataModule(SplitLoaders):
         files = photos_in(directory) if directory.is_dir() else []
         if not files:
             raise missing_files_error("photos to classify", directory, ["*.jpg"],
-                                      "point --data.predict_dir at a folder holding .jpg/.jpeg/.png files")
+                                      f"point {option('data', 'predict_dir')} at a folder holding .jpg/.jpeg/.png "
+                                      "files")
         dataset = self.photo_files(files, [-1] * len(files), "predict")
         return DataLoader(dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
 

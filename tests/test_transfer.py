@@ -190,7 +190,7 @@ def test_predict_dir_reads_the_users_jpegs(tmp_path, folders_root):
     x, y, paths = next(iter(datamodule(folders_root, predict_dir=str(mine)).predict_dataloader()))
     assert x.shape == (2, 3, SIZE, SIZE) and y.tolist() == [-1, -1]
     assert [Path(p).name for p in paths] == ["rex.jpg", "tom.jpeg"]
-    with pytest.raises(DatasetNotFoundError, match="predict_dir"):
+    with pytest.raises(DatasetNotFoundError, match="How to fix: point predict_dir at a folder holding"):
         datamodule(folders_root, predict_dir=str(tmp_path / "empty")).predict_dataloader()
 
 
