@@ -103,7 +103,7 @@ class DogsVsCatsDataModule(SplitLoaders):
             neither ``test/`` nor ``val/`` (always in the kaggle layout).
         seed: seed of the splits.
         batch_size, num_workers: DataLoader settings.
-        predict_dir: a folder of photos to classify with ``zoo predict`` (default: the val split).
+        predict_dir: a folder of photos to classify with ``zoo predict`` (default: the test split).
         keep_images: keep the resized and cropped uint8 images of non-augmented splits in memory after the first
             epoch (about 150 KB per image at 224 px), so that a head trained on cached features decodes no photo
             after its first epoch.

@@ -313,6 +313,13 @@ def test_a_damaged_feature_cache_is_computed_again_with_a_warning_and_rewritten(
         torch.zeros_like(x), paths), damaged.features(x, paths))  # the rewritten cache serves them again
 
 
+def test_without_predict_dir_the_test_split_is_predicted_as_documented(folders_root):
+    dm = datamodule(folders_root)
+    assert dm.predict_dataloader().dataset is dm.dataset("test")
+    assert "predict_dir: a folder of photos to classify with ``zoo predict`` (default: the test split)" in (
+        DogsVsCatsDataModule.__doc__)
+
+
 def test_frozen_training_refuses_augmented_images(folders_root, tmp_path):
     trainer = L.Trainer(fast_dev_run=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path)
