@@ -8,12 +8,14 @@ import math
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from datamodules import MNISTDataModule
 from tests.helpers import REPO, ok, run_zoo
@@ -510,6 +512,16 @@ def test_ddp_two_process_fit_of_wgan_gp_keeps_both_networks_equal_on_every_rank(
         "--trainer.default_root_dir", str(tmp_path), env={"OMP_NUM_THREADS": "1"}, timeout=300))
     assert proc.stdout.count("GAN weights equal across ranks (4 checks)") == 2, proc.stdout[-2000:]
     assert [g.name for g in tmp_path.rglob("samples/epoch=*.png")] == ["epoch=000.png"]
+
+
+def test_a_gan_under_plain_ddp_names_the_trainer_strategy_for_a_python_caller():
+    """Without processes: the check reads only whether the strategy's DDP wrapper finds unused parameters."""
+    ddp = DistributedDataParallel.__new__(DistributedDataParallel)
+    object.__setattr__(ddp, "find_unused_parameters", False)
+    model = tiny(MLPGAN)
+    model.trainer = SimpleNamespace(strategy=SimpleNamespace(model=ddp))
+    with pytest.raises(ValueError, match=r"Use Trainer\(strategy='ddp_find_unused_parameters_true'\)\.$"):
+        model.on_fit_start()
 
 
 def test_plain_ddp_fit_of_a_gan_names_the_strategy_to_use(tmp_path, mnist_root):

@@ -376,7 +376,7 @@ class GAN(GenerativeModel):
             raise ValueError(
                 f"{type(self).__name__} trains its discriminator and generator in separate steps, so each step "
                 "leaves the other network's parameters unused, which plain DDP refuses. Use "
-                "--trainer.strategy ddp_find_unused_parameters_true.")
+                f"{option('trainer', 'strategy', 'ddp_find_unused_parameters_true')}.")
 
     def configure_optimizers(self) -> Any:
         """One optimizer per network, both from the hyperparameters: ``[discriminator's, generator's]``."""
