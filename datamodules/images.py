@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Sequence, Union
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -174,9 +175,11 @@ class Binarize(nn.Module):
         return (image > 0.5).to(image.dtype)
 
 
-def image_files(paths: list[str]) -> list[Path]:
-    """The files named, and the PNG/JPEG files under the folders named (sorted, recursively); an error names a path
-    that does not exist or a folder without images."""
+def image_files(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> list[Path]:
+    """The files named, and the PNG/JPEG files under the folders named (sorted, recursively); ``paths`` is a list
+    of files and folders, or one of them. An error names a path that does not exist or a folder without images."""
+    if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of its characters
+        paths = [paths]
     found: list[Path] = []
     for name in paths:
         path = Path(name)

@@ -26,7 +26,7 @@ from tests.helpers import REPO, ok, run_zoo, write_ud_treebank
 from zoo import hub, predict, registry
 from zoo.manifest import (DESCRIBED_KEYS, KEY_ORDER, SCHEMA_VERSION, Manifest, ManifestError, headline,
                           read_manifest)
-from zoo.preprocessing import DamagedImageError, image_transforms, read_image
+from zoo.preprocessing import DamagedImageError, image_files, image_transforms, read_image
 
 SHIPPED = registry.list_models(shipped=True)
 
@@ -296,6 +296,15 @@ def test_predict_topk_json_and_a_damaged_file_named(digit_files, tmp_path):
     proc = run_zoo("predict", "lenet_mnist", str(first), str(broken))
     assert proc.returncode == 1 and "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout.startswith(str(first))
+
+
+def test_image_files_takes_one_folder_or_a_list_of_paths(tmp_path):
+    """A Python caller's ``image_files("my_digits")`` reads the folder, as ``image_files(["my_digits"])`` does;
+    before, the string was taken as a list of one-letter paths (``m does not exist``)."""
+    write_png(torch.zeros(1, 8, 8, dtype=torch.uint8), str(tmp_path / "a.png"))
+    assert image_files(str(tmp_path)) == image_files(tmp_path) == image_files([str(tmp_path)]) == [tmp_path / "a.png"]
+    with pytest.raises(DamagedImageError, match=f"^{re.escape(str(tmp_path / 'nothere'))} does not exist"):
+        image_files(str(tmp_path / "nothere"))
 
 
 def test_predict_bounds_hostile_images(tmp_path):
