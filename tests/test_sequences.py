@@ -289,6 +289,10 @@ def test_an_unknown_prompt_word_is_read_as_unk_and_the_model_continues():
     assert len(continuation) == 5 and all(0 < i < dm.vocab_size for i in continuation)  # never <unk>
     with pytest.raises(ValueError, match="at least 2 words"):
         model.continue_words(ids[:1], 5)
+    for text in ("thy beauty", ""):  # text, not ids: before, torch's "too many dimensions 'str'" or "got 0" words
+        with pytest.raises(ValueError, match=r"^NGramLanguageModel.continue_words takes word ids, got the text .*"
+                                             r"encode_prompt\(text\)"):
+            model.continue_words(text, 5)
 
 
 def test_ngram_model_logs_perplexity_and_the_count_baseline():

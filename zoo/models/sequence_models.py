@@ -216,6 +216,9 @@ class NGramLanguageModel(LogsDataBaselines, Classifier):
         pass ``None`` to allow it.
         """
         size = self.hparams.context_size
+        if isinstance(context_ids, str):
+            raise ValueError(f"{type(self).__name__}.continue_words takes word ids, got the text {context_ids!r}: "
+                             "encode it with the datamodule's encode_prompt(text) (ShakespeareTrigramDataModule)")
         if len(context_ids) < size:
             raise ValueError(f"a prompt needs at least {size} words of context, got {len(context_ids)}")
         ids = list(context_ids)
