@@ -144,3 +144,11 @@ def test_a_subclass_that_changes_a_base_argument_on_the_way_up_or_skips_super_is
     model = Elevenfold()
     assert model.hparams.num_classes == 11 and model.hparams.dropout == 0.1
     assert model.network[-1].out_features == 11
+
+
+@pytest.mark.parametrize("num_classes", [0, 1, 2.5, "10"])
+def test_a_classifier_refuses_fewer_than_two_classes_naming_the_argument(num_classes):
+    """Before, torchmetrics' accuracy refused 0 or 1 from inside its own code (a traceback under the zoo command), and
+    2.5 or "10" failed in the head's nn.Linear."""
+    with pytest.raises(ValueError, match=rf"^num_classes must be a whole number of at least 2 .*got {num_classes!r}"):
+        LeNet(num_classes=num_classes)

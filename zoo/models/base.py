@@ -318,6 +318,9 @@ class Classifier(ZooModule):
     checkpoint_mode = "max"
 
     def __init__(self, num_classes: int = 10, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"{option('model', 'num_classes')} must be a whole number of at least 2 (the classes "
+                             f"the model tells apart), got {num_classes!r}; pass the datamodule's number of classes")
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         super().__init__(**kwargs)
