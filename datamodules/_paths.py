@@ -77,8 +77,10 @@ def read_utf8(path: Path, fix: str) -> str:
 def missing_files_error(
     name: str, directory: Path, expected: Sequence[str], how_to_get: str
 ) -> DatasetNotFoundError:
-    """Build the error raised when ``expected`` files of dataset ``name`` are not in ``directory``."""
-    missing = [f for f in expected if not (directory / f).exists()]
+    """Build the error raised when ``expected`` files of dataset ``name`` are not in ``directory``; an expected
+    name with a wildcard (``train/cat/*.jpg``) is there when a file matches it."""
+    missing = [f for f in expected
+               if not (any(directory.glob(f)) if any(c in f for c in "*?[") else (directory / f).exists())]
     listing = "\n".join(f"  - {f}" + ("   (missing)" if f in missing else "") for f in expected)
     return DatasetNotFoundError(
         f"{name} not found in {directory.resolve()}.\n"

@@ -313,6 +313,15 @@ def test_a_damaged_feature_cache_is_computed_again_with_a_warning_and_rewritten(
         torch.zeros_like(x), paths), damaged.features(x, paths))  # the rewritten cache serves them again
 
 
+def test_a_root_with_one_class_folder_lists_that_folder_as_present(tmp_path):
+    """The listing marks what is missing: the cat photos are there, the dog photos are not (before, a wildcard name
+    was looked up literally, so every folder read as missing)."""
+    write_jpeg(tmp_path / "train" / "cat" / "tom.jpg", photo(0, 0))
+    with pytest.raises(DatasetNotFoundError) as caught:
+        datamodule(tmp_path).setup()
+    assert "  - train/cat/*.jpg\n" in str(caught.value) and "  - train/dog/*.jpg   (missing)" in str(caught.value)
+
+
 def test_without_predict_dir_the_test_split_is_predicted_as_documented(folders_root):
     dm = datamodule(folders_root)
     assert dm.predict_dataloader().dataset is dm.dataset("test")
