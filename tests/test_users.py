@@ -186,8 +186,12 @@ def test_list_models_transforms_and_class_names():
     x = zoo.transforms("lenet_mnist")(light_paper)
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32
     assert x[0, 14, 14] > x[0, 2, 2]  # inverted: the stroke is light, the background dark (normalized)
-    with pytest.raises(hub.CheckpointError, match="no image preprocessing"):
-        zoo.transforms("lstm_airline")
+    with pytest.raises(hub.CheckpointError, match=r"no image preprocessing or vocabularies: it reads neither images "
+                                                  r"nor sentences; give its model, zoo.load\('lstm_airline'\), "):
+        zoo.transforms("lstm_airline")  # it ships weights: before, the message pointed to `zoo models --shipped`
+    with pytest.raises(hub.CheckpointError, match=r"'lenet_mnist_mini' ships no weights.*"
+                                                  r"zoo.list_models\(shipped=True\) lists"):
+        zoo.transforms("lenet_mnist_mini")
 
 
 def test_transforms_take_pil_images_numpy_arrays_and_grey_tensors_as_torchvision_weights_transforms_do():

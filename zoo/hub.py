@@ -368,10 +368,12 @@ def transforms(entry_name: str) -> Any:
         datamodule = build_datamodule(entry_name)  # its arguments only: no data is read
         datamodule.load_state_dict({"vocabularies": manifest.vocabularies})
         return datamodule.sentence_encoder()
-    if manifest is None or manifest.preprocessing is None:
-        raise CheckpointError(f"entry {entry_name!r} records no image preprocessing or vocabularies (it ships no "
-                              f"weights, or it reads neither images nor sentences); `zoo models --shipped` lists "
-                              f"the entries that ship weights")
+    if manifest is None:
+        raise CheckpointError(f"entry {entry_name!r} ships no weights, so it records no image preprocessing or "
+                              f"vocabularies; zoo.list_models(shipped=True) lists the entries that ship weights")
+    if manifest.preprocessing is None:
+        raise CheckpointError(f"entry {entry_name!r} records no image preprocessing or vocabularies: it reads neither "
+                              f"images nor sentences; give its model, zoo.load({entry_name!r}), tensors directly")
     return image_transforms(manifest.preprocessing)
 
 
