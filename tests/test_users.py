@@ -194,6 +194,12 @@ def test_list_models_transforms_and_class_names():
         zoo.transforms("lenet_mnist_mini")
 
 
+def test_load_documents_the_error_of_an_unknown_entry():
+    with pytest.raises(registry.UnknownEntryError, match="did you mean 'lenet_mnist'"):
+        zoo.load("lenet_mnst")
+    assert "UnknownEntryError: no entry has this name" in zoo.load.__doc__
+
+
 def test_transforms_take_pil_images_numpy_arrays_and_grey_tensors_as_torchvision_weights_transforms_do():
     from PIL import Image
 

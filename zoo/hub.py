@@ -284,6 +284,7 @@ def load(entry_name: str, map_location: str = "cpu") -> ZooModule:
     """Return the shipped model of ``entry_name`` in eval mode, after checking the weights' sha256.
 
     Raises:
+        UnknownEntryError: no entry has this name (a ``KeyError``; the message suggests the closest names).
         CheckpointError: no shipped weights, a hash mismatch (corrupt or replaced file), tensors that do not fit
             the model, or a manifest naming a class outside the zoo.
     """
