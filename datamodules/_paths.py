@@ -75,18 +75,20 @@ def read_utf8(path: Path, fix: str) -> str:
 
 
 def missing_files_error(
-    name: str, directory: Path, expected: Sequence[str], how_to_get: str
+    name: str, directory: Path, expected: Sequence[str], how_to_get: str, in_root: bool = True
 ) -> DatasetNotFoundError:
     """Build the error raised when ``expected`` files of dataset ``name`` are not in ``directory``; an expected
-    name with a wildcard (``train/cat/*.jpg``) is there when a file matches it."""
+    name with a wildcard (``train/cat/*.jpg``) is there when a file matches it. ``in_root``: ``directory`` comes
+    from the datamodule's ``root`` (the message then says how ``root`` is chosen)."""
     missing = [f for f in expected
                if not (any(directory.glob(f)) if any(c in f for c in "*?[") else (directory / f).exists())]
     listing = "\n".join(f"  - {f}" + ("   (missing)" if f in missing else "") for f in expected)
     return DatasetNotFoundError(
         f"{name} not found in {directory.resolve()}.\n"
         f"Expected files:\n{listing}\n"
-        f"How to fix: {how_to_get}\n"
-        f"The data directory is the datamodule's `root` (default: ${DATA_DIR_ENV}, else ./data)."
+        f"How to fix: {how_to_get}"
+        + (f"\nThe data directory is the datamodule's `root` (default: ${DATA_DIR_ENV}, else ./data)." if in_root
+           else "")
     )
 
 

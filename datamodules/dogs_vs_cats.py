@@ -257,7 +257,7 @@ class DogsVsCatsDataModule(SplitLoaders):
         if not files:
             raise missing_files_error("photos to classify", directory, ["*.jpg"],
                                       f"point {option('data', 'predict_dir')} at a folder holding .jpg/.jpeg/.png "
-                                      "files")
+                                      "files", in_root=False)
         dataset = self.photo_files(files, [-1] * len(files), "predict")
         return DataLoader(dataset, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
 

@@ -144,6 +144,9 @@ class CapAspect(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         h, w = image.shape[-2:]
+        if not h or not w:  # every later step would fail on it with a reshape error
+            raise ValueError(f"the image is {h}x{w} pixels (height x width): it holds no pixels; give an image of "
+                             f"at least 1x1, as (C, H, W) or (H, W)")
         limit = int(min(h, w) * self.max_aspect)
         if max(h, w) <= limit:
             return image

@@ -190,8 +190,9 @@ def test_predict_dir_reads_the_users_jpegs(tmp_path, folders_root):
     x, y, paths = next(iter(datamodule(folders_root, predict_dir=str(mine)).predict_dataloader()))
     assert x.shape == (2, 3, SIZE, SIZE) and y.tolist() == [-1, -1]
     assert [Path(p).name for p in paths] == ["rex.jpg", "tom.jpeg"]
-    with pytest.raises(DatasetNotFoundError, match="How to fix: point predict_dir at a folder holding"):
+    with pytest.raises(DatasetNotFoundError, match="How to fix: point predict_dir at a folder holding") as caught:
         datamodule(folders_root, predict_dir=str(tmp_path / "empty")).predict_dataloader()
+    assert "`root`" not in str(caught.value)  # the folder is predict_dir's, not the datamodule's root
 
 
 def test_keep_images_decodes_each_file_once(folders_root, monkeypatch):

@@ -213,6 +213,9 @@ def test_transforms_take_pil_images_numpy_arrays_and_grey_tensors_as_torchvision
     assert type(rgb) is torch.Tensor and rgb.shape == (3, 32, 32)
     with pytest.raises(TypeError, match="expected an image .*PIL image.*got str"):
         transform("my_digit.png")
+    for empty in (torch.zeros(1, 0, 28, dtype=torch.uint8), torch.zeros(28, 0, dtype=torch.uint8)):
+        with pytest.raises(ValueError, match=r"the image is \d+x\d+ pixels .* it holds no pixels"):
+            transform(empty)
 
 
 def test_import_zoo_stays_light_and_reaches_the_subpackages_on_first_use():
