@@ -6,6 +6,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from scripts.reproductions import kill_resume_trials as trials
-from tests.helpers import REPO, ok, run_script, run_zoo
+from tests.helpers import REPO, ok, run_script, run_zoo, subprocess_env
 from zoo import resume
 from zoo.callbacks import ZooCheckpoint
 
@@ -145,3 +146,31 @@ def test_checkpoint_cadence_arguments_are_checked():
     with pytest.raises(ValueError, match="last_every_n_steps"):
         ZooCheckpoint(last_every_n_steps=0)
     assert ZooCheckpoint(last_every_n_steps=None, last_every_minutes=None).last_every_n_steps is None
+
+
+SIGTERM_IN_A_PYTHON_FIT = """
+import os, signal
+import lightning as L
+from datamodules import EmbeddedMNISTDataModule
+from zoo.callbacks import ZooCheckpoint
+from zoo.models import LeNet
+
+class Terminate(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+trainer = L.Trainer(max_epochs=1, default_root_dir=".", callbacks=[ZooCheckpoint(), Terminate()], logger=False,
+                    limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(LeNet(), EmbeddedMNISTDataModule(batch_size=32))
+"""
+
+
+def test_a_sigterm_in_a_python_fit_says_how_to_resume_it_in_python(tmp_path):
+    """A ``Trainer`` of the user's own script is told the ``ckpt_path`` to give ``fit``, not the ``zoo`` flag."""
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_IN_A_PYTHON_FIT], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**subprocess_env(None), "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and (tmp_path / "checkpoints" / "last.ckpt").is_file(), proc.stderr
+    assert ("Resume it with trainer.fit(model, datamodule, ckpt_path='./checkpoints/last.ckpt')"
+            in proc.stdout + proc.stderr), proc.stderr
+    assert "--ckpt_path" not in proc.stdout + proc.stderr

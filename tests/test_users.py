@@ -382,6 +382,18 @@ def test_weights_into_a_model_with_another_head_loads_the_rest_and_names_the_hea
     assert torch.equal(other.network[0].weight, model.network[0].weight)
 
 
+def test_start_from_names_its_argument_as_the_caller_gave_it(tmp_path):
+    """From Python the ``weights`` argument and ``zoo.list_models``; under the ``zoo`` command its ``--weights`` flag."""
+    with pytest.raises(hub.CheckpointError, match=r"^weights 'zoo:lenet_mnist_mini': entry 'lenet_mnist_mini' ships "
+                                                  r"no weights; zoo\.list_models\(shipped=True\) lists"):
+        hub.start_from(zoo.models.LeNet(), "zoo:lenet_mnist_mini")
+    with pytest.raises(hub.CheckpointError, match=r"^weights '.*nothing\.safetensors': no such file"):
+        hub.start_from(zoo.models.LeNet(), str(tmp_path / "nothing.safetensors"))
+    proc = run_zoo("fit", "-c", "lenet_mnist_mini", "--weights", "zoo:lenet_mnist_mini", cwd=tmp_path)
+    assert proc.returncode == 2 and "--weights zoo:lenet_mnist_mini: entry 'lenet_mnist_mini' ships no weights; " \
+        "`zoo models --shipped` lists" in proc.stderr, proc.stderr
+
+
 def test_the_taggers_weights_bring_its_vocabularies_to_a_treebank_of_your_own(tmp_path):
     """``--weights zoo:pos_tagger_ud_ewt`` on other CoNLL-U files: the datamodule takes the entry's vocabularies, so
     every tensor loads and its embeddings read the ids they were trained with (before, the vocabularies built from

@@ -33,6 +33,11 @@ def name_command_line_options(enabled: bool = True) -> bool:
     return previous
 
 
+def naming_command_line_options() -> bool:
+    """Whether the ``zoo`` command is running (its messages then name its flags and subcommands)."""
+    return _command_line_options
+
+
 def option(section: str, name: str, value: object = _UNSET, owner: Optional[str] = None) -> str:
     """An option of the model, datamodule or Trainer (``section``: ``"model"``, ``"data"`` or ``"trainer"``) as the
     user passes it, for error messages: ``--data.init_args.batch_size 32`` under the ``zoo`` command, else the

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from datamodules import resolve_root
+from zoo import errors
 from zoo import manifest as manifest_module
 from zoo import registry
 from zoo.checkpoint_trust import read_checkpoint, refuse_untrusted_checkpoint
@@ -320,22 +321,24 @@ def start_from(model: ZooModule, weights: str) -> tuple[list[str], list[str]]:
     safetensors file (``zoo export`` output, or any ``safetensors.torch.save_model`` file). A model whose head
     differs (another number of classes) keeps its new head and loads everything else.
     """
+    command_line = errors.naming_command_line_options()
+    given = f"--weights {weights}" if command_line else f"weights {weights!r}"
     if weights.startswith("zoo:"):
         entry_name = weights[4:]
         manifest = registry.get(entry_name).manifest()
         if manifest is None:
-            raise CheckpointError(f"--weights {weights}: entry {entry_name!r} ships no weights; `zoo models "
-                                  f"--shipped` lists those that do")
+            lister = "`zoo models --shipped`" if command_line else "zoo.list_models(shipped=True)"
+            raise CheckpointError(f"{given}: entry {entry_name!r} ships no weights; {lister} lists those that do")
         path = manifest_module.weights_file(registry.get(entry_name).manifest_path, manifest)
         load(entry_name)  # checks the sha256, the backbone files and that the file fits its own model
     else:
         path = Path(weights)
         if not path.is_file():
-            raise CheckpointError(f"--weights {weights}: no such file; give zoo:<entry> or a .safetensors file")
-    kept, unused = load_state(model, path, strict=False, source=f"--weights {weights}")
+            raise CheckpointError(f"{given}: no such file; give zoo:<entry> or a .safetensors file")
+    kept, unused = load_state(model, path, strict=False, source=given)
     loaded = len(model.state_dict()) - len(kept)
     if loaded == 0:
-        raise CheckpointError(f"--weights {weights}: no tensor of the file fits {class_path(model)} (names or shapes "
+        raise CheckpointError(f"{given}: no tensor of the file fits {class_path(model)} (names or shapes "
                               f"differ everywhere); start from weights of the same architecture")
     return kept, unused
 

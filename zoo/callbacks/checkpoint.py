@@ -21,7 +21,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from zoo import lightning_compat, resume
+from zoo import errors, lightning_compat, resume
 
 
 class ZooCheckpoint(lightning_compat.CheckpointHooks):
@@ -236,10 +236,10 @@ class ZooCheckpoint(lightning_compat.CheckpointHooks):
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
         self._save_last_now(trainer)
-        rank_zero_info(
-            f"SIGTERM: stopped at step {trainer.global_step}; {self.last_model_path} holds the run. Resume it with "
-            f"the same command and --ckpt_path last"
-        )
+        how = ("the same command and --ckpt_path last" if errors.naming_command_line_options() else
+               f"trainer.fit(model, datamodule, ckpt_path={self.last_model_path!r}) on a Trainer built as before")
+        rank_zero_info(f"SIGTERM: stopped at step {trainer.global_step}; {self.last_model_path} holds the run. Resume "
+                       f"it with {how}")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.best_model_path:
