@@ -47,7 +47,13 @@ def polynomial_features(x: Tensor, degree: int) -> Tensor:
 
 
 class ToyDataModule(SplitLoaders):
-    """Base of the chapter-3 sets: full-batch val/test, ``batches_per_epoch`` training batches per epoch."""
+    """Base of the chapter-3 sets: full-batch val/test, ``batches_per_epoch`` training batches per epoch.
+
+    Args:
+        batches_per_epoch: training batches per epoch.
+        seed: seed of the set's random draws (the points or batches a subclass generates; the book's 15 points
+            have none).
+    """
 
     def __init__(self, batches_per_epoch: int = 100, seed: int = 0) -> None:
         super().__init__()
@@ -137,7 +143,11 @@ class PolynomialDataModule(ToyDataModule):
 
 class TwoBlobsDataModule(ToyDataModule):
     """100 points in 2-D, two classes of 50 from N((-1, -1), I) and N((1, 1), I); batches ``(x (100, 2), y (100,))``
-    (the whole set: logistic regression trains by full-batch gradient descent as the book)."""
+    (the whole set: logistic regression trains by full-batch gradient descent as the book).
+
+    Args:
+        n_points: points in all, alternating between the two classes.
+    """
 
     dataset_name = "two Gaussian blobs, 100 points (in-sample)"
 

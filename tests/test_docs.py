@@ -291,3 +291,32 @@ def test_pictures_exist(path):
     missing = [image for image in images if not (path.parent / image).exists()]
     assert not missing, f"{rel(path)} shows missing pictures {missing}"
     assert all(image.endswith(".png") for image in images), images
+
+
+def undocumented_arguments(cls: type, package: str) -> list[str]:
+    """The ``__init__`` arguments of ``cls`` named in none of the docstrings of its classes in ``package``."""
+    import inspect
+
+    docs = " ".join(f"{inspect.getdoc(c) or ''} {inspect.getdoc(c.__init__) or ''}" for c in cls.__mro__
+                    if c.__module__.split(".")[0] == package)
+    names = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "args", "kwargs")]
+    return [name for name in names if not re.search(rf"\b{name}\b", docs)]
+
+
+def test_help_of_every_model_and_datamodule_names_each_argument():
+    """``help(zoo.models.X)`` and ``help(datamodules.Y)`` document every constructor argument, on the class or on
+    a base it forwards to."""
+    import inspect
+
+    import lightning as L
+
+    import datamodules
+    import zoo.models
+
+    classes = [(cls, "zoo") for cls in vars(zoo.models).values()
+               if inspect.isclass(cls) and issubclass(cls, L.LightningModule)]
+    classes += [(cls, "datamodules") for cls in vars(datamodules).values()
+                if inspect.isclass(cls) and issubclass(cls, L.LightningDataModule)]
+    assert len(classes) > 40
+    missing = {cls.__name__: names for cls, package in classes if (names := undocumented_arguments(cls, package))}
+    assert not missing, f"constructor arguments no docstring names: {missing}"

@@ -71,6 +71,7 @@ class VAE(VariationalAutoencoder):
 
     Args:
         hidden: the hidden layer size of encoder and decoder.
+        latent_dim: the size of the code ``z`` (and of ``mu`` and ``logvar``).
     """
 
     def __init__(self, hidden: int = 400, latent_dim: int = 20, **kwargs: Any) -> None:

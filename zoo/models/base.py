@@ -380,6 +380,7 @@ class ImageClassifier(Classifier):
     """Classifier of images ``x`` of shape ``(N, in_channels, image_size, image_size)``.
 
     Args:
+        num_classes: the classes told apart (logits per image), at least 2.
         in_channels, image_size: the input images.
         channels_last: run the network in the ``channels_last`` memory format (oneDNN's faster convolution layout on
             CPUs, Tensor Cores' on GPUs); the weights' values and names do not change.

@@ -171,6 +171,8 @@ class RealNet(TwoConvNet):
     """Real-valued baseline of ComplexNet's topology with about as many real parameters; returns logits.
 
     Args:
+        channels: output channels of the two real convolutions (28 and 71: about ComplexNet's real parameters).
+        hidden: width of the hidden fully connected layer.
         init: ``None`` keeps PyTorch's default initialisation; ``"he"`` (normal, variance ``2 / fan_in``) and
             ``"glorot"`` (normal, variance ``2 / (fan_in + fan_out)``) are the real counterparts of ComplexNet's
             initialisers (the same ``E|w|^2``), with zero biases.

@@ -120,6 +120,8 @@ class WGANGP(GAN):
     Args:
         width: the nets' base channel count (64 in the paper).
         penalty_weight: lambda of the gradient penalty (10 in the paper).
+        n_critic: critic steps per generator step (5 in the paper).
+        least_squares, r1_gamma: the base's other losses and penalty, refused here (must stay ``False`` and 0).
     """
 
     def __init__(self, width: int = 64, latent_dim: int = 128, penalty_weight: float = 10.0, n_critic: int = 5,

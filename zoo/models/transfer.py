@@ -50,8 +50,11 @@ class TransferClassifier(ImageClassifier):
         feature_cache_dir: directory where frozen backbones' features are saved, one file per backbone,
             weights and image size, so later runs skip the extraction (None: memory only).
         input_mean, input_std: the normalization of the images the datamodule gives.
+        num_classes, in_channels, image_size: the classes and the input images (``in_channels`` 3: the
+            backbones read RGB).
 
-    To start from an entry's shipped weights, pass ``--weights zoo:<entry>`` to any ``zoo`` LightningCLI command.
+    To start from an entry's shipped weights, pass ``--weights zoo:<entry>`` to any ``zoo`` LightningCLI command
+(in Python: ``zoo.hub.start_from(model, "zoo:<entry>")``).
     """
 
     def __init__(
