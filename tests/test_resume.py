@@ -143,7 +143,7 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 
 
 def test_checkpoint_cadence_arguments_are_checked():
-    with pytest.raises(ValueError, match="last_every_n_steps"):
+    with pytest.raises(ValueError, match=r"^last_every_n_steps must be positive or None \(off\), got 0$"):
         ZooCheckpoint(last_every_n_steps=0)
     assert ZooCheckpoint(last_every_n_steps=None, last_every_minutes=None).last_every_n_steps is None
 
