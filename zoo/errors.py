@@ -23,6 +23,8 @@ _LIGHTNING_PACKAGES = ("lightning", "lightning_fabric", "pytorch_lightning")
 #: set by the ``zoo`` command (:func:`name_command_line_options`): :func:`option` then names its flags.
 _command_line_options = False
 _UNSET = object()
+#: the command's argument groups of one fixed class, whose flags have no ``init_args``.
+_CLASS_GROUPS = ("trainer", "checkpoint")
 
 
 def name_command_line_options(enabled: bool = True) -> bool:
@@ -39,13 +41,14 @@ def naming_command_line_options() -> bool:
 
 
 def option(section: str, name: str, value: object = _UNSET, owner: Optional[str] = None) -> str:
-    """An option of the model, datamodule or Trainer (``section``: ``"model"``, ``"data"`` or ``"trainer"``) as the
-    user passes it, for error messages: ``--data.init_args.batch_size 32`` under the ``zoo`` command, else the
-    constructor keyword ``batch_size=32`` (``Trainer(max_epochs=3)`` for the Trainer's). ``owner``, the class whose
-    constructor takes it, names that class for a Python caller (``LeNet(image_size=32)``): needed where a message
-    names a keyword that both the model and the datamodule take."""
+    """An option of the model, datamodule, Trainer or checkpoint callback (``section``: ``"model"``, ``"data"``,
+    ``"trainer"`` or ``"checkpoint"``) as the user passes it, for error messages: ``--data.init_args.batch_size
+    32`` under the ``zoo`` command, else the constructor keyword ``batch_size=32`` (``Trainer(max_epochs=3)`` for
+    the Trainer's). ``owner``, the class whose constructor takes it, names that class for a Python caller
+    (``LeNet(image_size=32)``): needed where a message names a keyword that both the model and the datamodule
+    take."""
     if _command_line_options:
-        flag = f"--trainer.{name}" if section == "trainer" else f"--{section}.init_args.{name}"
+        flag = f"--{section}.{name}" if section in _CLASS_GROUPS else f"--{section}.init_args.{name}"
         if value is _UNSET:
             return flag
         return f"{flag} {str(value).lower() if isinstance(value, bool) else value}"

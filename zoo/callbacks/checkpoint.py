@@ -67,8 +67,8 @@ class ZooCheckpoint(lightning_compat.CheckpointHooks):
         )
         for name, value in (("last_every_n_steps", last_every_n_steps), ("last_every_minutes", last_every_minutes)):
             if value is not None and value <= 0:
-                given = f"--checkpoint.{name}" if errors.naming_command_line_options() else name
-                raise ValueError(f"{given} must be positive or {'null' if given != name else 'None'} (off), got {value}")
+                off = "null" if errors.naming_command_line_options() else "None"
+                raise ValueError(f"{errors.option('checkpoint', name)} must be positive or {off} (off), got {value}")
         self._monitor_given = monitor is not None
         self.last_every_n_steps, self.last_every_minutes = last_every_n_steps, last_every_minutes
         self._last_saved_step: Optional[int] = None
